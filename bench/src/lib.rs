@@ -1,0 +1,1 @@
+//! Shared helpers for medic's benchmarks (timing, ratio printing).

@@ -1,0 +1,4 @@
+//! Collection: probes (http, tcp, process, exec), the tolerant Prometheus text parser,
+//! /proc resource readings and the scheduler that drives them.
+//!
+//! Invariant: one slow or hanging target never delays another.

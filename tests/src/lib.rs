@@ -1,0 +1,1 @@
+//! Helpers for medic's end-to-end tests.
