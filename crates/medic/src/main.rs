@@ -1,5 +1,49 @@
-//! The `medic` command line.
+//! The `medic` command line: each subcommand lives in `cmd/<name>.rs` and holds only argument
+//! handling and printing; the logic is in the library crates.
 
-fn main() {
-    println!("medic {}", env!("CARGO_PKG_VERSION"));
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// ML-assisted self-healing for fleets of agents and services.
+#[derive(Parser)]
+#[command(name = "medic", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate fleet.yaml and the tier policies; print every error with file:line:col.
+    Validate(cmd::validate::Args),
+    /// Print the JSON Schema of fleet.yaml or of the policy files.
+    Schema(cmd::schema::Args),
+    /// Run every probe of the fleet once and print each target's state.
+    Check(cmd::check::Args),
+    /// Explain an error text or a target's recent failure: ranked causes and options.
+    Diagnose(cmd::diagnose::Args),
+    /// Evaluate medic's detectors on benchmark data.
+    #[command(subcommand)]
+    Eval(cmd::eval::EvalCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Schema(args) => cmd::schema::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Diagnose(args) => cmd::diagnose::run(args),
+        Command::Eval(command) => cmd::eval::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("medic: {error:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,0 +1,1 @@
+//! Error-pattern diagnosis: pattern library, analyzer, recovery options.

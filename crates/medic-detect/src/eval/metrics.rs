@@ -1,0 +1,1 @@
+//! Ranking and classification metrics: ROC AUC, PR AUC, precision, recall, F1.

@@ -1,0 +1,1 @@
+//! NAB: streaming detection over NAB CSVs and our implementation of NAB scoring.

@@ -1,0 +1,1 @@
+//! ODDS-style tabular benchmarks: isolation forest AUC, fit and score times.

@@ -1,0 +1,1 @@
+//! SMD: per-machine train/test, F1 with and without point adjustment, HitRate@P%.

@@ -1,0 +1,1 @@
+//! Standard (mean/std) and robust (median/IQR) scalers.
