@@ -2,3 +2,5 @@
 //! /proc resource readings and the scheduler that drives them.
 //!
 //! Invariant: one slow or hanging target never delays another.
+
+pub mod http;
