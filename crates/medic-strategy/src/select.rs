@@ -1,0 +1,917 @@
+//! Ranking recovery options for one finding.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use medic_core::{
+    AnomalyKind, DiagnosisCategory, Finding, HealthState, Plan, PlanOption, ProbeLevel, Risk,
+    Strategy, Timestamp,
+};
+use medic_policy::{Condition, TierPolicy};
+use serde::{Deserialize, Serialize};
+
+use crate::AttemptHistory;
+
+/// A failure this soon after a version change is blamed on the change (→ rollback).
+pub const ROLLBACK_WINDOW: Duration = Duration::from_secs(30 * 60);
+
+/// An error rate at or above this trips the circuit breaker.
+pub const HIGH_ERROR_RATE: f64 = 0.5;
+
+/// Without `aggressive_recycling`, a leaking target is recycled at this fraction of its limit.
+pub const RECYCLE_AT_DEFAULT: f64 = 0.95;
+
+/// Weight of the base confidence, in pseudo-attempts, when blending with a learned rate.
+const PRIOR_WEIGHT: f64 = 4.0;
+
+/// The risk of a strategy when a rule does not say: what it can break if it is wrong.
+pub const fn default_risk(strategy: Strategy) -> Risk {
+    match strategy {
+        Strategy::CircuitBreak | Strategy::Reroute | Strategy::Escalate | Strategy::Observe => {
+            Risk::Low
+        }
+        Strategy::Restart | Strategy::Reset | Strategy::Recreate | Strategy::Scale => Risk::Medium,
+        Strategy::Rollback | Strategy::Repair => Risk::High,
+    }
+}
+
+/// Observed success of one strategy on one failure signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LearnedRate {
+    /// Verified successes.
+    pub successes: u32,
+    /// Attempts with a verified outcome.
+    pub attempts: u32,
+}
+
+/// The learning hook: per-signature success rates that re-rank options.
+///
+/// Implemented by whatever learns from the journal (a table loaded from the store, a model).
+pub trait SuccessRates {
+    /// What was observed for `strategy` on findings like `finding`; `None` when nothing is known.
+    fn rate(&self, finding: &Finding, strategy: Strategy) -> Option<LearnedRate>;
+}
+
+/// Knows nothing: plans rank by their base confidence.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoLearning;
+
+impl SuccessRates for NoLearning {
+    fn rate(&self, _: &Finding, _: Strategy) -> Option<LearnedRate> {
+        None
+    }
+}
+
+/// Success rates keyed by failure [`signature`] and strategy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateTable {
+    /// `(signature, strategy)` → rate.
+    pub rates: BTreeMap<(String, Strategy), LearnedRate>,
+}
+
+impl RateTable {
+    /// Adds one verified outcome.
+    pub fn observe(&mut self, signature: &str, strategy: Strategy, success: bool) {
+        let r = self
+            .rates
+            .entry((signature.to_owned(), strategy))
+            .or_default();
+        r.attempts = r.attempts.saturating_add(1);
+        if success {
+            r.successes = r.successes.saturating_add(1);
+        }
+    }
+}
+
+impl SuccessRates for RateTable {
+    fn rate(&self, finding: &Finding, strategy: Strategy) -> Option<LearnedRate> {
+        self.rates.get(&(signature(finding), strategy)).copied()
+    }
+}
+
+/// A finding's failure signature: the diagnosis pattern, else its category, else the anomaly
+/// kind, else the health state (e.g. `pattern:oom-killer`, `diagnosis:storage`).
+pub fn signature(finding: &Finding) -> String {
+    if let Some(d) = &finding.diagnosis {
+        if let Some(p) = &d.pattern_id {
+            return format!("pattern:{p}");
+        }
+        return format!("diagnosis:{}", d.category);
+    }
+    if let Some(a) = finding.anomaly.as_ref().filter(|a| a.anomalous) {
+        return format!("anomaly:{}", a.kind);
+    }
+    format!("health:{}", finding.health)
+}
+
+/// Why an option may not run automatically.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Approval {
+    /// Its risk is above the tier's `auto_approve_risk`.
+    Risk {
+        /// The option's risk.
+        risk: Risk,
+        /// The tier's limit.
+        limit: Risk,
+    },
+    /// Its confidence is below the tier's `confidence_threshold`.
+    Confidence {
+        /// The option's confidence.
+        confidence: f64,
+        /// The tier's threshold.
+        threshold: f64,
+    },
+}
+
+/// Whether `option` needs a human's approval under `policy`; `None` means it runs
+/// automatically. Escalate and observe never need approval: they change nothing.
+pub fn needs_approval(option: &PlanOption, policy: &TierPolicy) -> Option<Approval> {
+    if matches!(option.strategy, Strategy::Escalate | Strategy::Observe) {
+        return None;
+    }
+    if option.risk > policy.auto_approve_risk {
+        return Some(Approval::Risk {
+            risk: option.risk,
+            limit: policy.auto_approve_risk,
+        });
+    }
+    if option.confidence < policy.confidence_threshold {
+        return Some(Approval::Confidence {
+            confidence: option.confidence,
+            threshold: policy.confidence_threshold,
+        });
+    }
+    None
+}
+
+/// Whether the target is the odd one out of a group that is otherwise healthy: at least two
+/// members, the target not healthy, and fewer than half of the group unhealthy.
+pub fn is_minority_of_group(finding: &Finding) -> bool {
+    match finding.group_health {
+        Some((healthy, total)) if total >= 2 && healthy <= total => {
+            finding.health != HealthState::Healthy && (total - healthy) * 2 < total
+        }
+        _ => false,
+    }
+}
+
+fn above(value: Option<f64>, limit: f64) -> bool {
+    value.is_some_and(|v| v > limit)
+}
+
+/// Whether every present condition of a policy rule holds for `finding` at `now`.
+pub fn rule_matches(
+    when: &Condition,
+    finding: &Finding,
+    policy: &TierPolicy,
+    now: Timestamp,
+) -> bool {
+    let alarm = finding.prediction.as_ref().is_some_and(|p| p.alarm);
+    (when.health.is_empty() || when.health.contains(&finding.health))
+        && when.failing.iter().all(|l| finding.fails(*l))
+        && when
+            .utilization_above
+            .is_none_or(|l| above(finding.utilization, l))
+        && (!when.utilization_above_scale_threshold
+            || above(finding.utilization, policy.scale_threshold))
+        && when
+            .memory_ratio_above
+            .is_none_or(|l| above(finding.memory_ratio, l))
+        && when
+            .error_rate_above
+            .is_none_or(|l| above(finding.error_rate, l))
+        && (when.anomaly_kind.is_empty()
+            || finding
+                .anomaly
+                .as_ref()
+                .is_some_and(|a| a.anomalous && when.anomaly_kind.contains(&a.kind)))
+        && (when.diagnosis.is_empty()
+            || finding
+                .diagnosis
+                .as_ref()
+                .is_some_and(|d| when.diagnosis.contains(&d.category)))
+        && when.predicted_failure.is_none_or(|p| p == alarm)
+        && when.version_changed_within.is_none_or(|d| {
+            finding
+                .version_changed_at
+                .is_some_and(|at| at <= now && now.since(at) <= d)
+        })
+        && when
+            .minority_of_group
+            .is_none_or(|m| m == is_minority_of_group(finding))
+}
+
+struct Candidate {
+    strategy: Strategy,
+    confidence: f64,
+    risk: Risk,
+    /// 0 for policy rules (they rank first, in policy order), 1 for built-ins.
+    source: u8,
+    reason: String,
+    preconditions: Vec<String>,
+}
+
+fn candidate(strategy: Strategy, confidence: f64, source: u8, reason: String) -> Candidate {
+    Candidate {
+        strategy,
+        confidence,
+        risk: default_risk(strategy),
+        source,
+        reason,
+        preconditions: Vec::new(),
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+/// [`select_with`] without learned rates.
+pub fn select(
+    finding: &Finding,
+    policy: &TierPolicy,
+    history: &AttemptHistory,
+    now: Timestamp,
+) -> Plan {
+    select_with(finding, policy, history, now, &NoLearning)
+}
+
+/// Ranks what to do about `finding` for a target under `policy`, given what was tried.
+///
+/// Candidates come from, in this order:
+/// 1. the policy's `rules` whose conditions all hold ([`rule_matches`]), in policy order;
+/// 2. the built-in rules:
+///    - configuration diagnosis → **repair**;
+///    - unhealthy within [`ROLLBACK_WINDOW`] of a version change → **rollback**;
+///    - one bad instance of an otherwise healthy group ([`is_minority_of_group`]) → **reroute**;
+///    - error rate ≥ [`HIGH_ERROR_RATE`] → **circuit-break** for `circuit_break_duration`;
+///    - utilisation above `scale_threshold` → **scale**;
+///    - failure predicted and the tier has `preemptive_scaling` → **scale** before the failure;
+///      any other predicted failure → the predictor's recommended strategy, preemptively;
+///    - memory at or above the recycle point (`1 − memory_limit_buffer` with
+///      `aggressive_recycling`, else [`RECYCLE_AT_DEFAULT`]) → **restart** early;
+///    - liveness failing (unresponsive), or a crash diagnosis → **restart**;
+///    - only the dependencies level failing, or a service-dependency diagnosis → **observe**
+///      (the failure is the dependency's; the engine heals the dependency first).
+///
+/// Then the **escalation ladder**: a ladder strategy (restart, reset, recreate, rollback) that
+/// failed in the current incident (since the last success, within `attempt_window`), or that
+/// already used its `max_restart_attempts` within `attempt_window`, is replaced by the next
+/// rung, up to escalate. Other strategies that used up their attempts are dropped; ones that
+/// failed in this incident keep half their confidence. Duplicates keep their best-ranked copy.
+///
+/// Ranking: policy rules first, in policy order; then by confidence, blended with the learned
+/// success rate `(c·4 + successes) / (4 + attempts)` for options within the tier's
+/// auto-approve risk only. With no candidate at all, the plan is a single **observe**.
+pub fn select_with(
+    finding: &Finding,
+    policy: &TierPolicy,
+    history: &AttemptHistory,
+    now: Timestamp,
+    learned: &dyn SuccessRates,
+) -> Plan {
+    let mut cands: Vec<Candidate> = Vec::new();
+    for rule in &policy.rules {
+        if rule_matches(&rule.when, finding, policy, now) {
+            let mut c = candidate(rule.then, rule.confidence, 0, format!("rule {}", rule.name));
+            c.risk = rule.risk.unwrap_or(default_risk(rule.then));
+            cands.push(c);
+        }
+    }
+    builtin_candidates(finding, policy, now, &mut cands);
+    apply_history(policy, history, now, &mut cands);
+
+    // Learned re-ranking: only options the tier would run automatically may be lifted.
+    let score = |c: &Candidate| -> f64 {
+        if c.risk > policy.auto_approve_risk {
+            return c.confidence;
+        }
+        match learned.rate(finding, c.strategy) {
+            Some(r) if r.attempts > 0 => {
+                (c.confidence * PRIOR_WEIGHT + f64::from(r.successes))
+                    / (PRIOR_WEIGHT + f64::from(r.attempts))
+            }
+            _ => c.confidence,
+        }
+    };
+    let mut scored: Vec<(f64, usize, Candidate)> = cands
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (score(&c), i, c))
+        .collect();
+    scored.sort_by(|a, b| {
+        a.2.source
+            .cmp(&b.2.source)
+            .then(b.0.total_cmp(&a.0))
+            .then(a.1.cmp(&b.1))
+    });
+
+    let mut options: Vec<PlanOption> = Vec::with_capacity(scored.len().max(1));
+    for (s, _, c) in scored {
+        if options.iter().any(|o| o.strategy == c.strategy) {
+            continue;
+        }
+        let mut o = PlanOption {
+            strategy: c.strategy,
+            confidence: s.clamp(0.0, 1.0),
+            risk: c.risk,
+            preconditions: c.preconditions,
+            reason: c.reason,
+            replicas: None,
+        };
+        match needs_approval(&o, policy) {
+            Some(Approval::Risk { risk, limit }) => o.preconditions.push(format!(
+                "approval: risk {risk} above the tier's auto-approve {limit}"
+            )),
+            Some(Approval::Confidence {
+                confidence,
+                threshold,
+            }) => o.preconditions.push(format!(
+                "approval: confidence {confidence:.2} below the tier's threshold {threshold:.2}"
+            )),
+            None => {}
+        }
+        options.push(o);
+    }
+    if options.is_empty() {
+        options.push(PlanOption {
+            strategy: Strategy::Observe,
+            confidence: 1.0,
+            risk: Risk::Low,
+            preconditions: Vec::new(),
+            reason: format!("no rule matches a {} target; watching", finding.health),
+            replicas: None,
+        });
+    }
+    Plan {
+        target: finding.target.clone(),
+        options,
+    }
+}
+
+fn builtin_candidates(
+    finding: &Finding,
+    policy: &TierPolicy,
+    now: Timestamp,
+    out: &mut Vec<Candidate>,
+) {
+    let unhealthy = finding.health == HealthState::Unhealthy;
+    let not_healthy = matches!(
+        finding.health,
+        HealthState::Unhealthy | HealthState::Degraded
+    );
+    let mut specific = false;
+
+    if let Some(d) = finding
+        .diagnosis
+        .as_ref()
+        .filter(|d| d.category == DiagnosisCategory::Configuration)
+    {
+        specific = true;
+        let mut c = candidate(
+            Strategy::Repair,
+            0.5 + 0.4 * d.confidence.clamp(0.0, 1.0),
+            1,
+            format!(
+                "configuration diagnosis ({}, confidence {:.2})",
+                d.pattern_id.as_deref().unwrap_or("no pattern"),
+                d.confidence
+            ),
+        );
+        c.preconditions
+            .push("a repair action is configured".to_owned());
+        out.push(c);
+    }
+    if let Some(at) = finding.version_changed_at
+        && not_healthy
+        && at <= now
+        && now.since(at) <= ROLLBACK_WINDOW
+    {
+        specific = true;
+        let mut c = candidate(
+            Strategy::Rollback,
+            0.85,
+            1,
+            format!(
+                "{} {}s after a version change",
+                finding.health,
+                now.since(at).as_secs()
+            ),
+        );
+        c.preconditions.push("a previous version exists".to_owned());
+        out.push(c);
+    }
+    if is_minority_of_group(finding) {
+        let (healthy, total) = finding.group_health.unwrap_or((0, 0));
+        out.push(candidate(
+            Strategy::Reroute,
+            0.7,
+            1,
+            format!("one bad instance in a healthy group ({healthy}/{total} healthy)"),
+        ));
+    }
+    if let Some(rate) = finding.error_rate.filter(|r| *r >= HIGH_ERROR_RATE) {
+        let mut c = candidate(
+            Strategy::CircuitBreak,
+            0.65,
+            1,
+            format!(
+                "error rate {} ≥ {}: stop sending work for {}s",
+                pct(rate),
+                pct(HIGH_ERROR_RATE),
+                policy.circuit_break_duration.as_secs()
+            ),
+        );
+        c.preconditions
+            .push("half-open probe decides after the open period".to_owned());
+        out.push(c);
+    }
+    if let Some(u) = finding.utilization.filter(|u| *u > policy.scale_threshold) {
+        let mut c = candidate(
+            Strategy::Scale,
+            0.75,
+            1,
+            format!(
+                "utilisation {} above scale threshold {}",
+                pct(u),
+                pct(policy.scale_threshold)
+            ),
+        );
+        c.preconditions.push("replicas below max".to_owned());
+        out.push(c);
+    }
+    if let Some(p) = finding.prediction.as_ref().filter(|p| p.alarm) {
+        if policy.preemptive_scaling {
+            let mut c = candidate(
+                Strategy::Scale,
+                (p.probability * 0.9).clamp(0.0, 1.0),
+                1,
+                format!(
+                    "preemptive: failure predicted within {}s (p={:.2})",
+                    p.horizon_s, p.probability
+                ),
+            );
+            c.preconditions.push("replicas below max".to_owned());
+            out.push(c);
+        }
+        if !matches!(p.recommended, Strategy::Scale | Strategy::Observe) {
+            out.push(candidate(
+                p.recommended,
+                (p.probability * 0.7).clamp(0.0, 1.0),
+                1,
+                format!(
+                    "preemptive: predictor recommends {} (p={:.2} within {}s)",
+                    p.recommended, p.probability, p.horizon_s
+                ),
+            ));
+        }
+    }
+    let recycle_at = if policy.aggressive_recycling {
+        1.0 - policy.memory_limit_buffer
+    } else {
+        RECYCLE_AT_DEFAULT
+    };
+    let leaking = finding
+        .anomaly
+        .as_ref()
+        .is_some_and(|a| a.anomalous && a.kind == AnomalyKind::Resource);
+    if let Some(m) = finding.memory_ratio.filter(|m| *m >= recycle_at) {
+        out.push(candidate(
+            Strategy::Restart,
+            if leaking { 0.85 } else { 0.75 },
+            1,
+            format!(
+                "memory at {} of the limit ≥ recycle point {}{}",
+                pct(m),
+                pct(recycle_at),
+                if leaking { " (leak pattern)" } else { "" }
+            ),
+        ));
+    }
+    let crash = finding
+        .diagnosis
+        .as_ref()
+        .is_some_and(|d| d.category == DiagnosisCategory::Crash);
+    if unhealthy || finding.fails(ProbeLevel::Liveness) || (crash && not_healthy) {
+        out.push(candidate(
+            Strategy::Restart,
+            if specific { 0.5 } else { 0.8 },
+            1,
+            if crash {
+                "crashed: restart".to_owned()
+            } else {
+                "unresponsive: liveness failing".to_owned()
+            },
+        ));
+    }
+    let dependency_only = finding.fails(ProbeLevel::Dependencies)
+        && !finding.fails(ProbeLevel::Liveness)
+        && !finding.fails(ProbeLevel::Readiness);
+    let dependency_diag = finding
+        .diagnosis
+        .as_ref()
+        .is_some_and(|d| d.category == DiagnosisCategory::ServiceDependency);
+    if (dependency_only || dependency_diag) && out.is_empty() {
+        out.push(candidate(
+            Strategy::Observe,
+            0.9,
+            1,
+            "the failure is a dependency's: heal the dependency first".to_owned(),
+        ));
+    }
+}
+
+fn apply_history(
+    policy: &TierPolicy,
+    history: &AttemptHistory,
+    now: Timestamp,
+    cands: &mut Vec<Candidate>,
+) {
+    let since = now - policy.attempt_window;
+    let exhausted = |s: Strategy| history.count_since(s, since) >= policy.max_restart_attempts;
+    cands.retain_mut(|c| {
+        if Strategy::LADDER.contains(&c.strategy) {
+            while c.strategy != Strategy::Escalate {
+                let failed = history.failed_since_success(c.strategy, since);
+                if failed.is_none() && !exhausted(c.strategy) {
+                    break;
+                }
+                let Some(next) = c.strategy.next_rung() else {
+                    break;
+                };
+                let why = match failed {
+                    Some(at) => format!("{} failed at {at}", c.strategy),
+                    None => format!(
+                        "{} used {} attempts within {}s",
+                        c.strategy,
+                        policy.max_restart_attempts,
+                        policy.attempt_window.as_secs()
+                    ),
+                };
+                let _ = write!(c.reason, "; {why}: next rung {next}");
+                c.strategy = next;
+                c.risk = c.risk.max(default_risk(next));
+            }
+            true
+        } else if matches!(c.strategy, Strategy::Escalate | Strategy::Observe) {
+            true
+        } else if exhausted(c.strategy) {
+            false
+        } else {
+            if let Some(at) = history.failed_since_success(c.strategy, since) {
+                c.confidence *= 0.5;
+                let _ = write!(c.reason, "; failed at {at}, confidence halved");
+            }
+            true
+        }
+    });
+}
+
+#[cfg(test)]
+pub(crate) use tests::test_policy;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AttemptResult;
+    use medic_core::{AnomalyFinding, DiagnosisFinding, LevelSet, PredictionFinding, Severity};
+    use medic_policy::{Backoff, CrashLoop, Rule, Scaling};
+
+    fn policy() -> TierPolicy {
+        test_policy()
+    }
+
+    pub(crate) fn test_policy() -> TierPolicy {
+        TierPolicy {
+            name: "default".into(),
+            agents: vec![],
+            labels: Default::default(),
+            max_restart_attempts: 3,
+            restart_cooldown: Duration::from_secs(300),
+            attempt_window: Duration::from_secs(3600),
+            scale_threshold: 0.8,
+            circuit_break_duration: Duration::from_secs(60),
+            preemptive_scaling: false,
+            backup_instances: 0,
+            aggressive_recycling: false,
+            memory_limit_buffer: 0.1,
+            backoff: Backoff {
+                initial: Duration::from_secs(10),
+                max: Duration::from_secs(300),
+                multiplier: 2.0,
+                reset_after: Duration::from_secs(600),
+            },
+            crash_loop: CrashLoop {
+                restarts: 5,
+                window: Duration::from_secs(600),
+            },
+            max_concurrent: None,
+            max_group_unavailable: 0.1,
+            auto_approve_risk: Risk::Medium,
+            confidence_threshold: 0.6,
+            approval_timeout: Duration::from_secs(900),
+            verify_deadline: Duration::from_secs(60),
+            scaling: Scaling {
+                tolerance: 0.1,
+                scale_down_stabilization: Duration::from_secs(300),
+            },
+            rules: vec![],
+        }
+    }
+
+    const NOW: Timestamp = Timestamp::from_secs(10_000);
+
+    fn unresponsive() -> Finding {
+        Finding::from_health(
+            "api-1".into(),
+            NOW,
+            HealthState::Unhealthy,
+            [ProbeLevel::Liveness].into_iter().collect(),
+        )
+    }
+
+    fn degraded() -> Finding {
+        Finding::from_health(
+            "api-1".into(),
+            NOW,
+            HealthState::Degraded,
+            [ProbeLevel::Performance].into_iter().collect(),
+        )
+    }
+
+    fn strategies(p: &Plan) -> Vec<Strategy> {
+        p.options.iter().map(|o| o.strategy).collect()
+    }
+
+    #[test]
+    fn unresponsive_restarts() {
+        let p = select(&unresponsive(), &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Restart]);
+        assert_eq!(p.options[0].reason, "unresponsive: liveness failing");
+        assert_eq!(p.options[0].risk, Risk::Medium);
+        assert_eq!(needs_approval(&p.options[0], &policy()), None);
+    }
+
+    #[test]
+    fn utilisation_above_threshold_scales_and_preemptive_tier_scales_on_prediction() {
+        let mut f = degraded();
+        f.utilization = Some(0.95);
+        let p = select(&f, &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Scale]);
+
+        let mut f = degraded();
+        f.health = HealthState::Healthy;
+        f.failing = LevelSet::EMPTY;
+        f.severity = Severity::Warning;
+        f.prediction = Some(PredictionFinding {
+            probability: 0.9,
+            alarm: true,
+            horizon_s: 600,
+            factors: vec![],
+            recommended: Strategy::Scale,
+        });
+        let p = select(&f, &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(
+            strategies(&p),
+            [Strategy::Observe],
+            "non-preemptive tier waits"
+        );
+        let mut critical = policy();
+        critical.preemptive_scaling = true;
+        let p = select(&f, &critical, &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Scale]);
+        assert!(p.options[0].reason.starts_with("preemptive"));
+    }
+
+    #[test]
+    fn high_error_rate_circuit_breaks() {
+        let mut f = degraded();
+        f.error_rate = Some(0.6);
+        let p = select(&f, &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::CircuitBreak]);
+        assert_eq!(
+            p.options[0].reason,
+            "error rate 60% ≥ 50%: stop sending work for 60s"
+        );
+    }
+
+    #[test]
+    fn aggressive_recycling_restarts_early() {
+        let mut f = degraded();
+        f.memory_ratio = Some(0.85);
+        f.anomaly = Some(AnomalyFinding {
+            score: 0.9,
+            anomalous: true,
+            kind: AnomalyKind::Resource,
+            top_features: vec![],
+            reason: "rss slope".into(),
+        });
+        let p = select(&f, &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Observe], "0.85 < 0.95 default");
+        let mut light = policy();
+        light.aggressive_recycling = true;
+        light.memory_limit_buffer = 0.2;
+        let p = select(&f, &light, &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Restart]);
+        assert_eq!(
+            p.options[0].reason,
+            "memory at 85% of the limit ≥ recycle point 80% (leak pattern)"
+        );
+    }
+
+    #[test]
+    fn version_change_rolls_back_and_needs_approval() {
+        let mut f = unresponsive();
+        f.version_changed_at = Some(NOW - Duration::from_secs(120));
+        let p = select(&f, &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Rollback, Strategy::Restart]);
+        assert_eq!(
+            needs_approval(&p.options[0], &policy()),
+            Some(Approval::Risk {
+                risk: Risk::High,
+                limit: Risk::Medium
+            })
+        );
+        assert_eq!(
+            needs_approval(&p.options[1], &policy()),
+            Some(Approval::Confidence {
+                confidence: 0.5,
+                threshold: 0.6
+            })
+        );
+        // long after the change, no rollback
+        f.version_changed_at = Some(NOW - Duration::from_secs(3600));
+        let p = select(&f, &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Restart]);
+    }
+
+    #[test]
+    fn minority_of_group_reroutes_and_config_repairs() {
+        let mut f = degraded();
+        f.group_health = Some((9, 10));
+        let p = select(&f, &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Reroute]);
+        f.group_health = Some((4, 10));
+        assert_eq!(
+            strategies(&select(&f, &policy(), &AttemptHistory::new(), NOW)),
+            [Strategy::Observe]
+        );
+
+        let mut f = unresponsive();
+        f.diagnosis = Some(DiagnosisFinding {
+            category: DiagnosisCategory::Configuration,
+            confidence: 1.0,
+            pattern_id: Some("bad-port".into()),
+            evidence: vec![],
+        });
+        let p = select(&f, &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Repair, Strategy::Restart]);
+        assert_eq!(
+            p.options[0].reason,
+            "configuration diagnosis (bad-port, confidence 1.00)"
+        );
+    }
+
+    #[test]
+    fn repeated_failure_climbs_the_ladder() {
+        let pol = policy();
+        let mut h = AttemptHistory::new();
+        h.record(Strategy::Restart, NOW - Duration::from_secs(100));
+        h.resolve(Strategy::Restart, AttemptResult::Failure);
+        let p = select(&unresponsive(), &pol, &h, NOW);
+        assert_eq!(strategies(&p), [Strategy::Reset]);
+        assert_eq!(
+            p.options[0].reason,
+            "unresponsive: liveness failing; restart failed at t+9900.000s: next rung reset"
+        );
+        for s in [Strategy::Reset, Strategy::Recreate] {
+            h.record(s, NOW - Duration::from_secs(50));
+            h.resolve(s, AttemptResult::Failure);
+        }
+        assert_eq!(
+            strategies(&select(&unresponsive(), &pol, &h, NOW)),
+            [Strategy::Rollback]
+        );
+        h.record(Strategy::Rollback, NOW - Duration::from_secs(10));
+        h.resolve(Strategy::Rollback, AttemptResult::Failure);
+        assert_eq!(
+            strategies(&select(&unresponsive(), &pol, &h, NOW)),
+            [Strategy::Escalate]
+        );
+        // a success ends the incident: back to restart
+        h.record(Strategy::Restart, NOW - Duration::from_secs(5));
+        h.resolve(Strategy::Restart, AttemptResult::Success);
+        assert_eq!(
+            strategies(&select(&unresponsive(), &pol, &h, NOW)),
+            [Strategy::Restart]
+        );
+    }
+
+    #[test]
+    fn used_up_attempts_climb_or_drop() {
+        let pol = policy();
+        let mut h = AttemptHistory::new();
+        for i in 0..3 {
+            h.record(Strategy::Restart, NOW - Duration::from_secs(1000 - i));
+            h.resolve(Strategy::Restart, AttemptResult::Success);
+        }
+        assert_eq!(
+            strategies(&select(&unresponsive(), &pol, &h, NOW)),
+            [Strategy::Reset]
+        );
+        // outside the window they no longer count
+        assert_eq!(
+            strategies(&select(
+                &unresponsive(),
+                &pol,
+                &h,
+                NOW + Duration::from_secs(3600)
+            )),
+            [Strategy::Restart]
+        );
+        let mut f = degraded();
+        f.utilization = Some(0.95);
+        for i in 0..3 {
+            h.record(Strategy::Scale, NOW - Duration::from_secs(500 - i));
+        }
+        assert_eq!(strategies(&select(&f, &pol, &h, NOW)), [Strategy::Observe]);
+    }
+
+    #[test]
+    fn policy_rules_rank_first_and_are_generic() {
+        let mut pol = policy();
+        pol.rules.push(Rule {
+            name: "disk-full".into(),
+            when: Condition {
+                diagnosis: vec![DiagnosisCategory::Storage],
+                ..Condition::default()
+            },
+            then: Strategy::Repair,
+            confidence: 0.9,
+            risk: Some(Risk::Low),
+        });
+        let mut f = unresponsive();
+        f.diagnosis = Some(DiagnosisFinding {
+            category: DiagnosisCategory::Storage,
+            confidence: 0.8,
+            pattern_id: None,
+            evidence: vec![],
+        });
+        let p = select(&f, &pol, &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Repair, Strategy::Restart]);
+        assert_eq!(p.options[0].reason, "rule disk-full");
+        assert_eq!(p.options[0].risk, Risk::Low);
+        assert!(!rule_matches(
+            &pol.rules[0].when,
+            &unresponsive(),
+            &pol,
+            NOW
+        ));
+    }
+
+    #[test]
+    fn learned_rates_rerank_but_never_lift_risky_options() {
+        let mut f = unresponsive();
+        f.version_changed_at = Some(NOW - Duration::from_secs(60));
+        f.utilization = Some(0.9);
+        let mut table = RateTable::default();
+        for _ in 0..20 {
+            table.observe(&signature(&f), Strategy::Scale, true);
+            table.observe(&signature(&f), Strategy::Rollback, true);
+            table.observe(&signature(&f), Strategy::Restart, false);
+        }
+        let base = select(&f, &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(
+            strategies(&base),
+            [Strategy::Rollback, Strategy::Scale, Strategy::Restart]
+        );
+        let learned = select_with(&f, &policy(), &AttemptHistory::new(), NOW, &table);
+        assert_eq!(
+            strategies(&learned),
+            [Strategy::Scale, Strategy::Rollback, Strategy::Restart]
+        );
+        assert_eq!(
+            learned.options[1].confidence, 0.85,
+            "high risk keeps its base confidence"
+        );
+        assert!(learned.options[0].confidence > 0.95);
+        assert!(learned.options[2].confidence < 0.1);
+    }
+
+    #[test]
+    fn dependency_failure_observes() {
+        let f = Finding::from_health(
+            "api-1".into(),
+            NOW,
+            HealthState::Degraded,
+            [ProbeLevel::Dependencies].into_iter().collect(),
+        );
+        let p = select(&f, &policy(), &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Observe]);
+        assert_eq!(
+            p.options[0].reason,
+            "the failure is a dependency's: heal the dependency first"
+        );
+    }
+}
