@@ -60,6 +60,11 @@ impl CircuitBreaker {
         CircuitBreaker::default()
     }
 
+    /// A breaker restored to a journaled state; `duration` is the open period of re-opens.
+    pub fn restore(state: BreakerState, duration: Duration) -> Self {
+        CircuitBreaker { state, duration }
+    }
+
     /// The current state.
     pub fn state(&self) -> BreakerState {
         self.state

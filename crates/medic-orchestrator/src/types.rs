@@ -1,0 +1,459 @@
+//! The engine's inputs and outputs: configuration, events, commands and journal entries.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use medic_core::{Finding, Outcome, Strategy, TargetId, Timestamp};
+use medic_policy::{Replicas, Target};
+use medic_strategy::{Attempt, AttemptResult, BreakerState};
+use serde::{Deserialize, Serialize};
+
+/// An action's id: unique within one journal, never reused (recovery continues after the
+/// highest id seen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ActionId(pub u64);
+
+impl fmt::Display for ActionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a{}", self.0)
+    }
+}
+
+/// An approval request's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ApprovalId(pub u64);
+
+impl fmt::Display for ApprovalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+/// What the engine needs to know about one target (a subset of `medic_policy::Target`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineTarget {
+    /// Unique name.
+    pub name: TargetId,
+    /// Its tier's name; must be a key of the tier map.
+    pub tier: String,
+    /// Replicas serving the same traffic share a group (group budget, reroute).
+    pub group: Option<String>,
+    /// Targets this one needs.
+    pub depends_on: Vec<TargetId>,
+    /// Whether a fallback action (graceful degradation) is configured.
+    pub has_fallback: bool,
+    /// Wait this long after an action before verifying.
+    pub startup_delay: Duration,
+    /// Replica bounds and the initial count.
+    pub replicas: Replicas,
+}
+
+impl EngineTarget {
+    /// The engine's view of a validated target.
+    pub fn from_target(t: &Target) -> Self {
+        EngineTarget {
+            name: t.name.clone(),
+            tier: t.tier.clone(),
+            group: t.group.clone(),
+            depends_on: t.depends_on.clone(),
+            has_fallback: t.fallback.is_some(),
+            startup_delay: t.startup_delay,
+            replicas: t.replicas,
+        }
+    }
+}
+
+/// Whether commands are carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// Act commands are executed by the driver.
+    Live,
+    /// The same decisions are made and journaled, but every act is marked `dry_run` and
+    /// closed as skipped at once: nothing is executed, nothing is verified.
+    DryRun,
+}
+
+/// How waiting raises priority (see the crate docs on the queue).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Aging {
+    /// A warning waits this much longer than a critical finding of the same age.
+    pub warning: Duration,
+    /// An info finding waits this much longer than a critical one.
+    pub info: Duration,
+    /// Each tier rank below the first adds this.
+    pub per_tier_rank: Duration,
+    /// Predicted time to failure counts up to this.
+    pub ttf_cap: Duration,
+}
+
+/// Engine-wide settings. No `Default`: the caller states what it wants, or uses
+/// [`EngineConfig::standard`] whose values are documented there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// Actions running at once, fleet-wide (at least 1).
+    pub max_concurrent: u32,
+    /// Live or dry run.
+    pub mode: RunMode,
+    /// Queue aging.
+    pub aging: Aging,
+    /// Tier priority, lower first. Unlisted tiers: 0 when the name contains `critical`, else 1.
+    pub tier_ranks: BTreeMap<String, u8>,
+}
+
+impl EngineConfig {
+    /// `max_concurrent` actions at once, live; warnings age 60 s behind critical findings,
+    /// info 600 s; each tier rank 30 s; predicted time to failure counts up to 600 s.
+    pub fn standard(max_concurrent: u32) -> Self {
+        EngineConfig {
+            max_concurrent,
+            mode: RunMode::Live,
+            aging: Aging {
+                warning: Duration::from_secs(60),
+                info: Duration::from_secs(600),
+                per_tier_rank: Duration::from_secs(30),
+                ttf_cap: Duration::from_secs(600),
+            },
+            tier_ranks: BTreeMap::new(),
+        }
+    }
+}
+
+/// Where maintenance applies.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceScope {
+    /// One target.
+    Target(TargetId),
+    /// Every target of a tier.
+    Tier(String),
+}
+
+/// A human's answer to an approval request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Run it.
+    Approve,
+    /// Do not run it; the incident is closed as declined.
+    Deny,
+}
+
+/// Everything that can happen to the engine. Closed: the driver, the simulator and tests
+/// speak only this.
+#[derive(Clone, Debug, PartialEq)]
+// Events are transient and moved once; boxing findings would cost an allocation per finding.
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    /// Detection's latest verdict on a target.
+    Finding(Finding),
+    /// The actuator finished an [`Act`]: `Success` (it ran), `Failure` (it failed), `Unknown`
+    /// (it may have run: verify), `Skipped` (it did not run).
+    ActionOutcome {
+        /// Which act.
+        action: ActionId,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// The answer to a [`Command::Verify`].
+    VerifyResult {
+        /// Which action was verified.
+        action: ActionId,
+        /// `Success` healthy, `Failure` still failing, `Unknown` could not tell.
+        outcome: Outcome,
+    },
+    /// A human's decision on an approval request.
+    Approval {
+        /// Which request.
+        approval: ApprovalId,
+        /// The decision.
+        decision: Decision,
+    },
+    /// Sets (`until: Some`) or clears (`None`) a maintenance window.
+    Maintenance {
+        /// Where.
+        scope: MaintenanceScope,
+        /// When it ends on its own.
+        until: Option<Timestamp>,
+    },
+    /// An operator lets the engine act on a target it gave up on or escalated.
+    Resume {
+        /// The target.
+        target: TargetId,
+    },
+    /// Time passed: timers fire and queued work is dispatched.
+    Tick,
+}
+
+/// What an act does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "strategy")]
+pub enum ActKind {
+    /// Carry out a strategy.
+    Heal(Strategy),
+    /// Run the target's fallback action (graceful degradation).
+    Fallback,
+}
+
+/// An instruction to an actuator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Act {
+    /// The action's id (answer with [`Event::ActionOutcome`]).
+    pub action: ActionId,
+    /// The target.
+    pub target: TargetId,
+    /// What to do.
+    pub kind: ActKind,
+    /// For scale: the replica count to reach.
+    pub replicas: Option<u32>,
+    /// Unique per action; an actuator that sees a key twice must not act twice.
+    pub idempotency_key: String,
+    /// Not to be executed (dry run).
+    pub dry_run: bool,
+}
+
+/// Why a human is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationReason {
+    /// Crash loop: too many restarts within the window; the engine stopped acting.
+    GaveUp,
+    /// The escalation ladder reached its top.
+    LadderExhausted,
+    /// Every option used up its attempts within the window.
+    AttemptsExhausted,
+    /// An approval request timed out.
+    ApprovalTimedOut,
+}
+
+/// A call for a human, with the context to act on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// The target.
+    pub target: TargetId,
+    /// Why.
+    pub reason: EscalationReason,
+    /// The latest finding, if any.
+    pub finding: Option<Finding>,
+    /// What was tried, oldest first.
+    pub history: Vec<Attempt>,
+}
+
+/// Something a human should know that needs no decision, or an approval request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "notice")]
+pub enum Notice {
+    /// An option waits for approval until `deadline`.
+    ApprovalRequested {
+        /// The request.
+        approval: ApprovalId,
+        /// The target.
+        target: TargetId,
+        /// The option's strategy.
+        strategy: Strategy,
+        /// Why it needs approval and why it was chosen.
+        reason: String,
+        /// When it escalates.
+        deadline: Timestamp,
+    },
+    /// The target runs its fallback and is degraded.
+    Degraded {
+        /// The target.
+        target: TargetId,
+    },
+}
+
+/// What the engine asks the driver to do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Append to the durable journal (before anything that follows it).
+    Journal(JournalEntry),
+    /// Run an action.
+    Act(Act),
+    /// Probe the target afresh and answer with [`Event::VerifyResult`] before `deadline`.
+    Verify {
+        /// The action being verified.
+        action: ActionId,
+        /// The target.
+        target: TargetId,
+        /// After this the engine records the outcome as unknown.
+        deadline: Timestamp,
+    },
+    /// Route traffic according to the target's circuit breaker.
+    Circuit {
+        /// The target.
+        target: TargetId,
+        /// Its new state.
+        state: BreakerState,
+    },
+    /// Tell a human.
+    Notify(Notice),
+    /// Call a human.
+    Escalate(Box<Escalation>),
+}
+
+/// One durable record. The engine's durable state is exactly the fold of its journal:
+/// every change to it is made by applying an entry, live and in [`crate::Engine::recover`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "entry")]
+pub enum JournalEntry {
+    /// An action is about to run (written before its act).
+    Intent {
+        /// When.
+        at: Timestamp,
+        /// The action.
+        action: ActionId,
+        /// The target.
+        target: TargetId,
+        /// What.
+        kind: ActKind,
+        /// For scale: the count to reach.
+        replicas: Option<u32>,
+        /// The act's idempotency key.
+        key: String,
+        /// Dry run: not executed.
+        dry_run: bool,
+        /// Why (the plan option's reason).
+        reason: String,
+    },
+    /// The actuator reported.
+    Acted {
+        /// When.
+        at: Timestamp,
+        /// The action.
+        action: ActionId,
+        /// What it said.
+        outcome: Outcome,
+    },
+    /// Verification reported (or its deadline passed: unknown).
+    Verified {
+        /// When.
+        at: Timestamp,
+        /// The action.
+        action: ActionId,
+        /// The verdict.
+        outcome: Outcome,
+    },
+    /// The action is over; its slot is free.
+    Closed {
+        /// When.
+        at: Timestamp,
+        /// The action.
+        action: ActionId,
+        /// How it ended.
+        result: AttemptResult,
+    },
+    /// An option waits for approval.
+    ApprovalRequested {
+        /// When.
+        at: Timestamp,
+        /// The request.
+        approval: ApprovalId,
+        /// The target.
+        target: TargetId,
+        /// The option.
+        strategy: Strategy,
+        /// For scale.
+        replicas: Option<u32>,
+        /// When it escalates.
+        deadline: Timestamp,
+    },
+    /// A human decided.
+    ApprovalDecided {
+        /// When.
+        at: Timestamp,
+        /// The request.
+        approval: ApprovalId,
+        /// The decision.
+        decision: Decision,
+    },
+    /// A human was called; the engine holds off the target until resumed or healthy.
+    Escalated {
+        /// When.
+        at: Timestamp,
+        /// The target.
+        target: TargetId,
+        /// Why.
+        reason: EscalationReason,
+    },
+    /// Held targets may be acted on again.
+    Resumed {
+        /// When.
+        at: Timestamp,
+        /// The target.
+        target: TargetId,
+    },
+    /// The fallback ran: the target is degraded until a heal succeeds.
+    Degraded {
+        /// When.
+        at: Timestamp,
+        /// The target.
+        target: TargetId,
+    },
+    /// The circuit breaker changed state.
+    Breaker {
+        /// When.
+        at: Timestamp,
+        /// The target.
+        target: TargetId,
+        /// The new state.
+        state: BreakerState,
+    },
+    /// The target stayed healthy for the backoff's `reset_after`: attempts start over at the
+    /// initial delay.
+    BackoffReset {
+        /// When.
+        at: Timestamp,
+        /// The target.
+        target: TargetId,
+    },
+    /// A maintenance window was set or cleared.
+    Maintenance {
+        /// When.
+        at: Timestamp,
+        /// Where.
+        scope: MaintenanceScope,
+        /// Its end (`None`: cleared).
+        until: Option<Timestamp>,
+    },
+}
+
+/// Counters for reports and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Findings received.
+    pub findings: u64,
+    /// Findings for targets the engine does not know (skipped).
+    pub unknown_targets: u64,
+    /// Findings recorded while their target was under maintenance.
+    pub findings_in_maintenance: u64,
+    /// Outcomes, verifications or approvals for unknown or finished ids (ignored).
+    pub stale_events: u64,
+    /// Act commands issued.
+    pub acts: u64,
+    /// Acts by strategy, in [`Strategy::ALL`] order; fallbacks are not counted here.
+    pub acts_by_strategy: [u64; 10],
+    /// Fallback acts.
+    pub fallbacks: u64,
+    /// Verified successes.
+    pub successes: u64,
+    /// Failed actions or verifications.
+    pub failures: u64,
+    /// Verifications that could not decide.
+    pub unknowns: u64,
+    /// Escalations.
+    pub escalations: u64,
+    /// Crash loops given up on.
+    pub gave_up: u64,
+    /// Approval requests.
+    pub approvals_requested: u64,
+    /// Plans whose best option was to observe.
+    pub observed: u64,
+    /// Journal entries written (including the ones of recovery's caller).
+    pub journal_entries: u64,
+    /// Journal entries skipped by recovery (unknown target or action).
+    pub recovery_skipped: u64,
+}
