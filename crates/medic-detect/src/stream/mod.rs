@@ -26,6 +26,7 @@ mod ewma;
 mod likelihood;
 mod mad;
 mod nab;
+mod seasonal;
 mod trend;
 mod window;
 mod zscore;
@@ -36,6 +37,7 @@ pub use ewma::Ewma;
 pub use likelihood::AnomalyLikelihood;
 pub use mad::RollingMad;
 pub use nab::{NabDetector, NabDetectorKind};
+pub use seasonal::Seasonal;
 pub use trend::Trend;
 pub use zscore::RollingZScore;
 
