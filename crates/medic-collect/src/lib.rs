@@ -3,4 +3,8 @@
 //!
 //! Invariant: one slow or hanging target never delays another.
 
+pub mod health;
 pub mod http;
+pub mod probe;
+pub mod procfs;
+pub mod scheduler;

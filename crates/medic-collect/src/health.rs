@@ -1,0 +1,422 @@
+//! From probe verdicts to a [`HealthState`]: thresholds per probe, levels per target, and the
+//! verdicts of the derived levels (performance, resources, dependencies).
+//!
+//! Pure code: no I/O, no clock, no allocation when a result is recorded.
+//!
+//! Threshold semantics follow Kubernetes probes: a probe's level is *unknown* until its first
+//! verdict; it becomes *failing* after `failure_threshold` consecutive failures and *passing*
+//! after `success_threshold` consecutive successes, and then only flips after that many
+//! consecutive results of the other kind.
+
+use std::time::Duration;
+
+use medic_core::{HealthState, LevelSet, ProbeLevel};
+use medic_policy::{PerformanceLimits, ResourceLimits};
+
+/// The verdict state of one probe under its thresholds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threshold {
+    failure_threshold: u32,
+    success_threshold: u32,
+    consecutive_failures: u32,
+    consecutive_successes: u32,
+    verdict: Verdict,
+}
+
+/// The current verdict of a thresholded probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// No threshold crossed yet.
+    Unknown,
+    /// The success threshold was crossed last.
+    Passing,
+    /// The failure threshold was crossed last.
+    Failing,
+}
+
+impl Threshold {
+    /// A fresh state; thresholds of 0 are treated as 1.
+    pub fn new(failure_threshold: u32, success_threshold: u32) -> Threshold {
+        Threshold {
+            failure_threshold: failure_threshold.max(1),
+            success_threshold: success_threshold.max(1),
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            verdict: Verdict::Unknown,
+        }
+    }
+
+    /// Records one result; returns the new verdict if it changed.
+    pub fn record(&mut self, ok: bool) -> Option<Verdict> {
+        let before = self.verdict;
+        if ok {
+            self.consecutive_failures = 0;
+            self.consecutive_successes = self.consecutive_successes.saturating_add(1);
+            if self.consecutive_successes >= self.success_threshold {
+                self.verdict = Verdict::Passing;
+            }
+        } else {
+            self.consecutive_successes = 0;
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            if self.consecutive_failures >= self.failure_threshold {
+                self.verdict = Verdict::Failing;
+            }
+        }
+        (self.verdict != before).then_some(self.verdict)
+    }
+
+    /// The current verdict.
+    pub fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// Consecutive failures so far.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures
+    }
+}
+
+/// The thresholded probes of one target, each at one level.
+///
+/// Built once per target (one slot per probe, in a fixed order the caller indexes by);
+/// recording a result touches one slot and allocates nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetHealth {
+    slots: Vec<(ProbeLevel, Threshold)>,
+}
+
+impl TargetHealth {
+    /// One slot per `(level, failure_threshold, success_threshold)`, in this order.
+    pub fn new(slots: impl IntoIterator<Item = (ProbeLevel, u32, u32)>) -> TargetHealth {
+        TargetHealth {
+            slots: slots
+                .into_iter()
+                .map(|(level, f, s)| (level, Threshold::new(f, s)))
+                .collect(),
+        }
+    }
+
+    /// Number of slots.
+    pub fn n_slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Records a result of the probe in slot `slot_idx`; returns its new verdict if it changed,
+    /// `None` also when the slot does not exist.
+    pub fn record(&mut self, slot_idx: usize, ok: bool) -> Option<Verdict> {
+        self.slots.get_mut(slot_idx)?.1.record(ok)
+    }
+
+    /// The verdict of slot `slot_idx`.
+    pub fn verdict(&self, slot_idx: usize) -> Option<Verdict> {
+        self.slots.get(slot_idx).map(|(_, t)| t.verdict())
+    }
+
+    /// Levels with a verdict, and the subset that fails. A level with several probes fails
+    /// when any of them fails and is known when any of them is.
+    pub fn levels(&self) -> (LevelSet, LevelSet) {
+        let mut known = LevelSet::EMPTY;
+        let mut failing = LevelSet::EMPTY;
+        for (level, t) in &self.slots {
+            match t.verdict() {
+                Verdict::Unknown => {}
+                Verdict::Passing => known.insert(*level),
+                Verdict::Failing => {
+                    known.insert(*level);
+                    failing.insert(*level);
+                }
+            }
+        }
+        (known, failing)
+    }
+
+    /// The combined state, by [`HealthState::combine`].
+    pub fn state(&self) -> HealthState {
+        let (known, failing) = self.levels();
+        HealthState::combine(known, failing)
+    }
+}
+
+/// The outcome of checking measured values against limits.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LimitVerdict {
+    /// Every limit that could be checked holds.
+    Pass,
+    /// At least one limit is exceeded; the text names each.
+    Fail(String),
+    /// None of the configured limits had a value to check.
+    NoData,
+}
+
+/// Performance values already extracted from a scrape (see the metrics extraction in the
+/// scheduler or `medic check`); `None` where the target exposes no such metric.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PerformanceReading {
+    /// Request latency: p99 when a histogram or summary is exposed, else the mean.
+    pub latency: Option<Duration>,
+    /// Fraction of requests that failed.
+    pub error_rate: Option<f64>,
+    /// Current queue depth.
+    pub queue_depth: Option<f64>,
+}
+
+/// Checks a performance reading against the limits.
+pub fn evaluate_performance(
+    limits: &PerformanceLimits,
+    reading: &PerformanceReading,
+) -> LimitVerdict {
+    let mut checked = false;
+    let mut problems = Vec::new();
+    if let (Some(max), Some(v)) = (limits.max_latency, reading.latency) {
+        checked = true;
+        if v > max {
+            problems.push(format!("latency {v:?} above {max:?}"));
+        }
+    }
+    if let (Some(max), Some(v)) = (limits.max_error_rate, reading.error_rate) {
+        checked = true;
+        if v.is_nan() || v > max {
+            problems.push(format!("error rate {v:.4} above {max}"));
+        }
+    }
+    if let (Some(max), Some(v)) = (limits.max_queue_depth, reading.queue_depth) {
+        checked = true;
+        if v.is_nan() || v > max {
+            problems.push(format!("queue depth {v} above {max}"));
+        }
+    }
+    verdict_of(checked, problems)
+}
+
+/// Resource values of a target's process; `cpu` is `None` until two samples exist.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ResourceReading {
+    /// Resident memory in bytes.
+    pub rss_bytes: Option<u64>,
+    /// CPU as a fraction of one core.
+    pub cpu: Option<f64>,
+    /// Open file descriptors.
+    pub open_fds: Option<u64>,
+}
+
+/// Checks a resource reading against the limits.
+pub fn evaluate_resources(limits: &ResourceLimits, reading: &ResourceReading) -> LimitVerdict {
+    let mut checked = false;
+    let mut problems = Vec::new();
+    if let (Some(max), Some(v)) = (limits.max_rss_bytes, reading.rss_bytes) {
+        checked = true;
+        if v > max {
+            problems.push(format!("rss {v} bytes above {max}"));
+        }
+    }
+    if let (Some(max), Some(v)) = (limits.max_cpu, reading.cpu) {
+        checked = true;
+        if v > max {
+            problems.push(format!("cpu {v:.3} cores above {max}"));
+        }
+    }
+    if let (Some(max), Some(v)) = (limits.max_open_fds, reading.open_fds) {
+        checked = true;
+        if v > max {
+            problems.push(format!("{v} open fds above {max}"));
+        }
+    }
+    verdict_of(checked, problems)
+}
+
+fn verdict_of(checked: bool, problems: Vec<String>) -> LimitVerdict {
+    if !problems.is_empty() {
+        LimitVerdict::Fail(problems.join("; "))
+    } else if checked {
+        LimitVerdict::Pass
+    } else {
+        LimitVerdict::NoData
+    }
+}
+
+/// The dependencies level from the states of the targets in `depends_on`.
+///
+/// Fails when any dependency is [`HealthState::Unhealthy`] (down); a degraded dependency
+/// still serves, so it does not fail its dependents (this keeps one slow database from
+/// marking the whole fleet degraded). No verdict while every dependency is unknown, or when
+/// there are none.
+pub fn evaluate_dependencies<'a>(
+    deps: impl IntoIterator<Item = (&'a str, HealthState)>,
+) -> LimitVerdict {
+    let mut checked = false;
+    let mut down = Vec::new();
+    for (name, state) in deps {
+        match state {
+            HealthState::Unknown => {}
+            HealthState::Unhealthy => {
+                checked = true;
+                down.push(name);
+            }
+            HealthState::Healthy | HealthState::Degraded => checked = true,
+        }
+    }
+    if !down.is_empty() {
+        LimitVerdict::Fail(format!("dependency unhealthy: {}", down.join(", ")))
+    } else if checked {
+        LimitVerdict::Pass
+    } else {
+        LimitVerdict::NoData
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ProbeLevel::*;
+
+    fn run(t: &mut Threshold, seq: &str) -> Vec<Verdict> {
+        seq.chars()
+            .map(|c| {
+                t.record(c == '+');
+                t.verdict()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kubernetes_defaults_failure_3_success_1() {
+        use Verdict::*;
+        let mut t = Threshold::new(3, 1);
+        assert_eq!(t.verdict(), Unknown);
+        assert_eq!(
+            run(&mut t, "--+---+"),
+            [
+                Unknown, Unknown, Passing, Passing, Passing, Failing, Passing
+            ]
+        );
+    }
+
+    #[test]
+    fn starts_unknown_until_first_crossing() {
+        use Verdict::*;
+        let mut t = Threshold::new(3, 2);
+        assert_eq!(
+            run(&mut t, "+-+-+---"),
+            [
+                Unknown, Unknown, Unknown, Unknown, Unknown, Unknown, Unknown, Failing
+            ]
+        );
+        assert_eq!(run(&mut t, "+-++"), [Failing, Failing, Failing, Passing]);
+    }
+
+    #[test]
+    fn record_reports_only_changes() {
+        let mut t = Threshold::new(2, 1);
+        assert_eq!(t.record(true), Some(Verdict::Passing));
+        assert_eq!(t.record(true), None);
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(false), Some(Verdict::Failing));
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.consecutive_failures(), 3);
+    }
+
+    #[test]
+    fn zero_thresholds_act_as_one() {
+        let mut t = Threshold::new(0, 0);
+        assert_eq!(t.record(false), Some(Verdict::Failing));
+        assert_eq!(t.record(true), Some(Verdict::Passing));
+    }
+
+    #[test]
+    fn target_state_follows_levels() {
+        let mut h = TargetHealth::new([(Liveness, 1, 1), (Readiness, 2, 1), (Readiness, 1, 1)]);
+        assert_eq!(h.state(), HealthState::Unknown);
+        h.record(1, false);
+        assert_eq!(
+            h.state(),
+            HealthState::Unknown,
+            "readiness needs 2 failures"
+        );
+        h.record(0, true);
+        assert_eq!(h.state(), HealthState::Healthy);
+        h.record(2, false);
+        assert_eq!(
+            h.state(),
+            HealthState::Degraded,
+            "one failing readiness probe suffices"
+        );
+        h.record(0, false);
+        assert_eq!(h.state(), HealthState::Unhealthy);
+        h.record(0, true);
+        h.record(2, true);
+        assert_eq!(h.state(), HealthState::Healthy);
+        assert_eq!(h.record(9, true), None);
+    }
+
+    #[test]
+    fn performance_limits() {
+        let limits = PerformanceLimits {
+            max_latency: Some(Duration::from_millis(500)),
+            max_error_rate: Some(0.05),
+            max_queue_depth: None,
+        };
+        let ok = PerformanceReading {
+            latency: Some(Duration::from_millis(100)),
+            error_rate: Some(0.01),
+            queue_depth: Some(1e9),
+        };
+        assert_eq!(evaluate_performance(&limits, &ok), LimitVerdict::Pass);
+        let bad = PerformanceReading {
+            latency: Some(Duration::from_millis(900)),
+            error_rate: Some(0.2),
+            queue_depth: None,
+        };
+        let LimitVerdict::Fail(why) = evaluate_performance(&limits, &bad) else {
+            panic!("expected failure");
+        };
+        assert!(
+            why.contains("latency") && why.contains("error rate"),
+            "{why}"
+        );
+        assert_eq!(
+            evaluate_performance(&limits, &PerformanceReading::default()),
+            LimitVerdict::NoData
+        );
+    }
+
+    #[test]
+    fn resource_limits() {
+        let limits = ResourceLimits {
+            max_rss_bytes: Some(1000),
+            max_cpu: Some(0.5),
+            max_open_fds: Some(10),
+        };
+        let r = ResourceReading {
+            rss_bytes: Some(999),
+            cpu: None,
+            open_fds: Some(11),
+        };
+        assert_eq!(
+            evaluate_resources(&limits, &r),
+            LimitVerdict::Fail("11 open fds above 10".into())
+        );
+        let r = ResourceReading {
+            open_fds: Some(10),
+            ..r
+        };
+        assert_eq!(evaluate_resources(&limits, &r), LimitVerdict::Pass);
+    }
+
+    #[test]
+    fn dependencies_fail_only_on_unhealthy() {
+        use HealthState::*;
+        assert_eq!(
+            evaluate_dependencies([("db", Healthy), ("cache", Degraded)]),
+            LimitVerdict::Pass
+        );
+        assert_eq!(
+            evaluate_dependencies([("db", Unhealthy), ("cache", Unknown)]),
+            LimitVerdict::Fail("dependency unhealthy: db".into())
+        );
+        assert_eq!(
+            evaluate_dependencies([("db", Unknown)]),
+            LimitVerdict::NoData
+        );
+        assert_eq!(evaluate_dependencies([]), LimitVerdict::NoData);
+    }
+}
