@@ -443,7 +443,7 @@ impl Engine {
         let now = now.max(self.last_now);
         self.last_now = now;
         match event {
-            Event::Finding(f) => self.on_finding(now, f),
+            Event::Finding(f) => self.on_finding(now, f, out),
             Event::ActionOutcome { action, outcome } => {
                 self.on_action_outcome(now, action, outcome, out)
             }
@@ -636,9 +636,11 @@ impl Engine {
                     Hold::Escalated
                 });
             }
-            JournalEntry::Resumed { target, .. } => {
+            JournalEntry::Resumed { at, target } => {
                 if let Some(i) = self.idx(target) {
-                    self.targets[i as usize].hold = None;
+                    let t = &mut self.targets[i as usize];
+                    t.hold = None;
+                    t.history.end_incident(*at);
                 }
             }
             JournalEntry::Degraded { target, .. } => {
@@ -689,14 +691,13 @@ impl Engine {
 
     // ---------------------------------------------------------------- events
 
-    fn on_finding(&mut self, now: Timestamp, f: Finding) {
+    fn on_finding(&mut self, now: Timestamp, f: Finding, out: &mut Vec<Command>) {
         self.stats.findings += 1;
         let Some(i) = self.idx(&f.target) else {
             self.stats.unknown_targets += 1;
             return;
         };
         let iu = i as usize;
-        let was_ok = self.dep_ok(i);
         let t = &mut self.targets[iu];
         t.health = f.health;
         let alarm = f.prediction.as_ref().is_some_and(|p| p.alarm);
@@ -715,13 +716,16 @@ impl Engine {
             if f.health == HealthState::Healthy {
                 // Healed on its own (or by us): nothing left to do for the old finding.
                 t.finding = None;
+                if t.hold == Some(Hold::Escalated) {
+                    let target = t.name.clone();
+                    self.journal(out, JournalEntry::Resumed { at: now, target });
+                }
+                let t = &mut self.targets[iu];
                 if t.park != Park::None {
                     t.park = Park::None;
                 }
                 self.unqueue(i);
-                if !was_ok && self.dep_ok(i) {
-                    self.wake_dependents(i);
-                }
+                self.settle(i);
             }
             return;
         }
@@ -803,6 +807,7 @@ impl Engine {
             (Outcome::Skipped(_), _) => {
                 self.close(now, i, action, AttemptResult::Skipped, out);
                 self.targets[i as usize].finding = None;
+                self.settle(i);
             }
         }
     }
@@ -865,7 +870,6 @@ impl Engine {
         outcome: &Outcome,
         out: &mut Vec<Command>,
     ) {
-        let was_ok = self.dep_ok(i);
         match outcome {
             Outcome::Success => {
                 self.stats.successes += 1;
@@ -879,9 +883,7 @@ impl Engine {
                     let name = t.name.clone();
                     self.breaker_change(now, i, &name, BreakerState::Closed, out);
                 }
-                if !was_ok && self.dep_ok(i) {
-                    self.wake_dependents(i);
-                }
+                self.settle(i);
             }
             Outcome::Failure(_) => {
                 self.stats.failures += 1;
@@ -893,6 +895,7 @@ impl Engine {
                 self.targets[i as usize].finding = None;
                 self.targets[i as usize].health = HealthState::Unknown;
                 self.close(now, i, action, AttemptResult::Unknown, out);
+                self.settle(i);
             }
         }
     }
@@ -951,6 +954,7 @@ impl Engine {
             Decision::Approve => self.enqueue(i, now),
             Decision::Deny => {
                 self.targets[i as usize].finding = None;
+                self.settle(i);
             }
         }
     }
@@ -1249,13 +1253,23 @@ impl Engine {
             && (t.queued.is_none() && t.park == Park::None || t.finding.is_none())
     }
 
+    /// Wakes the dependents parked on `i` when `i` is fit to be depended on again.
+    fn settle(&mut self, i: u32) {
+        if self.dep_ok(i) {
+            self.wake_dependents(i);
+        }
+    }
+
     fn wake_dependents(&mut self, i: u32) {
-        let deps = self.targets[i as usize].dependents.clone();
-        let now = self.last_now;
-        for d in deps {
-            if self.targets[d as usize].park == Park::Dependency {
-                self.targets[d as usize].park = Park::None;
-                self.enqueue(d, now);
+        for k in 0..self.targets[i as usize].dependents.len() {
+            let d = self.targets[i as usize].dependents[k];
+            let t = &mut self.targets[d as usize];
+            if t.park == Park::Dependency {
+                // What it saw while its dependency failed is blamed on the dependency: only a
+                // fresh finding, made with the dependency healthy, may act on it.
+                t.park = Park::None;
+                t.finding = None;
+                t.waiting_since = None;
             }
         }
     }
@@ -1355,6 +1369,7 @@ impl Engine {
                     self.stats.observed += 1;
                     self.targets[iu].finding = None;
                     self.unqueue(i);
+                    self.settle(i);
                     return;
                 }
                 Strategy::Escalate => {
@@ -1454,6 +1469,7 @@ impl Engine {
         } else {
             self.stats.observed += 1;
             self.targets[iu].finding = None;
+            self.settle(i);
         }
     }
 

@@ -40,6 +40,9 @@ pub struct Attempt {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptHistory {
     attempts: VecDeque<Attempt>,
+    /// Failures before this belong to an earlier incident (see [`AttemptHistory::end_incident`]).
+    #[serde(default)]
+    incident_start: Timestamp,
 }
 
 impl AttemptHistory {
@@ -125,15 +128,23 @@ impl AttemptHistory {
             .map(|a| a.at)
     }
 
-    /// Whether `strategy` failed in the current incident: after the last success and at or
-    /// after `since`.
+    /// When `strategy` last failed in the current incident: after the last success, after
+    /// [`AttemptHistory::end_incident`], and at or after `since`.
     pub fn failed_since_success(&self, strategy: Strategy, since: Timestamp) -> Option<Timestamp> {
+        let since = since.max(self.incident_start);
         self.attempts
             .iter()
             .rev()
             .take_while(|a| a.at >= since && a.result != AttemptResult::Success)
             .find(|a| a.strategy == strategy && a.result == AttemptResult::Failure)
             .map(|a| a.at)
+    }
+
+    /// Ends the current incident at `at` without a successful attempt (the target recovered,
+    /// or an operator took over): earlier failures no longer climb the ladder. Attempt counts
+    /// per window are unaffected.
+    pub fn end_incident(&mut self, at: Timestamp) {
+        self.incident_start = self.incident_start.max(at);
     }
 
     /// Forgets attempts decided before `before`.

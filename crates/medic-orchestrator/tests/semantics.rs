@@ -1,0 +1,707 @@
+//! One test per documented semantic, on a manual clock with exact timestamps. Traces are
+//! compared as plain strings: a behaviour change shows up as a readable diff.
+
+mod common;
+
+use common::*;
+use medic_core::{Outcome, PredictionFinding, Severity, Strategy};
+use medic_orchestrator::*;
+
+fn one(name: &str) -> Harness {
+    Harness::new(
+        vec![target(name, "default")],
+        tiers(vec![policy("default")]),
+        EngineConfig::standard(10),
+    )
+}
+
+#[test]
+fn restart_verify_success_trace() {
+    let mut h = one("api");
+    assert!(
+        h.finding(unhealthy("api", 10)).is_empty(),
+        "findings only queue"
+    );
+    assert_eq!(
+        h.tick(10),
+        ["J intent a1 api restart", "act a1 api restart"]
+    );
+    assert_eq!(h.outcome(12, 1, Outcome::Success), ["J acted a1 success"]);
+    assert!(h.tick(16).is_empty(), "startup delay 5 s not over");
+    assert_eq!(h.tick(17), ["verify a1 api by t+77.000s"]);
+    assert_eq!(
+        h.verify(20, 1, Outcome::Success),
+        ["J verified a1 success", "J closed a1 success"]
+    );
+    assert!(h.tick(21).is_empty());
+    assert_eq!(h.engine.stats().successes, 1);
+    // the Act carries an idempotency key and follows its intent
+    let acts = h.acts();
+    assert_eq!(acts[0].1.idempotency_key, "api/a1");
+}
+
+#[test]
+fn verification_deadline_gives_unknown() {
+    let mut h = one("api");
+    h.finding(unhealthy("api", 0));
+    h.tick(0);
+    h.outcome(1, 1, Outcome::Success);
+    assert_eq!(h.tick(6), ["verify a1 api by t+66.000s"]);
+    assert!(h.tick(65).is_empty());
+    assert_eq!(h.tick(66), ["J verified a1 unknown", "J closed a1 unknown"]);
+    // a late answer is stale
+    assert!(h.verify(67, 1, Outcome::Success).is_empty());
+    assert_eq!(h.engine.stats().stale_events, 1);
+}
+
+#[test]
+fn verification_failure_climbs_ladder_after_backoff() {
+    let mut h = one("api");
+    h.finding(unhealthy("api", 0));
+    h.tick(0);
+    h.outcome(1, 1, Outcome::Success);
+    h.tick(6);
+    assert_eq!(
+        h.verify(8, 1, Outcome::Failure("still down".into())),
+        ["J verified a1 failure", "J closed a1 failure"]
+    );
+    // backoff 10 s from the failure at t=8
+    assert!(h.tick(17).is_empty());
+    assert_eq!(h.tick(18), ["J intent a2 api reset", "act a2 api reset"]);
+    h.outcome(19, 2, Outcome::Failure("reset script failed".into()));
+    // second failure: 20 s
+    assert!(h.tick(38).is_empty());
+    assert_eq!(
+        h.tick(39),
+        ["J intent a3 api recreate", "act a3 api recreate"]
+    );
+    h.outcome(40, 3, Outcome::Failure("x".into()));
+    assert!(h.tick(79).is_empty(), "40 s backoff");
+    // rollback is high risk: it waits for approval
+    assert_eq!(
+        h.tick(80),
+        [
+            "J approval p1 api rollback until t+980.000s",
+            "notify approval p1 api rollback"
+        ]
+    );
+}
+
+#[test]
+fn ladder_top_escalates_once_and_runs_fallback() {
+    let mut t = target("api", "default");
+    t.has_fallback = true;
+    let mut p = policy("default");
+    p.auto_approve_risk = medic_core::Risk::High; // let rollback run without approval
+    let mut h = Harness::new(vec![t], tiers(vec![p]), EngineConfig::standard(10));
+    h.finding(unhealthy("api", 0));
+    let mut now = 0;
+    let mut seen = vec![];
+    for id in 1..=4u64 {
+        let lines = loop {
+            let l = h.tick(now);
+            if !l.is_empty() {
+                break l;
+            }
+            now += 1;
+        };
+        seen.push(lines[1].clone());
+        h.outcome(now, id, Outcome::Failure("no".into()));
+    }
+    assert_eq!(
+        seen,
+        [
+            "act a1 api restart",
+            "act a2 api reset",
+            "act a3 api recreate",
+            "act a4 api rollback"
+        ]
+    );
+    let lines = loop {
+        let l = h.tick(now);
+        if !l.is_empty() {
+            break l;
+        }
+        now += 1;
+    };
+    assert_eq!(
+        lines,
+        [
+            "J escalated api LadderExhausted",
+            "escalate api LadderExhausted",
+            "J intent a5 api fallback",
+            "act a5 api fallback"
+        ]
+    );
+    assert_eq!(
+        h.outcome(now + 1, 5, Outcome::Success),
+        [
+            "J acted a5 success",
+            "J degraded api",
+            "notify degraded api",
+            "J closed a5 success"
+        ]
+    );
+    let v = h.engine.target_view("api").unwrap();
+    assert!(v.degraded && v.escalated);
+    // held: new findings do nothing
+    h.finding(unhealthy("api", now + 2000));
+    assert!(h.tick(now + 2000).is_empty());
+    // healthy ends the incident; the next failure starts over at restart
+    assert_eq!(h.finding(healthy("api", now + 2001)), ["J resumed api"]);
+    h.finding(unhealthy("api", now + 2002));
+    assert_eq!(h.tick(now + 2002)[1], "act a6 api restart");
+}
+
+#[test]
+fn single_flight_newer_finding_updates_never_duplicates() {
+    let mut h = one("api");
+    h.finding(degraded("api", 0));
+    h.finding(unhealthy("api", 1));
+    h.finding(unhealthy("api", 2));
+    assert_eq!(h.engine.n_queued(), 1);
+    assert_eq!(h.tick(2), ["J intent a1 api restart", "act a1 api restart"]);
+    h.finding(unhealthy("api", 3));
+    assert!(h.tick(3).is_empty(), "in flight");
+    assert_eq!(h.engine.n_queued(), 0);
+    assert!(h.engine.target_view("api").unwrap().pending_finding);
+}
+
+#[test]
+fn priority_severity_tier_and_aging() {
+    let mut ts = vec![
+        target("w", "default"),
+        target("c", "default"),
+        target("k", "critical"),
+        target("late", "default"),
+    ];
+    ts[0].depends_on = vec![];
+    let mut h = Harness::new(
+        ts,
+        tiers(vec![policy("default"), policy("critical")]),
+        EngineConfig::standard(1),
+    );
+    let mut w = unhealthy("w", 0);
+    w.severity = Severity::Warning;
+    h.finding(w); // warning since t=0, unhealthy (ttf 0), rank 1 → key 0 + 60 s + 30 s = 90 s
+    h.finding(unhealthy("c", 0)); // critical default tier → 0 + 30 s
+    h.finding(unhealthy("k", 0)); // critical tier → 0
+    assert_eq!(h.tick(0)[1], "act a1 k restart");
+    h.outcome(0, 1, Outcome::Skipped("done elsewhere".into()));
+    // budget 1 again free
+    assert_eq!(h.tick(1)[1], "act a2 c restart");
+    h.outcome(1, 2, Outcome::Skipped("done elsewhere".into()));
+    // w (key 90 s) vs a critical of the same tier arriving at 61 s (key 61 + 30 = 91 s)
+    h.finding(unhealthy("late", 61));
+    let l = h.tick(61);
+    assert_eq!(
+        l[1], "act a3 w restart",
+        "aged warning beats newer critical: {l:?}"
+    );
+}
+
+#[test]
+fn budgets_global_tier_and_group() {
+    // global
+    let ts: Vec<_> = (0..5)
+        .map(|i| target(&format!("t{i}"), "default"))
+        .collect();
+    let mut h = Harness::new(
+        ts,
+        tiers(vec![policy("default")]),
+        EngineConfig::standard(2),
+    );
+    for i in 0..5 {
+        h.finding(unhealthy(&format!("t{i}"), 0));
+    }
+    assert_eq!(h.tick(0).len(), 4);
+    assert_eq!(h.engine.n_active(), 2);
+    assert!(h.tick(1).is_empty());
+    h.outcome(2, 1, Outcome::Failure("x".into()));
+    assert_eq!(h.tick(3).len(), 2, "one slot freed, one more act");
+
+    // tier
+    let mut p = policy("default");
+    p.max_concurrent = Some(1);
+    let ts: Vec<_> = (0..3)
+        .map(|i| target(&format!("t{i}"), "default"))
+        .collect();
+    let mut h = Harness::new(ts, tiers(vec![p]), EngineConfig::standard(10));
+    for i in 0..3 {
+        h.finding(unhealthy(&format!("t{i}"), 0));
+    }
+    assert_eq!(h.tick(0).len(), 2);
+
+    // group of 20 at 10 %: two at once; group of 5: at least one
+    let mut p = policy("default");
+    p.max_group_unavailable = 0.1;
+    let mut ts: Vec<_> = (0..20)
+        .map(|i| {
+            let mut t = target(&format!("g{i}"), "default");
+            t.group = Some("big".into());
+            t
+        })
+        .collect();
+    ts.extend((0..5).map(|i| {
+        let mut t = target(&format!("s{i}"), "default");
+        t.group = Some("small".into());
+        t
+    }));
+    let mut h = Harness::new(ts, tiers(vec![p]), EngineConfig::standard(100));
+    for i in 0..20 {
+        h.finding(unhealthy(&format!("g{i}"), 0));
+    }
+    for i in 0..5 {
+        h.finding(unhealthy(&format!("s{i}"), 0));
+    }
+    let acts = h.tick(0).iter().filter(|l| l.starts_with("act")).count();
+    assert_eq!(acts, 3);
+}
+
+#[test]
+fn cooldown_per_target_and_strategy() {
+    let mut h = one("api");
+    h.finding(unhealthy("api", 0));
+    h.tick(0);
+    h.outcome(1, 1, Outcome::Success);
+    h.tick(6);
+    h.verify(7, 1, Outcome::Success);
+    h.finding(unhealthy("api", 100));
+    assert!(h.tick(100).is_empty());
+    assert!(h.tick(299).is_empty(), "restart cooldown 300 s from t=0");
+    assert_eq!(
+        h.tick(300),
+        ["J intent a2 api restart", "act a2 api restart"]
+    );
+}
+
+#[test]
+fn max_attempts_per_window_then_next_rung() {
+    let mut p = policy("default");
+    p.restart_cooldown = secs(10);
+    p.crash_loop.restarts = 100;
+    let mut h = Harness::new(
+        vec![target("api", "default")],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    let mut acts = vec![];
+    for (k, t0) in [0u64, 100, 200, 300].into_iter().enumerate() {
+        h.finding(unhealthy("api", t0));
+        let l = h.tick(t0);
+        acts.push(l[1].clone());
+        let id = k as u64 + 1;
+        h.outcome(t0 + 1, id, Outcome::Success);
+        h.tick(t0 + 6);
+        h.verify(t0 + 7, id, Outcome::Success);
+    }
+    assert_eq!(
+        acts,
+        [
+            "act a1 api restart",
+            "act a2 api restart",
+            "act a3 api restart",
+            "act a4 api reset"
+        ]
+    );
+    // after the window the first restart no longer counts
+    h.finding(unhealthy("api", 3601));
+    assert_eq!(h.tick(3601)[1], "act a5 api restart");
+}
+
+#[test]
+fn backoff_doubles_and_caps() {
+    let mut p = policy("default");
+    p.backoff.max = secs(25);
+    p.auto_approve_risk = medic_core::Risk::High;
+    let mut h = Harness::new(
+        vec![target("api", "default")],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    h.finding(unhealthy("api", 0));
+    h.tick(0);
+    h.outcome(0, 1, Outcome::Failure("x".into()));
+    assert!(h.tick(9).is_empty());
+    assert_eq!(h.tick(10)[1], "act a2 api reset");
+    h.outcome(10, 2, Outcome::Failure("x".into()));
+    assert!(h.tick(29).is_empty());
+    assert_eq!(h.tick(30)[1], "act a3 api recreate");
+    h.outcome(30, 3, Outcome::Failure("x".into()));
+    assert!(h.tick(54).is_empty(), "40 s capped at 25 s");
+    assert_eq!(h.tick(55)[1], "act a4 api rollback");
+}
+
+#[test]
+fn backoff_resets_after_reset_after_healthy() {
+    let mut h = one("api");
+    h.finding(unhealthy("api", 0));
+    h.tick(0);
+    h.outcome(0, 1, Outcome::Failure("x".into()));
+    h.finding(healthy("api", 5));
+    // still unhealthy per a degraded finding? no: a prediction keeps it actionable while healthy
+    let mut f = healthy("api", 605);
+    f.severity = Severity::Warning;
+    f.prediction = Some(PredictionFinding {
+        probability: 0.9,
+        alarm: true,
+        horizon_s: 300,
+        factors: vec![],
+        recommended: Strategy::Restart,
+    });
+    h.finding(f);
+    let l = h.tick(605);
+    assert_eq!(l[0], "J backoff-reset api");
+}
+
+#[test]
+fn crash_loop_gives_up_and_escalates_exactly_once() {
+    let mut p = policy("default");
+    p.restart_cooldown = secs(1);
+    p.max_restart_attempts = 10;
+    p.crash_loop.restarts = 3;
+    p.crash_loop.window = secs(600);
+    let mut h = Harness::new(
+        vec![target("api", "default")],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    for (k, t0) in [0u64, 60, 120].into_iter().enumerate() {
+        h.finding(unhealthy("api", t0));
+        let l = h.tick(t0);
+        assert_eq!(l[1], format!("act a{} api restart", k + 1));
+        h.outcome(t0 + 1, k as u64 + 1, Outcome::Success);
+        h.tick(t0 + 6);
+        h.verify(t0 + 7, k as u64 + 1, Outcome::Success);
+    }
+    h.finding(unhealthy("api", 180));
+    assert_eq!(
+        h.tick(180),
+        ["J escalated api GaveUp", "escalate api GaveUp"]
+    );
+    for t in [181, 200, 5000] {
+        h.finding(unhealthy("api", t));
+        assert!(h.tick(t).is_empty());
+    }
+    h.finding(healthy("api", 5001));
+    h.finding(unhealthy("api", 5002));
+    assert!(
+        h.tick(5002).is_empty(),
+        "gave up holds through health; only resume ends it"
+    );
+    assert_eq!(h.engine.stats().escalations, 1);
+    assert_eq!(
+        h.step(
+            5003,
+            Event::Resume {
+                target: "api".into()
+            }
+        ),
+        ["J resumed api"]
+    );
+    assert_eq!(h.tick(5003)[1], "act a4 api restart");
+}
+
+#[test]
+fn dependency_healed_first_dependents_not_restarted() {
+    let mut api = target("api", "default");
+    api.depends_on = vec!["db".into()];
+    let mut h = Harness::new(
+        vec![api, target("db", "default")],
+        tiers(vec![policy("default")]),
+        EngineConfig::standard(10),
+    );
+    h.finding(unhealthy("api", 0));
+    h.finding(unhealthy("db", 0));
+    assert_eq!(h.tick(0), ["J intent a1 db restart", "act a1 db restart"]);
+    h.outcome(1, 1, Outcome::Success);
+    h.tick(6);
+    h.finding(unhealthy("api", 7));
+    assert!(h.tick(7).is_empty());
+    h.verify(8, 1, Outcome::Success);
+    // api's failure was the db's: not restarted on the old finding
+    assert!(h.tick(9).is_empty());
+    // a fresh finding with db healthy is api's own
+    h.finding(unhealthy("api", 10));
+    assert_eq!(
+        h.tick(10),
+        ["J intent a2 api restart", "act a2 api restart"]
+    );
+}
+
+#[test]
+fn maintenance_records_findings_and_acts_after_expiry_or_clear() {
+    let mut h = Harness::new(
+        vec![target("a", "default"), target("b", "other")],
+        tiers(vec![policy("default"), policy("other")]),
+        EngineConfig::standard(10),
+    );
+    assert_eq!(
+        h.step(
+            0,
+            Event::Maintenance {
+                scope: MaintenanceScope::Tier("default".into()),
+                until: Some(at(100)),
+            }
+        ),
+        ["J maintenance Tier(\"default\") Some(t+100.000s)"]
+    );
+    h.step(
+        0,
+        Event::Maintenance {
+            scope: MaintenanceScope::Target("b".into()),
+            until: Some(at(1000)),
+        },
+    );
+    h.finding(unhealthy("a", 10));
+    h.finding(unhealthy("b", 10));
+    assert!(h.tick(10).is_empty());
+    assert!(h.tick(99).is_empty());
+    assert_eq!(h.engine.stats().findings_in_maintenance, 2);
+    assert_eq!(h.tick(100), ["J intent a1 a restart", "act a1 a restart"]);
+    h.step(
+        200,
+        Event::Maintenance {
+            scope: MaintenanceScope::Target("b".into()),
+            until: None,
+        },
+    );
+    assert_eq!(h.tick(200), ["J intent a2 b restart", "act a2 b restart"]);
+}
+
+#[test]
+fn approvals_wait_then_run_or_escalate() {
+    let mut h = one("api");
+    let mut f = unhealthy("api", 0);
+    f.version_changed_at = Some(at(0));
+    h.finding(f.clone());
+    assert_eq!(
+        h.tick(60),
+        [
+            "J approval p1 api rollback until t+960.000s",
+            "notify approval p1 api rollback"
+        ]
+    );
+    assert!(h.tick(61).is_empty(), "waiting");
+    assert_eq!(
+        h.step(
+            70,
+            Event::Approval {
+                approval: ApprovalId(1),
+                decision: Decision::Approve
+            }
+        ),
+        ["J decided p1 approve"]
+    );
+    assert_eq!(
+        h.tick(71),
+        ["J intent a1 api rollback", "act a1 api rollback"]
+    );
+
+    // timeout → escalate
+    let mut h = one("api");
+    h.finding(f.clone());
+    h.tick(0);
+    assert!(h.tick(899).is_empty());
+    assert_eq!(
+        h.tick(900),
+        [
+            "J escalated api ApprovalTimedOut",
+            "escalate api ApprovalTimedOut"
+        ]
+    );
+    // deny → nothing runs, late approvals are stale
+    let mut h = one("api");
+    h.finding(f);
+    h.tick(0);
+    h.step(
+        5,
+        Event::Approval {
+            approval: ApprovalId(1),
+            decision: Decision::Deny,
+        },
+    );
+    assert!(h.tick(6).is_empty());
+    assert!(
+        h.step(
+            7,
+            Event::Approval {
+                approval: ApprovalId(1),
+                decision: Decision::Approve
+            }
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn scale_uses_hpa_rule_with_backup_instances() {
+    let mut p = policy("critical");
+    p.backup_instances = 1;
+    let mut h = Harness::new(
+        vec![target("api", "critical")],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    let mut f = degraded("api", 0);
+    f.utilization = Some(1.2); // 2 × 1.2 / 0.8 = 3, + 1 backup
+    h.finding(f);
+    assert_eq!(
+        h.tick(0),
+        ["J intent a1 api scale x4", "act a1 api scale x4"]
+    );
+    h.outcome(1, 1, Outcome::Success);
+    assert_eq!(h.engine.target_view("api").unwrap().replicas, 4);
+}
+
+#[test]
+fn circuit_breaker_open_half_open_closed() {
+    let mut h = one("api");
+    let mut f = degraded("api", 0);
+    f.error_rate = Some(0.7);
+    h.finding(f);
+    assert_eq!(h.tick(0)[1], "act a1 api circuit_break");
+    assert_eq!(
+        h.outcome(1, 1, Outcome::Success),
+        [
+            "J acted a1 success",
+            "J breaker api Open { until: t+61.000s }",
+            "circuit api Open { until: t+61.000s }"
+        ]
+    );
+    assert!(h.tick(60).is_empty());
+    assert_eq!(
+        h.tick(61),
+        [
+            "J breaker api HalfOpen",
+            "circuit api HalfOpen",
+            "verify a1 api by t+121.000s"
+        ]
+    );
+    assert_eq!(
+        h.verify(62, 1, Outcome::Failure("errors".into())),
+        [
+            "J verified a1 failure",
+            "J breaker api Open { until: t+122.000s }",
+            "circuit api Open { until: t+122.000s }"
+        ]
+    );
+    assert_eq!(h.tick(122).len(), 3);
+    assert_eq!(
+        h.verify(123, 1, Outcome::Success),
+        [
+            "J verified a1 success",
+            "J breaker api Closed",
+            "circuit api Closed",
+            "J closed a1 success"
+        ]
+    );
+}
+
+#[test]
+fn dry_run_same_decisions_nothing_executed() {
+    let mut cfg = EngineConfig::standard(10);
+    cfg.mode = RunMode::DryRun;
+    let mut h = Harness::new(
+        vec![target("api", "default")],
+        tiers(vec![policy("default")]),
+        cfg,
+    );
+    h.finding(unhealthy("api", 0));
+    assert_eq!(
+        h.tick(0),
+        [
+            "J intent a1 api restart",
+            "act a1 api restart dry",
+            "J closed a1 skipped"
+        ]
+    );
+    h.finding(unhealthy("api", 10));
+    assert!(h.tick(10).is_empty(), "cooldown holds in dry run too");
+    assert_eq!(h.tick(300)[1], "act a2 api restart dry");
+}
+
+#[test]
+fn recover_verifies_unfinished_and_never_repeats_finished() {
+    let mut h = Harness::new(
+        vec![target("a", "default"), target("b", "default")],
+        tiers(vec![policy("default")]),
+        EngineConfig::standard(10),
+    );
+    h.finding(unhealthy("a", 0));
+    h.finding(unhealthy("b", 0));
+    h.tick(0); // a1 = a, a2 = b
+    h.outcome(1, 1, Outcome::Success);
+    h.tick(6);
+    h.verify(7, 1, Outcome::Success); // a finished
+    // crash: b's act has an intent but no outcome
+    let mut e = h.recovered();
+    assert_eq!(e.durable_state(), h.engine.durable_state());
+    let mut out = vec![];
+    e.step(at(8), Event::Tick, &mut out);
+    let lines: Vec<String> = out.iter().map(fmt).collect();
+    assert_eq!(lines, ["verify a2 b by t+68.000s"]);
+    // a new finding for a within cooldown is not acted on: the finished restart counts
+    e.step(at(9), Event::Finding(unhealthy("a", 9)), &mut out);
+    out.clear();
+    e.step(at(10), Event::Tick, &mut out);
+    assert!(out.is_empty());
+    // ids continue after the journal's
+    e.step(
+        at(11),
+        Event::VerifyResult {
+            action: ActionId(2),
+            outcome: Outcome::Failure("x".into()),
+        },
+        &mut out,
+    );
+    // findings are not journaled: detection sends fresh ones after a restart
+    e.step(at(12), Event::Finding(unhealthy("b", 12)), &mut out);
+    out.clear();
+    e.step(at(30), Event::Tick, &mut out);
+    let lines: Vec<String> = out.iter().map(fmt).collect();
+    assert_eq!(lines, ["J intent a3 b reset", "act a3 b reset"]);
+}
+
+#[test]
+fn bad_input_is_counted_not_fatal() {
+    let mut h = one("api");
+    h.finding(unhealthy("nobody", 0));
+    h.outcome(1, 99, Outcome::Success);
+    h.step(
+        2,
+        Event::Resume {
+            target: "ghost".into(),
+        },
+    );
+    h.step(
+        2,
+        Event::Maintenance {
+            scope: MaintenanceScope::Tier("nope".into()),
+            until: None,
+        },
+    );
+    let s = h.engine.stats();
+    assert_eq!((s.unknown_targets, s.stale_events), (1, 3));
+    // invalid fleets are refused with a clear error
+    let mut a = target("a", "default");
+    a.depends_on = vec!["b".into()];
+    let mut b = target("b", "default");
+    b.depends_on = vec!["a".into()];
+    let err = Engine::new(
+        vec![a, b],
+        tiers(vec![policy("default")]),
+        EngineConfig::standard(1),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.to_string(), "dependency cycle through target a");
+    let err = Engine::new(
+        vec![target("a", "gold")],
+        tiers(vec![policy("default")]),
+        EngineConfig::standard(1),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.to_string(), "target a has unknown tier gold");
+}
