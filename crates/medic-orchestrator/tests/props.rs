@@ -1,0 +1,600 @@
+//! Property tests: random fleets and event schedules, every invariant checked after EVERY step,
+//! and the journal replayed into a fresh engine after every step.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use common::*;
+use medic_core::{
+    HealthState, Outcome, PredictionFinding, Risk, Severity, Strategy, TargetId, Timestamp,
+};
+use medic_orchestrator::*;
+use medic_policy::TierPolicy;
+use proptest::prelude::{ProptestConfig, TestCaseError, any, prop_assert_eq, prop_oneof, proptest};
+use proptest::strategy::Strategy as _;
+
+#[derive(Clone, Debug)]
+struct FleetSpec {
+    targets: Vec<(u8, Option<u8>, Vec<usize>, bool)>, // tier, group, deps, fallback
+    max_concurrent: u32,
+    tier_max: [Option<u32>; 2],
+    cooldown: u64,
+    max_attempts: u32,
+    crash_restarts: u32,
+    auto_high: bool,
+    dry_run: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Finding(usize, u8),
+    Advance(u64),
+    Outcome(usize, u8),
+    Verify(usize, u8),
+    Approval(usize, bool),
+    Maintenance(usize, bool, Option<u64>),
+    Resume(usize),
+}
+
+fn fleet() -> impl proptest::strategy::Strategy<Value = FleetSpec> {
+    (2usize..9)
+        .prop_flat_map(|n| {
+            let targets = proptest::collection::vec(
+                (
+                    0u8..2,
+                    proptest::option::of(0u8..2),
+                    proptest::collection::vec(0usize..100, 0..3),
+                    any::<bool>(),
+                ),
+                n,
+            )
+            .prop_map(|v| {
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, (tier, g, deps, fb))| {
+                        let mut d: Vec<usize> = if i == 0 {
+                            vec![]
+                        } else {
+                            deps.into_iter().map(|x| x % i).collect()
+                        };
+                        d.sort_unstable();
+                        d.dedup();
+                        (tier, g, d, fb)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            (
+                targets,
+                1u32..5,
+                proptest::option::of(1u32..3),
+                0u64..90,
+                1u32..4,
+                2u32..5,
+                any::<bool>(),
+                proptest::bool::weighted(0.15),
+            )
+        })
+        .prop_map(
+            |(
+                targets,
+                max_concurrent,
+                tmax,
+                cooldown,
+                max_attempts,
+                crash_restarts,
+                auto_high,
+                dry_run,
+            )| {
+                FleetSpec {
+                    targets,
+                    max_concurrent,
+                    tier_max: [tmax, None],
+                    cooldown,
+                    max_attempts,
+                    crash_restarts,
+                    auto_high,
+                    dry_run,
+                }
+            },
+        )
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0usize..100, 0u8..7).prop_map(|(t, k)| Op::Finding(t, k)),
+        4 => (1u64..40).prop_map(Op::Advance),
+        3 => (0usize..100, 0u8..4).prop_map(|(p, r)| Op::Outcome(p, r)),
+        3 => (0usize..100, 0u8..3).prop_map(|(p, r)| Op::Verify(p, r)),
+        1 => (0usize..100, any::<bool>()).prop_map(|(p, a)| Op::Approval(p, a)),
+        1 => (0usize..100, any::<bool>(), proptest::option::of(1u64..200)).prop_map(|(s, t, d)| Op::Maintenance(s, t, d)),
+        1 => (0usize..100).prop_map(Op::Resume),
+    ]
+}
+
+const TIER_NAMES: [&str; 2] = ["critical", "default"];
+
+fn build(
+    spec: &FleetSpec,
+) -> (
+    Vec<EngineTarget>,
+    BTreeMap<String, TierPolicy>,
+    EngineConfig,
+) {
+    let targets = spec
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, (tier, g, deps, fb))| {
+            let mut t = target(&format!("t{i}"), TIER_NAMES[*tier as usize]);
+            t.group = g.map(|g| format!("g{g}"));
+            t.depends_on = deps
+                .iter()
+                .map(|d| TargetId::new(format!("t{d}")))
+                .collect();
+            t.has_fallback = *fb;
+            t
+        })
+        .collect();
+    let pols = (0..2)
+        .map(|k| {
+            let mut p = policy(TIER_NAMES[k]);
+            p.max_concurrent = spec.tier_max[k];
+            p.restart_cooldown = secs(spec.cooldown);
+            p.max_restart_attempts = spec.max_attempts;
+            p.attempt_window = secs(600);
+            p.crash_loop.restarts = spec.crash_restarts;
+            p.crash_loop.window = secs(300);
+            p.backoff.initial = secs(5);
+            p.backoff.max = secs(40);
+            p.backoff.reset_after = secs(120);
+            p.approval_timeout = secs(120);
+            p.verify_deadline = secs(30);
+            p.max_group_unavailable = 0.3;
+            p.auto_approve_risk = if spec.auto_high {
+                Risk::High
+            } else {
+                Risk::Medium
+            };
+            p
+        })
+        .collect();
+    let mut cfg = EngineConfig::standard(spec.max_concurrent);
+    if spec.dry_run {
+        cfg.mode = RunMode::DryRun;
+    }
+    (targets, tiers(pols), cfg)
+}
+
+fn finding(name: &str, now: Timestamp, kind: u8) -> medic_core::Finding {
+    let s = now.as_millis() / 1000;
+    let mut f = match kind {
+        0 => unhealthy(name, s),
+        1 => {
+            let mut f = degraded(name, s);
+            f.utilization = Some(1.3);
+            f
+        }
+        2 => {
+            let mut f = degraded(name, s);
+            f.error_rate = Some(0.8);
+            f
+        }
+        3 | 4 => healthy(name, s),
+        5 => {
+            let mut f = unhealthy(name, s);
+            f.version_changed_at = Some(now);
+            f
+        }
+        _ => {
+            let mut f = healthy(name, s);
+            f.severity = Severity::Warning;
+            f.prediction = Some(PredictionFinding {
+                probability: 0.9,
+                alarm: true,
+                horizon_s: 120,
+                factors: vec![],
+                recommended: Strategy::Restart,
+            });
+            f
+        }
+    };
+    f.at = now;
+    f
+}
+
+/// Mirrors what the engine must respect, from the events fed and the commands it emits.
+struct Checker {
+    spec_targets: Vec<(usize, Option<usize>, Vec<usize>)>, // tier, group, deps
+    policies: Vec<TierPolicy>,
+    max_concurrent: u32,
+    group_members: HashMap<usize, u32>,
+    open: HashMap<ActionId, (usize, ActKind)>,
+    intents: Vec<Vec<(Timestamp, Strategy)>>,
+    health: Vec<HealthState>,
+    maint_target: Vec<Option<Timestamp>>,
+    maint_tier: [Option<Timestamp>; 2],
+    held: Vec<bool>,
+}
+
+impl Checker {
+    fn new(spec: &FleetSpec, tiers: &BTreeMap<String, TierPolicy>) -> Self {
+        let spec_targets: Vec<_> = spec
+            .targets
+            .iter()
+            .map(|(t, g, d, _)| (*t as usize, g.map(|g| g as usize), d.clone()))
+            .collect();
+        let mut group_members = HashMap::new();
+        for (_, g, _) in &spec_targets {
+            if let Some(g) = g {
+                *group_members.entry(*g).or_insert(0) += 1;
+            }
+        }
+        let n = spec_targets.len();
+        Checker {
+            spec_targets,
+            policies: TIER_NAMES.iter().map(|n| tiers[*n].clone()).collect(),
+            max_concurrent: spec.max_concurrent,
+            group_members,
+            open: HashMap::new(),
+            intents: vec![vec![]; n],
+            health: vec![HealthState::Unknown; n],
+            maint_target: vec![None; n],
+            maint_tier: [None, None],
+            held: vec![false; n],
+        }
+    }
+
+    fn in_maintenance(&self, i: usize, now: Timestamp) -> bool {
+        self.maint_target[i].is_some_and(|u| now < u)
+            || self.maint_tier[self.spec_targets[i].0].is_some_and(|u| now < u)
+    }
+
+    fn idx(name: &TargetId) -> usize {
+        name.as_str()[1..].parse().unwrap()
+    }
+
+    fn observe_event(&mut self, ev: &Event) {
+        match ev {
+            Event::Finding(f) => {
+                let i = Self::idx(&f.target);
+                self.health[i] = f.health;
+            }
+            Event::Maintenance { scope, until } => match scope {
+                MaintenanceScope::Target(t) => self.maint_target[Self::idx(t)] = *until,
+                MaintenanceScope::Tier(n) => {
+                    let k = TIER_NAMES.iter().position(|x| x == n).unwrap();
+                    self.maint_tier[k] = *until;
+                }
+            },
+            _ => {}
+        }
+    }
+
+    fn check(&mut self, now: Timestamp, cmds: &[Command]) -> Result<(), String> {
+        for (k, c) in cmds.iter().enumerate() {
+            match c {
+                Command::Journal(JournalEntry::Intent {
+                    action,
+                    target,
+                    kind,
+                    key,
+                    ..
+                }) => {
+                    let i = Self::idx(target);
+                    let (tier, group, deps) = self.spec_targets[i].clone();
+                    let p = &self.policies[tier];
+                    if self.open.values().any(|(t, _)| *t == i) {
+                        return Err(format!("two actions at once on {target}"));
+                    }
+                    if self.in_maintenance(i, now) {
+                        return Err(format!("act on {target} during maintenance"));
+                    }
+                    match cmds.get(k + 1) {
+                        Some(Command::Act(a))
+                            if a.action == *action && &a.idempotency_key == key => {}
+                        other => {
+                            return Err(format!(
+                                "intent {action} not followed by its act: {other:?}"
+                            ));
+                        }
+                    }
+                    if let ActKind::Heal(s) = kind {
+                        let hist = &self.intents[i];
+                        if let Some((last, _)) = hist.iter().rev().find(|(_, x)| x == s)
+                            && now < *last + p.restart_cooldown
+                        {
+                            return Err(format!(
+                                "{s} on {target} at {now} inside cooldown from {last}"
+                            ));
+                        }
+                        let n = hist
+                            .iter()
+                            .filter(|(t, x)| x == s && *t >= now - p.attempt_window)
+                            .count()
+                            + 1;
+                        if n as u32 > p.max_restart_attempts {
+                            return Err(format!("{n} {s} on {target} within the attempt window"));
+                        }
+                        let restart_like = |x: &Strategy| {
+                            matches!(x, Strategy::Restart | Strategy::Reset | Strategy::Recreate)
+                        };
+                        if restart_like(s) {
+                            let n = hist
+                                .iter()
+                                .filter(|(t, x)| restart_like(x) && *t >= now - p.crash_loop.window)
+                                .count()
+                                + 1;
+                            if n as u32 > p.crash_loop.restarts {
+                                return Err(format!(
+                                    "{n} restarts on {target} within the crash-loop window"
+                                ));
+                            }
+                        }
+                        for d in deps {
+                            if self.open.values().any(|(t, _)| *t == d) {
+                                return Err(format!(
+                                    "{target} acted on while its dependency t{d} is being healed"
+                                ));
+                            }
+                            if matches!(
+                                self.health[d],
+                                HealthState::Unhealthy | HealthState::Degraded
+                            ) {
+                                return Err(format!(
+                                    "{target} acted on while its dependency t{d} is {}",
+                                    self.health[d]
+                                ));
+                            }
+                        }
+                        self.intents[i].push((now, *s));
+                    }
+                    self.open.insert(*action, (i, *kind));
+                    let global = self.open.len() as u32;
+                    if global > self.max_concurrent {
+                        return Err(format!("{global} actions above the global budget"));
+                    }
+                    let in_tier = self
+                        .open
+                        .values()
+                        .filter(|(t, _)| self.spec_targets[*t].0 == tier)
+                        .count() as u32;
+                    if let Some(m) = p.max_concurrent
+                        && in_tier > m
+                    {
+                        return Err(format!("{in_tier} actions above tier budget {m}"));
+                    }
+                    if let Some(g) = group {
+                        let members = self.group_members[&g];
+                        let allowed =
+                            ((f64::from(members) * p.max_group_unavailable).floor() as u32).max(1);
+                        let n = self
+                            .open
+                            .values()
+                            .filter(|(t, _)| self.spec_targets[*t].1 == Some(g))
+                            .count() as u32;
+                        if n > allowed {
+                            return Err(format!("{n} actions in group g{g} above {allowed}"));
+                        }
+                    }
+                }
+                Command::Act(a) => match k.checked_sub(1).map(|j| &cmds[j]) {
+                    Some(Command::Journal(JournalEntry::Intent { action, .. }))
+                        if *action == a.action => {}
+                    _ => return Err(format!("act {} without its intent just before", a.action)),
+                },
+                Command::Journal(JournalEntry::Closed { action, .. }) => {
+                    if self.open.remove(action).is_none() {
+                        return Err(format!("closed unknown action {action}"));
+                    }
+                }
+                Command::Journal(JournalEntry::Verified {
+                    action, outcome, ..
+                }) => {
+                    let (i, _) = self.open.get(action).ok_or("verified a closed action")?;
+                    match outcome {
+                        Outcome::Success => self.health[*i] = HealthState::Healthy,
+                        Outcome::Unknown => self.health[*i] = HealthState::Unknown,
+                        _ => {}
+                    }
+                }
+                Command::Journal(JournalEntry::Escalated { target, reason, .. }) => {
+                    let i = Self::idx(target);
+                    if self.held[i] {
+                        return Err(format!("{target} escalated twice without a resume"));
+                    }
+                    self.held[i] = true;
+                    match cmds.get(k + 1) {
+                        Some(Command::Escalate(e))
+                            if e.target == *target && e.reason == *reason => {}
+                        other => {
+                            return Err(format!(
+                                "escalation of {target} not followed by its command: {other:?}"
+                            ));
+                        }
+                    }
+                }
+                Command::Journal(JournalEntry::Resumed { target, .. }) => {
+                    self.held[Self::idx(target)] = false
+                }
+                Command::Escalate(e) => match k.checked_sub(1).map(|j| &cmds[j]) {
+                    Some(Command::Journal(JournalEntry::Escalated { target, .. }))
+                        if *target == e.target => {}
+                    _ => return Err(format!("escalate {} without its journal entry", e.target)),
+                },
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run(spec: FleetSpec, ops: Vec<Op>) -> Result<Coverage, TestCaseError> {
+    let mut cov = Coverage::default();
+    let (targets, tiers_map, cfg) = build(&spec);
+    let n = targets.len();
+    let mut engine = Engine::new(targets.clone(), tiers_map.clone(), cfg.clone()).unwrap();
+    let mut checker = Checker::new(&spec, &tiers_map);
+    let mut journal: Vec<JournalEntry> = vec![];
+    let mut now = Timestamp::from_secs(1);
+    let mut open_acts: Vec<ActionId> = vec![];
+    let mut open_verifies: Vec<ActionId> = vec![];
+    let mut approvals: Vec<ApprovalId> = vec![];
+    let mut out = Vec::new();
+    for op in ops {
+        let ev = match op {
+            Op::Finding(t, k) => Event::Finding(finding(&format!("t{}", t % n), now, k)),
+            Op::Advance(s) => {
+                now += secs(s);
+                Event::Tick
+            }
+            Op::Outcome(p, r) if !open_acts.is_empty() => {
+                let action = open_acts.remove(p % open_acts.len());
+                let outcome = match r {
+                    0 | 1 => Outcome::Success,
+                    2 => Outcome::Failure("no".into()),
+                    _ => Outcome::Unknown,
+                };
+                Event::ActionOutcome { action, outcome }
+            }
+            Op::Verify(p, r) if !open_verifies.is_empty() => {
+                let action = open_verifies.remove(p % open_verifies.len());
+                let outcome = match r {
+                    0 => Outcome::Success,
+                    1 => Outcome::Failure("still".into()),
+                    _ => Outcome::Unknown,
+                };
+                Event::VerifyResult { action, outcome }
+            }
+            Op::Approval(p, a) if !approvals.is_empty() => {
+                let approval = approvals.remove(p % approvals.len());
+                Event::Approval {
+                    approval,
+                    decision: if a { Decision::Approve } else { Decision::Deny },
+                }
+            }
+            Op::Maintenance(s, is_target, d) => Event::Maintenance {
+                scope: if is_target {
+                    MaintenanceScope::Target(TargetId::new(format!("t{}", s % n)))
+                } else {
+                    MaintenanceScope::Tier(TIER_NAMES[s % 2].to_owned())
+                },
+                until: d.map(|d| now + secs(d)),
+            },
+            Op::Resume(t) => Event::Resume {
+                target: TargetId::new(format!("t{}", t % n)),
+            },
+            _ => Event::Tick,
+        };
+        checker.observe_event(&ev);
+        out.clear();
+        engine.step(now, ev, &mut out);
+        if let Err(e) = checker.check(now, &out) {
+            return Err(TestCaseError::fail(format!(
+                "at {now}: {e}\ncommands: {out:#?}"
+            )));
+        }
+        for c in &out {
+            match c {
+                Command::Journal(j) => journal.push(j.clone()),
+                Command::Act(a) if !a.dry_run => open_acts.push(a.action),
+                Command::Verify { action, .. } => open_verifies.push(*action),
+                Command::Notify(Notice::ApprovalRequested { approval, .. }) => {
+                    approvals.push(*approval)
+                }
+                _ => {}
+            }
+        }
+        for c in &out {
+            match c {
+                Command::Act(a) => match a.kind {
+                    ActKind::Heal(s) => *cov.acts.entry(s.as_str()).or_default() += 1,
+                    ActKind::Fallback => cov.fallbacks += 1,
+                },
+                Command::Escalate(e) => {
+                    *cov.escalations
+                        .entry(format!("{:?}", e.reason))
+                        .or_default() += 1
+                }
+                Command::Verify { .. } => cov.verifies += 1,
+                Command::Circuit { .. } => cov.circuits += 1,
+                Command::Notify(Notice::ApprovalRequested { .. }) => cov.approvals += 1,
+                _ => {}
+            }
+        }
+        prop_assert_eq!(engine.n_active() as usize, checker.open.len());
+        let recovered = Engine::recover(
+            targets.clone(),
+            tiers_map.clone(),
+            cfg.clone(),
+            journal.clone(),
+        )
+        .unwrap();
+        prop_assert_eq!(recovered.durable_state(), engine.durable_state());
+    }
+    cov.in_maintenance += engine.stats().findings_in_maintenance;
+    Ok(cov)
+}
+
+/// What a batch of random schedules exercised, so the properties are known not to be vacuous.
+#[derive(Debug, Default)]
+struct Coverage {
+    acts: BTreeMap<&'static str, u64>,
+    escalations: BTreeMap<String, u64>,
+    fallbacks: u64,
+    verifies: u64,
+    circuits: u64,
+    approvals: u64,
+    in_maintenance: u64,
+}
+
+#[test]
+fn random_schedules_exercise_every_path() {
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
+    let strat = (fleet(), proptest::collection::vec(op(), 100..200));
+    let mut total = Coverage::default();
+    for _ in 0..64 {
+        let (spec, ops) =
+            proptest::strategy::ValueTree::current(&strat.new_tree(&mut runner).unwrap());
+        let c = run(spec, ops).unwrap();
+        for (k, v) in c.acts {
+            *total.acts.entry(k).or_default() += v;
+        }
+        for (k, v) in c.escalations {
+            *total.escalations.entry(k).or_default() += v;
+        }
+        total.fallbacks += c.fallbacks;
+        total.verifies += c.verifies;
+        total.circuits += c.circuits;
+        total.approvals += c.approvals;
+        total.in_maintenance += c.in_maintenance;
+    }
+    eprintln!("{total:#?}");
+    for s in ["restart", "reset", "scale", "circuit_break"] {
+        assert!(
+            total.acts.get(s).copied().unwrap_or(0) > 0,
+            "no {s}: {total:#?}"
+        );
+    }
+    for r in ["GaveUp", "LadderExhausted", "ApprovalTimedOut"] {
+        assert!(
+            total.escalations.get(r).copied().unwrap_or(0) > 0,
+            "no {r}: {total:#?}"
+        );
+    }
+    assert!(total.fallbacks > 0 && total.verifies > 0 && total.circuits > 0);
+    assert!(total.approvals > 0 && total.in_maintenance > 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_after_every_step(spec in fleet(), ops in proptest::collection::vec(op(), 1..160)) {
+        run(spec, ops)?;
+    }
+}
