@@ -383,10 +383,10 @@ impl Checker {
                         if *action == a.action => {}
                     _ => return Err(format!("act {} without its intent just before", a.action)),
                 },
-                Command::Journal(JournalEntry::Closed { action, .. }) => {
-                    if self.open.remove(action).is_none() {
-                        return Err(format!("closed unknown action {action}"));
-                    }
+                Command::Journal(JournalEntry::Closed { action, .. })
+                    if self.open.remove(action).is_none() =>
+                {
+                    return Err(format!("closed unknown action {action}"));
                 }
                 Command::Journal(JournalEntry::Verified {
                     action, outcome, ..
