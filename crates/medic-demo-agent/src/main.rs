@@ -31,7 +31,9 @@
 //! - `hang`: every handler, `/health` included, waits forever; connections are accepted but
 //!   never answered. Only a restart clears it.
 //! - `leak`: really allocates and touches `--leak-mb-per-s` MiB per second (default 10), so RSS
-//!   grows steadily, up to `--leak-limit-mb` (default 2048) to protect the machine.
+//!   grows steadily, up to `--leak-limit-mb` (default 2048) to protect the machine. With
+//!   `--oom-at-mb N` the agent plays the OOM killer: once its RSS reaches N MiB it exits with
+//!   status 137, so a leak that is not healed in time ends in a crash.
 //! - `errors`: `/work` and `/health` answer 500 and `demo_errors_total` rises.
 //! - `slow`: latency creep; `/work` gets `--slow-ms-per-s` ms slower every second (default 25),
 //!   up to `--slow-max-ms` (default 10000). The queue depth grows as requests overlap.
@@ -112,6 +114,9 @@ struct Args {
     /// The leak stops growing at this many MiB.
     #[arg(long, default_value_t = 2048)]
     leak_limit_mb: u64,
+    /// Simulate the OOM killer: exit with status 137 once RSS reaches this many MiB.
+    #[arg(long)]
+    oom_at_mb: Option<u64>,
     /// Milliseconds of latency added per second while the slow fault is on.
     #[arg(long, default_value_t = 25)]
     slow_ms_per_s: u64,
@@ -141,6 +146,7 @@ struct App {
     leak_chunk: usize,
     leak_limit: u64,
     leaked: Mutex<Vec<Vec<u8>>>,
+    oom_at: Option<u64>,
     slow_ms_per_s: u64,
     slow_max: Duration,
     dependency: Option<HttpUrl>,
@@ -318,11 +324,23 @@ async fn fault(State(app): State<Arc<App>>, Path(kind): Path<String>) -> (Status
     }
 }
 
-/// Allocates and touches memory ten times a second while the leak fault is on.
+/// Allocates and touches memory ten times a second while the leak fault is on, and plays the
+/// OOM killer when `--oom-at-mb` is reached.
 async fn leak_task(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
+        if let (Some(limit), Some(rss)) = (app.oom_at, metrics::resident_bytes())
+            && rss >= limit
+        {
+            eprintln!(
+                "{}: out of memory: RSS {} MiB reached --oom-at-mb {}; exiting with 137",
+                app.name,
+                rss >> 20,
+                limit >> 20
+            );
+            std::process::exit(137);
+        }
         if !app.faults.leak.load(Ordering::Relaxed) {
             continue;
         }
@@ -468,6 +486,7 @@ async fn main() -> anyhow::Result<()> {
         leak_chunk: ((args.leak_mb_per_s * 1024.0 * 1024.0 / 10.0) as usize).max(4096),
         leak_limit: args.leak_limit_mb.saturating_mul(1024 * 1024),
         leaked: Mutex::new(Vec::new()),
+        oom_at: args.oom_at_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
         slow_ms_per_s: args.slow_ms_per_s,
         slow_max: Duration::from_millis(args.slow_max_ms),
         dependency: dependency.clone(),

@@ -446,3 +446,19 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn an_unhealed_leak_ends_in_a_simulated_oom_kill() {
+    let mut agent = Agent::start(&[
+        "--name",
+        "t-oom",
+        "--load-rps",
+        "0",
+        "--leak-mb-per-s",
+        "100",
+        "--oom-at-mb",
+        "96",
+    ]);
+    assert_eq!(agent.post("/fault/leak").0, 200);
+    assert_eq!(agent.wait_exit().code(), Some(137));
+}

@@ -66,6 +66,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// The database's file name inside a data directory (see [`Store::open_data_dir`]).
+pub const DB_FILE: &str = "medic.db";
+
 /// The schema version this code writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
@@ -192,6 +195,17 @@ impl Store {
         Store::open_with(path, &OpenOptions::DEFAULT)
     }
 
+    /// Opens the database [`DB_FILE`] of a data directory (`--data-dir`), creating the
+    /// directory if missing, with [`OpenOptions::DEFAULT`].
+    pub fn open_data_dir(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Store::open(dir.join(DB_FILE))
+    }
+
     /// Opens (creating if missing) the database at `path` and migrates it to
     /// [`SCHEMA_VERSION`].
     ///
@@ -218,6 +232,8 @@ impl Store {
             labels_buf: String::new(),
             order_buf: Vec::new(),
         };
+        // Every query of the store is prepared once and kept; there are about twenty.
+        store.conn.set_prepared_statement_cache_capacity(64);
         store
             .conn
             .busy_timeout(opts.busy_timeout)

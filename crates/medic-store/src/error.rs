@@ -80,6 +80,15 @@ pub enum StoreError {
         /// The id asked for.
         id: i64,
     },
+    /// The data directory could not be created.
+    #[error("{path}: cannot create the data directory")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Any other SQLite failure, with the operation that failed.
     #[error("{path}: {op} failed")]
     Sqlite {

@@ -22,8 +22,8 @@ mod error;
 pub mod ring;
 
 pub use db::{
-    HealthTransition, Incident, IncidentId, JournalEntry, JournalRecord, OpenOptions, PruneReport,
-    SCHEMA_VERSION, SeriesKey, Store,
+    DB_FILE, HealthTransition, Incident, IncidentId, JournalEntry, JournalRecord, OpenOptions,
+    PruneReport, SCHEMA_VERSION, SeriesKey, Store,
 };
 pub use error::StoreError;
 pub use ring::{PushOutcome, SeriesId, Windows, WindowsFull, series_key};

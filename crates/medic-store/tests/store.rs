@@ -457,3 +457,30 @@ fn a_directory_path_is_an_error_not_a_panic() {
         "{err}"
     );
 }
+
+#[test]
+fn a_data_dir_is_created_and_holds_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested/data");
+    let mut store = Store::open_data_dir(&data).unwrap();
+    store
+        .append_journal(&entry("a", "intent", None, 1))
+        .unwrap();
+    drop(store);
+    assert!(data.join(medic_store::DB_FILE).is_file());
+    assert_eq!(
+        Store::open_data_dir(&data)
+            .unwrap()
+            .journal_all()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A data dir path that is a file: a clear error naming it.
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Store::open_data_dir(&file).unwrap_err();
+    assert!(matches!(err, StoreError::DataDir { .. }), "{err:?}");
+    assert!(err.to_string().contains("file"), "{err}");
+}
