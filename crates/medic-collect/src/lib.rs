@@ -7,4 +7,6 @@ pub mod health;
 pub mod http;
 pub mod probe;
 pub mod procfs;
+pub mod prom;
 pub mod scheduler;
+pub mod scrape;
