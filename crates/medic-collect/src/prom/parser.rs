@@ -25,7 +25,8 @@ type Res<T> = Result<T, SkipReason>;
 
 #[inline]
 fn is_ws(b: u8) -> bool {
-    b == b' ' || b == b'\t'
+    // a stray carriage return counts as a blank, so CRLF and trailing `\r`s never break a line
+    b == b' ' || b == b'\t' || b == b'\r'
 }
 
 #[inline]
@@ -56,16 +57,18 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Trims spaces, tabs and carriage returns from both ends (CRLF pages, trailing whitespace).
+/// Drops the `\r` of a CRLF line end and leading blanks. Trailing blanks stay: the sample
+/// parser skips them anyway, and in HELP text they belong to the docstring.
 #[inline]
 fn trim_line(line: &str) -> &str {
     let b = line.as_bytes();
+    let end = if b.last() == Some(&b'\r') {
+        b.len() - 1
+    } else {
+        b.len()
+    };
     let mut start = 0;
-    let mut end = b.len();
-    while end > 0 && matches!(b[end - 1], b' ' | b'\t' | b'\r') {
-        end -= 1;
-    }
-    while start < end && matches!(b[start], b' ' | b'\t' | b'\r') {
+    while start < end && is_ws(b[start]) {
         start += 1;
     }
     &line[start..end]
@@ -224,7 +227,7 @@ where
         let kw = &line[i..kw_end];
         match kw {
             "HELP" | "TYPE" | "UNIT" => {}
-            "EOF" if kw_end == b.len() => {
+            "EOF" if skip_ws(b, kw_end) == b.len() => {
                 if self.format == Format::OpenMetrics {
                     self.stats.eof = true;
                 }
@@ -252,14 +255,15 @@ where
         if after < b.len() && !is_ws(b[after]) {
             return Err(SkipReason::MalformedMetadata);
         }
-        let rest_start = skip_ws(b, after);
-        let rest = &line[rest_start..];
+        // exactly one blank separates the name from the HELP text; the rest is the docstring
+        let rest = line.get(after + 1..).unwrap_or("");
         match kw {
             "HELP" => {
                 let idx = self.family_for_meta(name, escaped);
                 self.families[idx].help = Some(rest);
             }
             "TYPE" => {
+                let rest = rest.trim_matches(|c| c == ' ' || c == '\t' || c == '\r');
                 let t = MetricType::from_word(rest).ok_or(if rest.is_empty() {
                     SkipReason::MalformedMetadata
                 } else {
@@ -270,7 +274,7 @@ where
             }
             _ => {
                 let idx = self.family_for_meta(name, escaped);
-                self.families[idx].unit = Some(rest);
+                self.families[idx].unit = Some(rest.trim_matches(|c| c == ' ' || c == '\t'));
             }
         }
         Ok(())
@@ -360,6 +364,9 @@ where
             } else {
                 SkipReason::InvalidMetricName
             });
+        }
+        if i == b.len() {
+            return Err(SkipReason::MissingValue);
         }
         let vstart = i;
         while i < b.len() && !is_ws(b[i]) {
