@@ -3,6 +3,7 @@
 //!
 //! Invariant: one slow or hanging target never delays another.
 
+pub mod check;
 pub mod health;
 pub mod http;
 pub mod probe;

@@ -42,17 +42,24 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The error and its causes on one line, e.g. "connect to … failed: … : Connection refused".
+/// The error and its root cause on one line, e.g. "connect to … failed: Connection refused".
+///
+/// The layers in between (reqwest's and hyper's wrappers) repeat the URL and add nothing a
+/// reader needs.
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
+    let mut root = None;
     let mut source = e.source();
     while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
+        root = Some(s);
         source = s.source();
+    }
+    if let Some(root) = root {
+        let root = root.to_string();
+        if !text.contains(&root) {
+            text.push_str(": ");
+            text.push_str(&root);
+        }
     }
     text
 }

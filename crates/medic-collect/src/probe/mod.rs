@@ -16,6 +16,7 @@ use medic_core::{Clock, ProbeKind, ProbeOutcome, ProbeResult, TargetId};
 use medic_policy::{Check, ProbeSpec, ProcessSelector};
 
 pub use exec::{ExecError, ExecOutput, MAX_EXEC_OUTPUT_BYTES, run_exec};
+pub(crate) use http::error_chain;
 pub use process::check_process;
 
 /// Looks up the pid of a target's supervised process (implemented by the supervisor).

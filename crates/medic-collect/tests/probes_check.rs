@@ -1,0 +1,225 @@
+//! One check round over a small fleet of real loopback servers: states per target from
+//! probes, scraped performance metrics, /proc resources and dependencies.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use medic_collect::check::{CheckOptions, TargetCheck, check_fleet};
+use medic_collect::probe::Prober;
+use medic_collect::scheduler::default_spec;
+use medic_core::{HealthState, ProbeKind, ProbeLevel, SystemClock, TargetId};
+use medic_policy::{
+    Check, Fleet, MetricsSpec, PerformanceLimits, ProbeSpec, ProcessSelector, Replicas,
+    ResourceLimits, Target,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Serves `body` with status 200 on every path, keep-alive.
+async fn serve(body: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.clear();
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                    if conn.write_all(head.as_bytes()).await.is_err()
+                        || conn.write_all(body.as_bytes()).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn target(name: &str, probes: Vec<ProbeSpec>) -> Target {
+    Target {
+        name: TargetId::new(name),
+        tier: "default".into(),
+        labels: BTreeMap::new(),
+        group: None,
+        probes,
+        performance: None,
+        resources: None,
+        metrics: None,
+        depends_on: Vec::new(),
+        actions: BTreeMap::new(),
+        fallback: None,
+        supervise: None,
+        startup_delay: Duration::from_secs(5),
+        replicas: Replicas {
+            initial: 1,
+            min: 1,
+            max: 1,
+        },
+    }
+}
+
+fn http_liveness(addr: SocketAddr) -> ProbeSpec {
+    default_spec(
+        ProbeLevel::Liveness,
+        Check::Http {
+            url: format!("http://{addr}/health"),
+            status_min: 200,
+            status_max: 299,
+            body_contains: None,
+            max_latency: None,
+        },
+    )
+}
+
+const GOOD_METRICS: &str = "\
+# TYPE demo_request_duration_seconds histogram
+demo_request_duration_seconds_bucket{le=\"0.05\"} 990
+demo_request_duration_seconds_bucket{le=\"0.5\"} 1000
+demo_request_duration_seconds_bucket{le=\"+Inf\"} 1000
+demo_request_duration_seconds_sum 12
+demo_request_duration_seconds_count 1000
+# TYPE demo_requests_total counter
+demo_requests_total 1000
+# TYPE demo_errors_total counter
+demo_errors_total 3
+# TYPE demo_queue_depth gauge
+demo_queue_depth 2
+";
+
+const ERRORING_METRICS: &str = "\
+# TYPE http_requests_total counter
+http_requests_total{code=\"200\"} 80
+http_requests_total{code=\"500\"} 20
+# TYPE work_queue_depth gauge
+work_queue_depth 500
+";
+
+fn by_name<'a>(report: &'a [TargetCheck], name: &str) -> &'a TargetCheck {
+    report.iter().find(|t| t.target.as_str() == name).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_round_gives_a_state_per_target() {
+    let good = serve(GOOD_METRICS).await;
+    let bad = serve(ERRORING_METRICS).await;
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let limits = PerformanceLimits {
+        max_latency: Some(Duration::from_millis(100)),
+        max_error_rate: Some(0.05),
+        max_queue_depth: Some(100.0),
+    };
+    let metrics = |addr: SocketAddr| MetricsSpec {
+        url: format!("http://{addr}/metrics"),
+        every: Duration::from_secs(15),
+        timeout: Duration::from_secs(5),
+    };
+
+    let mut web = target("web", vec![http_liveness(good)]);
+    web.performance = Some(limits.clone());
+    web.metrics = Some(metrics(good));
+
+    let mut slow = target("busy", vec![http_liveness(bad)]);
+    slow.performance = Some(limits);
+    slow.metrics = Some(metrics(bad));
+
+    let db = target(
+        "db",
+        vec![default_spec(
+            ProbeLevel::Liveness,
+            Check::Tcp {
+                addr: closed.to_string(),
+            },
+        )],
+    );
+    let mut app = target("app", vec![http_liveness(good)]);
+    app.depends_on = vec![TargetId::new("db"), TargetId::new("web")];
+
+    // This test process itself, found by name, with a tiny fd limit that it exceeds.
+    let exe = std::env::current_exe().unwrap();
+    let me = exe.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut proc_target = target(
+        "proc",
+        vec![default_spec(
+            ProbeLevel::Liveness,
+            Check::Process {
+                selector: ProcessSelector::Name(me),
+            },
+        )],
+    );
+    proc_target.resources = Some(ResourceLimits {
+        max_rss_bytes: Some(u64::MAX),
+        max_cpu: None,
+        max_open_fds: Some(1),
+    });
+
+    let fleet = Fleet {
+        targets: vec![app, web, slow, db, proc_target],
+        tiers: BTreeMap::new(),
+    };
+    let options = CheckOptions {
+        cpu_window: Duration::from_millis(50),
+        ..CheckOptions::DEFAULT
+    };
+    let report = check_fleet(
+        &fleet,
+        &Prober::with_defaults().unwrap(),
+        Arc::new(SystemClock),
+        options,
+    )
+    .await;
+
+    let web = by_name(&report, "web");
+    assert_eq!(web.state, HealthState::Healthy, "{web:#?}");
+    assert!(web.probes.iter().all(|p| p.ok), "{web:#?}");
+    assert_eq!(
+        web.probes.iter().map(|p| p.kind).collect::<Vec<_>>(),
+        [ProbeKind::Http, ProbeKind::Metrics]
+    );
+
+    let busy = by_name(&report, "busy");
+    assert_eq!(busy.state, HealthState::Degraded, "{busy:#?}");
+    let perf = busy
+        .probes
+        .iter()
+        .find(|p| p.level == ProbeLevel::Performance)
+        .unwrap();
+    let why = perf.error.as_deref().unwrap();
+    assert!(
+        why.contains("error rate 0.2000 above 0.05") && why.contains("queue depth 500 above 100"),
+        "{why}"
+    );
+
+    assert_eq!(by_name(&report, "db").state, HealthState::Unhealthy);
+    let app = by_name(&report, "app");
+    assert_eq!(app.state, HealthState::Degraded, "{app:#?}");
+    let deps = app.probes.last().unwrap();
+    assert_eq!(deps.level, ProbeLevel::Dependencies);
+    assert_eq!(deps.error.as_deref(), Some("dependency unhealthy: db"));
+
+    let proc_check = by_name(&report, "proc");
+    assert_eq!(proc_check.state, HealthState::Degraded, "{proc_check:#?}");
+    let res = proc_check.probes.last().unwrap();
+    assert_eq!(res.kind, ProbeKind::Resources);
+    assert!(res.error.as_deref().unwrap().contains("open fds above 1"));
+
+    // The JSON shape `medic check --json` prints.
+    let json = serde_json::to_value(web).unwrap();
+    let keys: Vec<&String> = json["probes"][0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["error", "kind", "latency_ms", "level", "ok"]);
+    assert_eq!(json["state"], "healthy");
+}
