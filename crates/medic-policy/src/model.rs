@@ -234,6 +234,8 @@ pub struct TierPolicy {
     pub name: String,
     /// Agent types (label `type` or name prefix) that belong to this tier.
     pub agents: Vec<String>,
+    /// A label selector: targets carrying all of these labels belong to this tier (empty: none).
+    pub labels: BTreeMap<String, String>,
     /// Restarts allowed within `attempt_window` before giving up on restarts.
     pub max_restart_attempts: u32,
     /// Minimum time between two actions of the same strategy on one target.

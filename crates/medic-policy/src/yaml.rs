@@ -1,0 +1,803 @@
+//! Located YAML and a decoder that collects every error.
+//!
+//! serde's derive stops at the first problem, but a user fixing a config file wants all of them
+//! at once. So YAML is parsed (by serde-saphyr, with its `Spanned` locations) into a [`Node`]
+//! tree that remembers where every value and key came from, and typed structs are decoded from
+//! that tree with a [`Decoder`], which records a [`ValidationError`] for each problem and keeps
+//! going.
+//!
+//! Other crates validate their own YAML the same way:
+//!
+//! ```
+//! use medic_policy::yaml::{parse_yaml, Decoder};
+//!
+//! let text = "patterns:\n  - id: oom\n    weight: 2.5\n";
+//! let root = parse_yaml(text, "patterns.yaml").unwrap();
+//! let mut dec = Decoder::new("patterns.yaml");
+//! let mut ids = Vec::new();
+//! if let Some(map) = dec.map(&root, "", &["patterns"]) {
+//!     for (i, item) in dec.list(map.get("patterns"), "patterns").iter().enumerate() {
+//!         let path = format!("patterns[{i}]");
+//!         if let Some(p) = dec.map(item, &path, &["id", "weight"]) {
+//!             ids.extend(dec.required_string(&p, "id", &path));
+//!             dec.opt_ratio(p.get("weight"), &format!("{path}.weight"));
+//!         }
+//!     }
+//! }
+//! let err = dec.finish(ids).unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "patterns.yaml:3:13: patterns[0].weight: expected a number between 0 and 1, found 2.5"
+//! );
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+/// A 1-based line and column in a YAML file; `0:0` when unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Loc {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column (in characters).
+    pub col: u32,
+}
+
+/// One parsed YAML value with the place it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// Where the value starts.
+    pub loc: Loc,
+    /// The value.
+    pub value: Value,
+}
+
+/// The value of a [`Node`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// `~`, `null` or nothing.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i128),
+    /// A floating-point number.
+    Float(f64),
+    /// A string (plain or quoted).
+    Str(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in file order; keys are nodes too so that their location is known.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// How the value is described in "found …" messages.
+    pub fn describe(&self) -> String {
+        match &self.value {
+            Value::Null => "nothing".to_owned(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Str(s) => {
+                let mut short: String = s.chars().take(60).collect();
+                if short.len() < s.len() {
+                    short.push('…');
+                }
+                format!("{short:?}")
+            }
+            Value::Seq(_) => "a list".to_owned(),
+            Value::Map(_) => "a map".to_owned(),
+        }
+    }
+
+    /// The value as a map key: strings as written, numbers and booleans as text.
+    pub fn as_key(&self) -> Option<String> {
+        match &self.value {
+            Value::Str(s) => Some(s.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            Value::Null | Value::Seq(_) | Value::Map(_) => None,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self.value, Value::Null)
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<Value>::deserialize(d)?;
+        Ok(Node {
+            loc: loc_of(&spanned.referenced),
+            value: spanned.value,
+        })
+    }
+}
+
+fn loc_of(l: &serde_saphyr::Location) -> Loc {
+    Loc {
+        line: u32::try_from(l.line()).unwrap_or(u32::MAX),
+        col: u32::try_from(l.column()).unwrap_or(u32::MAX),
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(i128::from(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Int(i128::from(v)))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+        Ok(i128::try_from(v).map_or(Value::Float(v as f64), Value::Int))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_char<E: de::Error>(self, v: char) -> Result<Value, E> {
+        Ok(Value::Str(v.to_string()))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
+        Ok(Value::Str(String::from_utf8_lossy(v).into_owned()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(node) = seq.next_element::<Node>()? {
+            items.push(node);
+        }
+        Ok(Value::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut entries = Vec::new();
+        // Keys as strings: as values, plain `y` or `on` would resolve to booleans.
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            let key = Node {
+                loc: loc_of(&key.referenced),
+                value: Value::Str(key.value),
+            };
+            let value = map.next_value::<Node>()?;
+            entries.push((key, value));
+        }
+        Ok(Value::Map(entries))
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ValidationError {
+    /// The file as the user named it.
+    pub file: String,
+    /// 1-based line; 0 when the problem concerns the whole file (e.g. it cannot be read).
+    pub line: u32,
+    /// 1-based column; 0 when unknown.
+    pub col: u32,
+    /// Dotted key path, e.g. `targets[0].probes.liveness.every`; empty for the whole file.
+    pub path: String,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.path.is_empty()) {
+            (0, true) => write!(f, "{}: {}", self.file, self.message),
+            (0, false) => write!(f, "{}: {}: {}", self.file, self.path, self.message),
+            (_, true) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            ),
+            (_, false) => write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                self.file, self.line, self.col, self.path, self.message
+            ),
+        }
+    }
+}
+
+/// Every problem found in a set of configuration files, sorted by file and position.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ValidationErrors {
+    /// The problems; never empty when returned as an error.
+    pub errors: Vec<ValidationError>,
+}
+
+impl ValidationErrors {
+    /// Sorts by file, line and column and drops exact duplicates.
+    pub fn normalize(&mut self) {
+        self.errors.sort();
+        self.errors.dedup();
+    }
+
+    /// Appends the errors of `other`.
+    pub fn extend(&mut self, other: ValidationErrors) {
+        self.errors.extend(other.errors);
+    }
+
+    /// The number of problems.
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Whether there is no problem.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// A single error about a whole file (no line).
+    pub fn file(file: &str, message: impl Into<String>) -> Self {
+        ValidationErrors {
+            errors: vec![ValidationError {
+                file: file.to_owned(),
+                line: 0,
+                col: 0,
+                path: String::new(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Parses YAML text into a located [`Node`]; a syntax error (or an input over serde-saphyr's
+/// safety budget, e.g. nesting deeper than 64) becomes one located [`ValidationError`].
+///
+/// An empty document parses as a `Null` node at 1:1.
+pub fn parse_yaml(text: &str, file: &str) -> Result<Node, ValidationErrors> {
+    if text.trim().is_empty() {
+        return Ok(Node {
+            loc: Loc { line: 1, col: 1 },
+            value: Value::Null,
+        });
+    }
+    // YAML 1.2 booleans only: a target named `y` or a label `on` stays a string.
+    let options = serde_saphyr::options! { strict_booleans: true };
+    match serde_saphyr::from_str_with_options::<Option<Node>>(text, options) {
+        Ok(Some(node)) => Ok(node),
+        Ok(None) => Ok(Node {
+            loc: Loc { line: 1, col: 1 },
+            value: Value::Null,
+        }),
+        Err(e) => {
+            let loc = e.location().map_or(Loc { line: 1, col: 1 }, |l| Loc {
+                line: u32::try_from(l.line()).unwrap_or(u32::MAX).max(1),
+                col: u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
+            });
+            let found = syntax_message(&e);
+            Err(ValidationErrors {
+                errors: vec![ValidationError {
+                    file: file.to_owned(),
+                    line: loc.line,
+                    col: loc.col,
+                    path: String::new(),
+                    message: format!("expected valid YAML, found {found}"),
+                }],
+            })
+        }
+    }
+}
+
+/// serde-saphyr's message, on one line and without its own location suffix.
+fn syntax_message(e: &serde_saphyr::Error) -> String {
+    let raw = e.without_snippet().to_string();
+    let first = raw.lines().next().unwrap_or("a syntax error").trim();
+    // serde-saphyr appends " at line L, column C"; the location is already in front.
+    let cut = first.find(" at line ").map_or(first, |i| &first[..i]);
+    let cut = cut.trim_end_matches('.').trim();
+    if cut.is_empty() {
+        "a syntax error".to_owned()
+    } else {
+        cut.to_owned()
+    }
+}
+
+/// Joins a key path and a key: `a.b` + `c` → `a.b.c`.
+pub fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A mapping whose keys were checked against a list of allowed keys.
+#[derive(Clone, Copy, Debug)]
+pub struct MapView<'n> {
+    /// The map node itself.
+    pub node: &'n Node,
+    entries: &'n [(Node, Node)],
+}
+
+impl<'n> MapView<'n> {
+    /// The value under `key`, `None` when absent or null.
+    pub fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_key().as_deref() == Some(key))
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
+    }
+
+    /// The key node of `key`, for pointing at the key itself.
+    pub fn key_node(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_key().as_deref() == Some(key))
+            .map(|(k, _)| k)
+    }
+
+    /// Whether `key` is present with a non-null value.
+    pub fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// All entries in file order (keys that are not scalars are skipped; the decoder already
+    /// reported them).
+    pub fn entries(&self) -> impl Iterator<Item = (String, &'n Node, &'n Node)> + '_ {
+        self.entries
+            .iter()
+            .filter_map(|(k, v)| k.as_key().map(|name| (name, k, v)))
+    }
+}
+
+/// Decodes typed values out of [`Node`]s, recording every problem instead of stopping.
+///
+/// Each method takes the node, the key path used in messages, and returns `None` (after
+/// recording an error) when the value does not fit. [`Decoder::finish`] turns the collected
+/// errors into a `Result`.
+#[derive(Debug)]
+pub struct Decoder {
+    file: String,
+    errors: Vec<ValidationError>,
+}
+
+impl Decoder {
+    /// A decoder for the file named `file` (as shown in messages).
+    pub fn new(file: &str) -> Self {
+        Decoder {
+            file: file.to_owned(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The file name shown in messages.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Records a problem at `loc`.
+    pub fn error_at(&mut self, loc: Loc, path: &str, message: impl Into<String>) {
+        self.errors.push(ValidationError {
+            file: self.file.clone(),
+            line: loc.line,
+            col: loc.col,
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Records "expected `expected`, found <what `node` is>" at `node`.
+    pub fn expected(&mut self, node: &Node, path: &str, expected: &str) {
+        let message = format!("expected {expected}, found {}", node.describe());
+        self.error_at(node.loc, path, message);
+    }
+
+    /// How many problems were recorded so far.
+    pub fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Whether any problem was recorded.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// The errors recorded so far, sorted.
+    pub fn into_errors(self) -> ValidationErrors {
+        let mut e = ValidationErrors {
+            errors: self.errors,
+        };
+        e.normalize();
+        e
+    }
+
+    /// `Ok(value)` when nothing was recorded, otherwise every recorded problem.
+    pub fn finish<T>(self, value: T) -> Result<T, ValidationErrors> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.into_errors())
+        }
+    }
+
+    /// Checks that `node` is a map whose keys are all in `allowed`; every unknown key is
+    /// reported at the key. Returns `None` (and records) when `node` is not a map.
+    pub fn map<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Option<MapView<'n>> {
+        let Value::Map(entries) = &node.value else {
+            self.expected(node, path, "a map");
+            return None;
+        };
+        for (k, _) in entries {
+            match k.as_key() {
+                Some(name) if allowed.contains(&name.as_str()) => {}
+                Some(name) => {
+                    let message = format!(
+                        "expected one of {}, found unknown key {name:?}",
+                        allowed.join(", ")
+                    );
+                    self.error_at(k.loc, &join(path, &name), message);
+                }
+                None => self.expected(k, path, "a string key"),
+            }
+        }
+        Some(MapView { node, entries })
+    }
+
+    /// Like [`Decoder::map`] but any key is allowed (labels, environment, named entries).
+    pub fn free_map<'n>(&mut self, node: &'n Node, path: &str) -> Option<MapView<'n>> {
+        let Value::Map(entries) = &node.value else {
+            self.expected(node, path, "a map");
+            return None;
+        };
+        for (k, _) in entries {
+            if k.as_key().is_none() {
+                self.expected(k, path, "a string key");
+            }
+        }
+        Some(MapView { node, entries })
+    }
+
+    /// The items of a list; absent is an empty list; anything else is recorded.
+    pub fn list<'n>(&mut self, node: Option<&'n Node>, path: &str) -> &'n [Node] {
+        match node {
+            None => &[],
+            Some(Node {
+                value: Value::Seq(items),
+                ..
+            }) => items,
+            Some(other) => {
+                self.expected(other, path, "a list");
+                &[]
+            }
+        }
+    }
+
+    /// A required key of `map`: records "expected …, found nothing" at the map when absent.
+    pub fn require<'n>(
+        &mut self,
+        map: &MapView<'n>,
+        key: &str,
+        path: &str,
+        expected: &str,
+    ) -> Option<&'n Node> {
+        let node = map.get(key);
+        if node.is_none() {
+            let at = map.key_node(key).unwrap_or(map.node).loc;
+            self.error_at(
+                at,
+                &join(path, key),
+                format!("expected {expected}, found nothing"),
+            );
+        }
+        node
+    }
+
+    /// A non-empty string.
+    pub fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+        match &node.value {
+            Value::Str(s) if !s.trim().is_empty() => Some(s.clone()),
+            _ => {
+                self.expected(node, path, "a non-empty string");
+                None
+            }
+        }
+    }
+
+    /// A required non-empty string key of `map`.
+    pub fn required_string(&mut self, map: &MapView<'_>, key: &str, path: &str) -> Option<String> {
+        let node = self.require(map, key, path, "a non-empty string")?;
+        self.string(node, &join(path, key))
+    }
+
+    /// An optional non-empty string.
+    pub fn opt_string(&mut self, node: Option<&Node>, path: &str) -> Option<String> {
+        node.and_then(|n| self.string(n, path))
+    }
+
+    /// A scalar rendered as text (strings as is, numbers and booleans as written), for labels
+    /// and environment values.
+    pub fn scalar_text(&mut self, node: &Node, path: &str) -> Option<String> {
+        match node.as_key() {
+            Some(s) => Some(s),
+            None => {
+                self.expected(node, path, "a string, number or boolean");
+                None
+            }
+        }
+    }
+
+    /// `true` or `false`.
+    pub fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match node.value {
+            Value::Bool(b) => Some(b),
+            _ => {
+                self.expected(node, path, "true or false");
+                None
+            }
+        }
+    }
+
+    /// An optional boolean.
+    pub fn opt_bool(&mut self, node: Option<&Node>, path: &str) -> Option<bool> {
+        node.and_then(|n| self.bool(n, path))
+    }
+
+    /// An integer in `min..=max`.
+    pub fn int_in(&mut self, node: &Node, path: &str, min: i128, max: i128) -> Option<i128> {
+        match node.value {
+            Value::Int(i) if (min..=max).contains(&i) => Some(i),
+            _ => {
+                let expected = if max == i128::from(u32::MAX) || max == i128::from(u64::MAX) {
+                    if min == 0 {
+                        "a non-negative integer".to_owned()
+                    } else {
+                        format!("an integer of at least {min}")
+                    }
+                } else {
+                    format!("an integer between {min} and {max}")
+                };
+                self.expected(node, path, &expected);
+                None
+            }
+        }
+    }
+
+    /// A `u32` of at least `min`.
+    pub fn u32_min(&mut self, node: &Node, path: &str, min: u32) -> Option<u32> {
+        self.int_in(node, path, i128::from(min), i128::from(u32::MAX))
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// An optional `u32` of at least `min`.
+    pub fn opt_u32_min(&mut self, node: Option<&Node>, path: &str, min: u32) -> Option<u32> {
+        node.and_then(|n| self.u32_min(n, path, min))
+    }
+
+    /// A finite number (integer or float) that is at least `min`.
+    pub fn number_min(&mut self, node: &Node, path: &str, min: f64) -> Option<f64> {
+        let v = match node.value {
+            Value::Int(i) => Some(i as f64),
+            Value::Float(f) if f.is_finite() => Some(f),
+            _ => None,
+        };
+        match v {
+            Some(v) if v >= min => Some(v),
+            _ => {
+                let expected = if min == 0.0 {
+                    "a non-negative number".to_owned()
+                } else {
+                    format!("a number of at least {min}")
+                };
+                self.expected(node, path, &expected);
+                None
+            }
+        }
+    }
+
+    /// A number in `[0, 1]`.
+    pub fn ratio(&mut self, node: &Node, path: &str) -> Option<f64> {
+        let v = match node.value {
+            Value::Int(i) => Some(i as f64),
+            Value::Float(f) => Some(f),
+            _ => None,
+        };
+        match v {
+            Some(v) if (0.0..=1.0).contains(&v) => Some(v),
+            _ => {
+                self.expected(node, path, "a number between 0 and 1");
+                None
+            }
+        }
+    }
+
+    /// An optional number in `[0, 1]`.
+    pub fn opt_ratio(&mut self, node: Option<&Node>, path: &str) -> Option<f64> {
+        node.and_then(|n| self.ratio(n, path))
+    }
+
+    /// A duration: `500ms`, `300s`, `5m`, `1h`, `1d`, or a bare number of seconds.
+    pub fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let parsed = match &node.value {
+            Value::Int(i) if *i >= 0 => u64::try_from(*i).ok().map(Duration::from_secs),
+            Value::Float(f) if f.is_finite() && *f >= 0.0 => Duration::try_from_secs_f64(*f).ok(),
+            Value::Str(s) => parse_duration(s).ok(),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.expected(node, path, DURATION_EXPECTED);
+        }
+        parsed
+    }
+
+    /// A duration greater than zero.
+    pub fn positive_duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let d = self.duration(node, path)?;
+        if d.is_zero() {
+            self.expected(node, path, "a duration greater than zero");
+            return None;
+        }
+        Some(d)
+    }
+
+    /// An optional duration.
+    pub fn opt_duration(&mut self, node: Option<&Node>, path: &str) -> Option<Duration> {
+        node.and_then(|n| self.duration(n, path))
+    }
+
+    /// An optional duration greater than zero.
+    pub fn opt_positive_duration(&mut self, node: Option<&Node>, path: &str) -> Option<Duration> {
+        node.and_then(|n| self.positive_duration(n, path))
+    }
+
+    /// One of a fixed set of names; the message lists them.
+    pub fn one_of<T: Copy>(&mut self, node: &Node, path: &str, choices: &[(&str, T)]) -> Option<T> {
+        if let Value::Str(s) = &node.value
+            && let Some((_, v)) = choices.iter().find(|(name, _)| name == s)
+        {
+            return Some(*v);
+        }
+        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+        self.expected(node, path, &format!("one of {}", names.join(", ")));
+        None
+    }
+
+    /// A list of names from a fixed set; a single name is accepted as a one-item list.
+    pub fn list_of<T: Copy>(
+        &mut self,
+        node: Option<&Node>,
+        path: &str,
+        choices: &[(&str, T)],
+    ) -> Vec<T> {
+        let Some(node) = node else { return Vec::new() };
+        if let Value::Str(_) = node.value {
+            return self.one_of(node, path, choices).into_iter().collect();
+        }
+        let items = self.list(Some(node), path);
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| self.one_of(n, &format!("{path}[{i}]"), choices))
+            .collect()
+    }
+
+    /// A list of non-empty strings.
+    pub fn string_list(&mut self, node: Option<&Node>, path: &str) -> Vec<String> {
+        let items = self.list(node, path);
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| self.string(n, &format!("{path}[{i}]")))
+            .collect()
+    }
+
+    /// A list of non-empty strings with the location of each.
+    pub fn located_string_list(&mut self, node: Option<&Node>, path: &str) -> Vec<(String, Loc)> {
+        let items = self.list(node, path);
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| self.string(n, &format!("{path}[{i}]")).map(|s| (s, n.loc)))
+            .collect()
+    }
+
+    /// A map of string keys to scalar values rendered as text.
+    pub fn string_map(
+        &mut self,
+        node: Option<&Node>,
+        path: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let Some(node) = node else { return out };
+        let Some(map) = self.free_map(node, path) else {
+            return out;
+        };
+        for (k, _, v) in map.entries() {
+            if let Some(text) = self.scalar_text(v, &join(path, &k)) {
+                out.insert(k, text);
+            }
+        }
+        out
+    }
+}
+
+/// What a duration looks like, for messages.
+pub const DURATION_EXPECTED: &str =
+    "a duration like 500ms, 300s, 5m or 1h (or a number of seconds)";
+
+/// Parses `500ms`, `300s`, `5m`, `1h`, `1d` or a bare number of seconds (`1.5` allowed).
+///
+/// Negative, non-finite and out-of-range values are errors; the error is a short reason.
+pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty");
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" | "mins" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return Err("unknown unit"),
+    };
+    if num.is_empty() || num.starts_with('+') {
+        return Err("not a number");
+    }
+    let n: f64 = num.parse().map_err(|_| "not a number")?;
+    if n.is_sign_negative() {
+        return Err("negative");
+    }
+    Duration::try_from_secs_f64(n * scale).map_err(|_| "out of range")
+}

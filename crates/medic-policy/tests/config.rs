@@ -1,0 +1,583 @@
+//! medic-policy's integration tests: broken files with their exact messages, the shipped
+//! files, durations, tier matching and inheritance, cycles, and no panic on any input.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use medic_policy::config::POLICY_KEYS;
+use medic_policy::{TierPolicy, parse_duration, parse_fleet_str, parse_policies_str};
+
+fn repo_policies() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")
+}
+
+fn shipped_tiers() -> BTreeMap<String, TierPolicy> {
+    let text = std::fs::read_to_string(repo_policies().join("tiers.yaml")).unwrap();
+    parse_policies_str(&text, "tiers.yaml").unwrap()
+}
+
+fn fleet_errors(text: &str) -> Vec<String> {
+    match parse_fleet_str(text, "fleet.yaml", &shipped_tiers()) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn policy_errors(text: &str) -> Vec<String> {
+    match parse_policies_str(text, "tiers.yaml") {
+        Ok(_) => Vec::new(),
+        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const DURATION: &str = "a duration like 500ms, 300s, 5m or 1h (or a number of seconds)";
+
+#[test]
+fn broken_policy_files_report_exact_locations() {
+    let policy_keys = POLICY_KEYS.join(", ");
+    let cases: Vec<(&str, &str, Vec<String>)> = vec![
+        (
+            "unknown key",
+            "healing_policies:\n  default:\n    max_restart_attempts: 3\n    restart_cooldwn: 300s\n",
+            vec![format!(
+                "tiers.yaml:4:5: healing_policies.default.restart_cooldwn: expected one of {policy_keys}, found unknown key \"restart_cooldwn\""
+            )],
+        ),
+        (
+            "wrong type",
+            "healing_policies:\n  default:\n    max_restart_attempts: three\n",
+            vec!["tiers.yaml:3:27: healing_policies.default.max_restart_attempts: expected a non-negative integer, found \"three\"".into()],
+        ),
+        (
+            "negative duration",
+            "healing_policies:\n  default:\n    restart_cooldown: -5s\n",
+            vec![format!("tiers.yaml:3:23: healing_policies.default.restart_cooldown: expected {DURATION}, found \"-5s\"")],
+        ),
+        (
+            "malformed duration",
+            "healing_policies:\n  critical_agents:\n    policy: { restart_cooldown: 5 minutes }\n",
+            vec![format!("tiers.yaml:3:33: healing_policies.critical_agents.policy.restart_cooldown: expected {DURATION}, found \"5 minutes\"")],
+        ),
+        (
+            "ratio out of range",
+            "healing_policies:\n  default:\n    scale_threshold: 1.5\n",
+            vec!["tiers.yaml:3:22: healing_policies.default.scale_threshold: expected a number between 0 and 1, found 1.5".into()],
+        ),
+        (
+            "unknown strategy in a rule",
+            "healing_policies:\n  default:\n    rules:\n      - { name: r, when: { failing: [liveness] }, then: reboot }\n",
+            vec!["tiers.yaml:4:57: healing_policies.default.rules[0].then: expected one of restart, reset, recreate, scale, circuit_break, rollback, reroute, repair, escalate, observe, found \"reboot\"".into()],
+        ),
+        (
+            "unknown probe level in a condition",
+            "healing_policies:\n  default:\n    rules:\n      - name: r\n        when: { failing: [alive] }\n        then: restart\n",
+            vec!["tiers.yaml:5:27: healing_policies.default.rules[0].when.failing[0]: expected one of liveness, readiness, performance, resources, dependencies, found \"alive\"".into()],
+        ),
+        (
+            "rule without conditions",
+            "healing_policies:\n  default:\n    rules:\n      - { name: r, when: {}, then: restart }\n",
+            vec!["tiers.yaml:4:26: healing_policies.default.rules[0].when: expected at least one of health, failing, utilization_above, utilization_above_scale_threshold, memory_ratio_above, error_rate_above, anomaly_kind, diagnosis, predicted_failure, version_changed_within, minority_of_group, found a map".into()],
+        ),
+        (
+            "misspelt tier key",
+            "healing_policies:\n  critical_agents:\n    agent: [crewai]\n",
+            vec!["tiers.yaml:3:5: healing_policies.critical_agents.agent: expected one of agents, labels, policy, found unknown key \"agent\"".into()],
+        ),
+        (
+            "backoff initial above max",
+            "healing_policies:\n  default:\n    backoff: { initial: 10m, max: 300s }\n",
+            vec!["tiers.yaml:3:5: healing_policies.default.backoff: expected backoff.initial (600s) at most backoff.max (300s), found it larger".into()],
+        ),
+        (
+            "agent in two tiers",
+            "healing_policies:\n  a:\n    agents: [crewai]\n  b:\n    agents: [crewai]\n",
+            vec!["tiers.yaml:4:3: healing_policies.b.agents: expected each agent in one tier, found \"crewai\" also in a".into()],
+        ),
+        (
+            "yaml syntax error",
+            "healing_policies:\n  default: { max_restart_attempts: 3\n",
+            vec!["tiers.yaml:2:12: expected valid YAML, found unclosed bracket '{'".into()],
+        ),
+        (
+            "missing top-level key",
+            "policies:\n  default: {}\n",
+            vec![
+                "tiers.yaml:1:1: healing_policies: expected a map of tiers, found nothing".into(),
+                "tiers.yaml:1:1: policies: expected one of healing_policies, found unknown key \"policies\"".into(),
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, text, expected) in &cases {
+        let got = policy_errors(text);
+        if &got != expected {
+            failures.push(format!(
+                "{name}:\n  expected {expected:#?}\n  got      {got:#?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn broken_fleet_files_report_exact_locations() {
+    let cases: Vec<(&str, &str, Vec<&str>)> = vec![
+        (
+            "duplicate target names",
+            "targets:\n  - name: a\n  - name: a\n",
+            vec![
+                "fleet.yaml:3:11: targets[1].name: expected a unique target name, found \"a\" again (first at line 2)",
+            ],
+        ),
+        (
+            "depends_on naming no target",
+            "targets:\n  - name: web\n    depends_on: [db]\n",
+            vec![
+                "fleet.yaml:3:18: targets[0].depends_on[0]: expected the name of a target in this file, found \"db\"",
+            ],
+        ),
+        (
+            "unknown tier",
+            "targets:\n  - name: web\n    tier: critical\n",
+            vec![
+                "fleet.yaml:3:11: targets[0].tier: expected one of critical_agents, default, lightweight_agents, found \"critical\"",
+            ],
+        ),
+        (
+            "target matching two tiers",
+            "targets:\n  - name: semgrep-1\n    labels: { type: crewai }\n",
+            vec![
+                "fleet.yaml:2:11: targets[0].name: expected a target matching at most one tier (set tier: to choose), found \"semgrep-1\" matching critical_agents and lightweight_agents",
+            ],
+        ),
+        (
+            "empty argv",
+            "targets:\n  - name: w\n    probes:\n      liveness: { exec: [] }\n",
+            vec![
+                "fleet.yaml:4:25: targets[0].probes.liveness.exec: expected a non-empty list of strings (program and arguments), found an empty list",
+            ],
+        ),
+        (
+            "bad url",
+            "targets:\n  - name: w\n    probes:\n      liveness: { http: { url: \"127.0.0.1:80/health\" } }\n",
+            vec![
+                "fleet.yaml:4:32: targets[0].probes.liveness.http.url: expected an http:// or https:// URL with a host, found \"127.0.0.1:80/health\"",
+            ],
+        ),
+        (
+            "bad address",
+            "targets:\n  - name: w\n    probes:\n      readiness: { tcp: { addr: \"127.0.0.1:70000\" } }\n",
+            vec![
+                "fleet.yaml:4:33: targets[0].probes.readiness.tcp.addr: expected an address host:port with a port from 1 to 65535, found \"127.0.0.1:70000\"",
+            ],
+        ),
+        (
+            "unknown strategy in actions",
+            "targets:\n  - name: w\n    actions:\n      reboot: { exec: [reboot] }\n",
+            vec![
+                "fleet.yaml:4:7: targets[0].actions.reboot: expected one of restart, reset, recreate, scale, circuit_break, rollback, reroute, repair, escalate, observe, found unknown key \"reboot\"",
+            ],
+        ),
+        (
+            "scale without replica room",
+            "targets:\n  - name: w\n    actions:\n      scale: { exec: [./scale.sh, \"{replicas}\"] }\n",
+            vec![
+                "fleet.yaml:4:7: targets[0].actions.scale: expected replicas.max greater than replicas.min for a scale action, found min 1 and max 1",
+            ],
+        ),
+        (
+            "labels of the wrong type",
+            "targets:\n  - name: w\n    labels: [a, b]\n",
+            vec!["fleet.yaml:3:13: targets[0].labels: expected a map, found a list"],
+        ),
+        (
+            "missing name",
+            "targets:\n  - tier: default\n",
+            vec![
+                "fleet.yaml:2:5: targets[0].name: expected a name of letters, digits, '-', '_' and '.', found nothing",
+            ],
+        ),
+        (
+            "two checks in one probe",
+            "targets:\n  - name: w\n    probes:\n      liveness: { tcp: { addr: \"127.0.0.1:1\" }, exec: [\"true\"] }\n",
+            vec![
+                "fleet.yaml:4:49: targets[0].probes.liveness.exec: expected exactly one of http, tcp, process, exec, found tcp and exec",
+            ],
+        ),
+        (
+            "supervisor action without supervise",
+            "targets:\n  - name: w\n    actions:\n      restart: { supervisor: true }\n",
+            vec![
+                "fleet.yaml:4:7: targets[0].actions.restart.supervisor: expected a target with supervise: for a supervisor action, found none",
+            ],
+        ),
+        (
+            "zero probe interval and bad threshold",
+            "targets:\n  - name: w\n    probes:\n      liveness: { exec: [\"true\"], every: 0s, failure_threshold: 0 }\n",
+            vec![
+                "fleet.yaml:4:42: targets[0].probes.liveness.every: expected a duration greater than zero, found \"0s\"",
+                "fleet.yaml:4:65: targets[0].probes.liveness.failure_threshold: expected an integer of at least 1, found 0",
+            ],
+        ),
+        (
+            "unknown target key",
+            "targets:\n  - name: w\n    dependson: [x]\n",
+            vec![
+                "fleet.yaml:3:5: targets[0].dependson: expected one of name, tier, labels, group, probes, metrics, depends_on, actions, fallback, supervise, startup_delay, replicas, found unknown key \"dependson\"",
+            ],
+        ),
+        (
+            "yaml syntax error",
+            "targets:\n  - name: w\n   probes: {}\n",
+            vec![
+                "fleet.yaml:3:4: expected valid YAML, found while parsing a block collection, did not find expected '-' indicator",
+            ],
+        ),
+        (
+            "every problem at once",
+            "targets:\n  - name: a\n    startup_delay: soon\n  - name: b\n    replicas: { min: 3, max: 2 }\n    depends_on: [nobody]\n",
+            vec![
+                &*format!(
+                    "fleet.yaml:3:20: targets[0].startup_delay: expected {DURATION}, found \"soon\""
+                )
+                .leak(),
+                "fleet.yaml:5:30: targets[1].replicas.max: expected at least min (3), found 2",
+                "fleet.yaml:6:18: targets[1].depends_on[0]: expected the name of a target in this file, found \"nobody\"",
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, text, expected) in &cases {
+        let got = fleet_errors(text);
+        if got != *expected {
+            failures.push(format!(
+                "{name}:\n  expected {expected:#?}\n  got      {got:#?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn dependency_cycle_is_named() {
+    let text = "targets:\n  - name: a\n    depends_on: [b]\n  - name: b\n    depends_on: [c]\n  - name: c\n    depends_on: [a]\n  - name: d\n    depends_on: [d]\n";
+    assert_eq!(
+        fleet_errors(text),
+        vec![
+            "fleet.yaml:3:18: targets[0].depends_on[0]: expected no dependency cycle, found a -> b -> c -> a",
+            "fleet.yaml:9:18: targets[3].depends_on[0]: expected no dependency cycle, found d -> d",
+        ]
+    );
+    // A diamond is not a cycle.
+    let diamond = "targets:\n  - { name: a, depends_on: [b, c] }\n  - { name: b, depends_on: [d] }\n  - { name: c, depends_on: [d] }\n  - { name: d }\n";
+    assert_eq!(fleet_errors(diamond), Vec::<String>::new());
+}
+
+#[test]
+fn shipped_files_validate() {
+    let dir = repo_policies();
+    let fleet = medic_policy::load(&dir.join("fleet.example.yaml"), &dir)
+        .unwrap_or_else(|e| panic!("shipped files invalid:\n{e}"));
+    let tiers: Vec<&str> = fleet.tiers.keys().map(String::as_str).collect();
+    assert_eq!(tiers, ["critical_agents", "default", "lightweight_agents"]);
+    let tier_of = |n: &str| fleet.target(n).unwrap().tier.clone();
+    assert_eq!(tier_of("crewai-1"), "critical_agents");
+    assert_eq!(tier_of("postgres"), "default");
+    assert_eq!(tier_of("scanner-1"), "lightweight_agents");
+    assert_eq!(tier_of("shellgpt-1"), "lightweight_agents");
+    // At least one target a newcomer can probe without any service, and one that is dead.
+    assert!(fleet.targets.iter().any(|t| {
+        t.probes
+            .iter()
+            .any(|p| matches!(p.check, medic_policy::Check::Exec { .. }))
+    }));
+    assert!(fleet.targets.iter().any(|t| {
+        t.probes
+            .iter()
+            .any(|p| matches!(p.check, medic_policy::Check::Tcp { .. }))
+    }));
+
+    let c = &fleet.tiers["critical_agents"];
+    assert_eq!(c.max_restart_attempts, 5);
+    assert_eq!(c.restart_cooldown, Duration::from_secs(180));
+    assert!(c.preemptive_scaling);
+    assert_eq!(c.backup_instances, 2);
+    assert_eq!(c.scale_threshold, 0.8, "inherited from default");
+    let l = &fleet.tiers["lightweight_agents"];
+    assert_eq!(l.max_restart_attempts, 2);
+    assert!(l.aggressive_recycling);
+    assert_eq!(l.memory_limit_buffer, 0.2);
+    assert_eq!(l.circuit_break_duration, Duration::from_secs(60));
+}
+
+#[test]
+fn shipped_default_tier_equals_builtin_default() {
+    let tiers = shipped_tiers();
+    assert_eq!(tiers["default"], TierPolicy::builtin_default());
+}
+
+#[test]
+fn durations_parse() {
+    let ok = [
+        ("300s", 300_000),
+        ("5m", 300_000),
+        ("1h", 3_600_000),
+        ("500ms", 500),
+        ("1.5s", 1_500),
+        ("0", 0),
+        ("45", 45_000),
+        ("2d", 172_800_000),
+        (" 10s ", 10_000),
+    ];
+    for (text, ms) in ok {
+        assert_eq!(
+            parse_duration(text),
+            Ok(Duration::from_millis(ms)),
+            "{text}"
+        );
+    }
+    for bad in [
+        "",
+        "-5s",
+        "5 minutes",
+        "s",
+        "1y",
+        "ms",
+        "+3s",
+        "1e3s",
+        "NaN",
+        "inf",
+        "1..2s",
+        "99999999999999999999999h",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+    }
+    // Bare numbers in YAML are seconds.
+    let t = "healing_policies:\n  default: { restart_cooldown: 90, verify_deadline: 2.5 }\n";
+    let d = &parse_policies_str(t, "t.yaml").unwrap()["default"];
+    assert_eq!(d.restart_cooldown, Duration::from_secs(90));
+    assert_eq!(d.verify_deadline, Duration::from_millis(2500));
+}
+
+#[test]
+fn tier_matching_by_name_label_selector_and_explicit_tier() {
+    let tiers_yaml = "healing_policies:\n  default: {}\n  gpu:\n    labels: { accel: gpu }\n  crew:\n    agents: [crewai]\n";
+    let tiers = parse_policies_str(tiers_yaml, "t.yaml").unwrap();
+    let fleet = parse_fleet_str(
+        "targets:\n  - { name: crewai-7 }\n  - { name: crewaix }\n  - { name: x, labels: { type: crewai } }\n  - { name: y, labels: { accel: gpu } }\n  - { name: crewai-9, tier: default }\n  - { name: z }\n",
+        "f.yaml",
+        &tiers,
+    )
+    .unwrap();
+    let got: Vec<(&str, &str)> = fleet
+        .targets
+        .iter()
+        .map(|t| (t.name.as_str(), t.tier.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("crewai-7", "crew"),
+            ("crewaix", "default"),
+            ("x", "crew"),
+            ("y", "gpu"),
+            ("crewai-9", "default"),
+            ("z", "default"),
+        ]
+    );
+}
+
+#[test]
+fn tiers_inherit_default_key_by_key() {
+    let t = "healing_policies:\n  default:\n    max_restart_attempts: 4\n    backoff: { initial: 5s }\n    rules: [{ name: only, when: { failing: [readiness] }, then: reroute }]\n  calm:\n    policy: { backoff: { max: 1h }, auto_approve_risk: low }\n  custom:\n    policy:\n      rules: [{ name: mine, when: { predicted_failure: true }, then: scale, confidence: 0.6 }]\n";
+    let tiers = parse_policies_str(t, "t.yaml").unwrap();
+    let calm = &tiers["calm"];
+    assert_eq!(calm.max_restart_attempts, 4, "from default");
+    assert_eq!(calm.backoff.initial, Duration::from_secs(5), "from default");
+    assert_eq!(calm.backoff.max, Duration::from_secs(3600), "own");
+    assert_eq!(calm.backoff.multiplier, 2.0, "built-in");
+    assert_eq!(calm.auto_approve_risk, medic_core::Risk::Low);
+    assert_eq!(calm.rules.len(), 1);
+    assert_eq!(calm.rules[0].name, "only");
+    let custom = &tiers["custom"];
+    assert_eq!(custom.rules.len(), 1);
+    assert_eq!(custom.rules[0].name, "mine");
+    assert_eq!(custom.rules[0].confidence, 0.6);
+    assert_eq!(custom.max_restart_attempts, 4);
+    // A file without `default` still gets the built-in one.
+    let only = parse_policies_str("healing_policies:\n  x: { agents: [x] }\n", "t.yaml").unwrap();
+    assert_eq!(only["default"], TierPolicy::builtin_default());
+    assert_eq!(only["x"].rules, medic_policy::default_rules());
+}
+
+#[test]
+fn builtin_default_has_the_documented_values() {
+    let d = TierPolicy::builtin_default();
+    assert_eq!(d.backoff.initial, Duration::from_secs(10));
+    assert_eq!(d.backoff.max, Duration::from_secs(300));
+    assert_eq!(d.backoff.reset_after, Duration::from_secs(600));
+    assert_eq!(
+        (d.crash_loop.restarts, d.crash_loop.window),
+        (5, Duration::from_secs(600))
+    );
+    assert_eq!(d.max_group_unavailable, 0.1);
+    assert_eq!(d.auto_approve_risk, medic_core::Risk::Medium);
+    assert_eq!(d.confidence_threshold, 0.85);
+    assert_eq!(d.approval_timeout, Duration::from_secs(900));
+    assert_eq!(d.verify_deadline, Duration::from_secs(30));
+    assert_eq!(d.attempt_window, Duration::from_secs(3600));
+    assert_eq!(d.scaling.tolerance, 0.1);
+    assert_eq!(d.scaling.scale_down_stabilization, Duration::from_secs(300));
+    let names: Vec<&str> = d.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "config_error",
+            "bad_deploy",
+            "lone_bad_instance",
+            "unresponsive",
+            "leak",
+            "error_burst",
+            "saturated"
+        ]
+    );
+}
+
+#[test]
+fn probe_and_target_defaults() {
+    let fleet = parse_fleet_str(
+        "targets:\n  - name: w\n    probes:\n      liveness: { tcp: { addr: \"127.0.0.1:9\" } }\n  - name: s\n    supervise: { command: [sleep, 1000] }\n",
+        "f.yaml",
+        &shipped_tiers(),
+    )
+    .unwrap();
+    let w = fleet.target("w").unwrap();
+    let p = &w.probes[0];
+    assert_eq!(p.every, Duration::from_secs(10));
+    assert_eq!(p.timeout, Duration::from_secs(1));
+    assert_eq!((p.failure_threshold, p.success_threshold), (3, 1));
+    assert_eq!(w.startup_delay, Duration::from_secs(5));
+    assert_eq!(
+        (w.replicas.initial, w.replicas.min, w.replicas.max),
+        (1, 1, 1)
+    );
+    let s = fleet.target("s").unwrap();
+    assert_eq!(s.supervise.as_ref().unwrap().command, ["sleep", "1000"]);
+    assert!(matches!(
+        s.probes[0].check,
+        medic_policy::Check::Process {
+            selector: medic_policy::ProcessSelector::Supervised
+        }
+    ));
+    assert_eq!(
+        s.actions[&medic_core::Strategy::Restart].kind,
+        medic_policy::ActionKind::Supervisor
+    );
+}
+
+#[test]
+fn load_reports_unreadable_files_and_skips_foreign_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("patterns.yaml"),
+        "anything: [that, is, not, a, policy]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("fleet.yaml"), "targets: []\n").unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "healing_policies:\n  x: { agents: [x] }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        "healing_policies:\n  x: { agents: [y] }\n",
+    )
+    .unwrap();
+    let err = medic_policy::load_policies(dir.path())
+        .unwrap_err()
+        .to_string();
+    let b = dir.path().join("b.yaml").display().to_string();
+    let a = dir.path().join("a.yaml").display().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{b}:2:3: healing_policies.x: expected each tier defined once, found \"x\" again (first at {a}:2:3)"
+        )
+    );
+    std::fs::remove_file(dir.path().join("b.yaml")).unwrap();
+    let fleet = medic_policy::load(&dir.path().join("fleet.yaml"), dir.path()).unwrap();
+    assert!(fleet.targets.is_empty());
+    let missing = medic_policy::load(&dir.path().join("nope.yaml"), dir.path()).unwrap_err();
+    assert!(missing.to_string().starts_with(&format!(
+        "{}: expected a readable file, found ",
+        dir.path().join("nope.yaml").display()
+    )));
+}
+
+mod no_panic {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn shipped(name: &str) -> String {
+        std::fs::read_to_string(repo_policies().join(name)).unwrap()
+    }
+
+    /// Every error line has the documented shape.
+    fn check_shape(e: &medic_policy::ValidationErrors, file: &str) {
+        assert!(!e.is_empty());
+        for x in &e.errors {
+            assert_eq!(x.file, file);
+            assert!(x.line >= 1 && x.col >= 1, "{x}");
+            assert!(x.message.starts_with("expected "), "{x}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text(text in "\\PC{0,300}") {
+            if let Err(e) = parse_policies_str(&text, "p.yaml") { check_shape(&e, "p.yaml"); }
+            if let Err(e) = parse_fleet_str(&text, "f.yaml", &shipped_tiers()) { check_shape(&e, "f.yaml"); }
+        }
+
+        #[test]
+        fn yamlish_text(text in "[a-z_:{}\\[\\],\\- \n0-9.\"'#&*!|>]{0,200}") {
+            if let Err(e) = parse_policies_str(&text, "p.yaml") { check_shape(&e, "p.yaml"); }
+            if let Err(e) = parse_fleet_str(&text, "f.yaml", &shipped_tiers()) { check_shape(&e, "f.yaml"); }
+        }
+
+        #[test]
+        fn mutated_shipped_files(
+            which in 0usize..2,
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..3, "[ -~\n]{0,6}"), 1..6),
+        ) {
+            let mut text = if which == 0 { shipped("tiers.yaml") } else { shipped("fleet.example.yaml") };
+            for (at, op, s) in edits {
+                let mut i = at.index(text.len() + 1);
+                while !text.is_char_boundary(i) { i -= 1; }
+                match op {
+                    0 => text.insert_str(i, &s),
+                    1 => { let mut j = (i + s.len()).min(text.len()); while !text.is_char_boundary(j) { j -= 1; } text.replace_range(i..j, ""); }
+                    _ => { let mut j = (i + s.len()).min(text.len()); while !text.is_char_boundary(j) { j -= 1; } text.replace_range(i..j, &s); }
+                }
+            }
+            if which == 0 {
+                if let Err(e) = parse_policies_str(&text, "p.yaml") { check_shape(&e, "p.yaml"); }
+            } else if let Err(e) = parse_fleet_str(&text, "f.yaml", &shipped_tiers()) {
+                check_shape(&e, "f.yaml");
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_alias_bombs_are_errors_not_crashes() {
+        let deep = format!("targets: {}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_fleet_str(&deep, "f.yaml", &shipped_tiers()).is_err());
+        let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
+        assert!(parse_policies_str(bomb, "p.yaml").is_err());
+    }
+}
