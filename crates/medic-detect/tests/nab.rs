@@ -105,7 +105,7 @@ fn false_positive_costs_depend_on_distance_to_previous_window() {
     scores[40] = 1.0;
     scores[52] = 0.8;
     scores[20] = 0.9;
-    let result = score_corpus(&[f.clone()], &[scores], &[standard()]).unwrap();
+    let result = score_corpus(std::slice::from_ref(&f), &[scores], &[standard()]).unwrap();
     assert_eq!(result[0].best.threshold, 1.0);
     assert!((result[0].best.score - 1.0).abs() < 1e-12);
     // With all three at the top score: row 20 is before any window (full fpWeight), row 52 is
@@ -142,9 +142,7 @@ fn threshold_optimisation_trades_missed_windows_against_false_positives() {
     sa[40] = 0.9;
     let mut sb = vec![0.0; 100];
     sb[60] = 0.5;
-    for i in 16..28 {
-        sb[i] = 0.5;
-    }
+    sb[16..28].fill(0.5);
     let result = score_corpus(&[a, b], &[sa, sb], &[standard()]).unwrap();
     // At 0.9: 1 − 1 = 0. At 0.5: 1 + 1 − 12 × 0.11 = 0.68 → better.
     assert_eq!(result[0].best.threshold, 0.5);

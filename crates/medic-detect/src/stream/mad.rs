@@ -52,8 +52,8 @@ impl RollingMad {
     }
 
     fn scale(&self) -> f64 {
-        // The MAD of data with many ties is 0; fall back to a fraction of the mean absolute
-        // deviation, then to a tiny relative value, so steps never stall.
+        // The MAD of data with many ties is 0; fall back to a fraction of the (winsorised) mean
+        // absolute deviation, then to a tiny relative value, so steps never stall.
         self.mad
             .max(0.1 * self.mean_abs_dev)
             .max(1e-9 * self.median.abs())
@@ -79,7 +79,9 @@ impl StreamDetector for RollingMad {
             let eta = self.rate.max(1.0 / self.n as f64);
             let s = self.scale();
             let dev = (x - self.median).abs();
-            self.mean_abs_dev += eta * (dev - self.mean_abs_dev);
+            // Winsorised at 3 scales so gross outliers cannot inflate the fallback scale, while
+            // a genuine jump to a far level still grows it geometrically.
+            self.mean_abs_dev += eta * (dev.min(3.0 * s) - self.mean_abs_dev);
             self.median += eta * s * sign(x - self.median);
             self.mad = (self.mad + eta * s * sign(dev - self.mad)).max(0.0);
         }

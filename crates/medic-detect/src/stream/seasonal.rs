@@ -4,7 +4,8 @@ use super::{Detection, StreamError, check};
 
 /// Scores a sample against the value usually seen at the same phase of a period (for example
 /// the same 5 minutes of the day): a fixed table of `slots` exponentially weighted means, one
-/// per phase bin, predicts `x̂` as the mean of the sample's bin and its two neighbours; the
+/// per phase bin, predicts `x̂` as the mean of the sample's bin (not smoothed with its
+/// neighbours, which would blur sharp daily edges into false alarms); the
 /// residual `x − x̂` is scaled by an exponentially weighted mean absolute residual.
 /// Until a bin has `min_count` samples the prediction is a plain EWMA of the level, so the
 /// detector degrades to a level detector on series without the period.
@@ -62,14 +63,13 @@ impl Seasonal {
     pub fn update(&mut self, t: i64, x: f64) -> Detection {
         let slots = self.means.len();
         let slot = ((t.rem_euclid(self.period_us) / self.slot_us) as usize).min(slots - 1);
-        let neighbours = [(slot + slots - 1) % slots, slot, (slot + 1) % slots];
-        let trusted = neighbours.iter().all(|&s| self.counts[s] >= self.min_count);
+        let trusted = self.counts[slot] >= self.min_count;
         self.n += 1;
         if self.n == 1 {
             self.level = x;
         }
         let predicted = if trusted {
-            neighbours.iter().map(|&s| self.means[s]).sum::<f64>() / 3.0
+            self.means[slot]
         } else {
             self.level
         };
