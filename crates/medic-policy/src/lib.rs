@@ -20,8 +20,9 @@
 //! and a [`yaml::Decoder`]: `dec.map(node, path, ALLOWED_KEYS)` rejects unknown keys, the typed
 //! getters (`string`, `ratio`, `duration`, `one_of`, `list`, …) record a located error and
 //! return `None` on a bad value, and `dec.finish(value)` returns all the errors at once. See the
-//! example on the [`yaml`] module. [`load_policies`] skips `patterns.yaml` so that file can
-//! belong to its own crate.
+//! example on the [`yaml`] module. For a plain serde type, [`yaml::from_str_located`] reports
+//! the first problem in the same `file:line:col` form. [`load_policies`] skips `patterns.yaml`
+//! so that file can belong to its own crate.
 //!
 //! Invariants: engine code never sees a `*Config`; it sees only the validated model. Every
 //! error carries a file, a line and column (0 only when the file itself cannot be read) and a

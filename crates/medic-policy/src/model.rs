@@ -1,7 +1,8 @@
 //! The validated configuration: what engine, collectors and actuators see.
 //!
-//! Nothing here is deserialised directly: the `*Config` types in `config` are parsed from YAML
-//! and turned into these by validation, which checks every value and reports every problem.
+//! Nothing here is deserialised directly: the `*Config` types in [`crate::config`] are decoded
+//! from YAML and turned into these by [`crate::validate`], which checks every value and reports
+//! every problem.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -228,6 +229,26 @@ pub struct SuperviseSpec {
 }
 
 /// The healing policy of a tier. Every tier inherits `default` and overrides some keys.
+///
+/// Written in `policies/*.yaml` under `healing_policies:` (see `policies/README.md`). The keys
+/// of the original design:
+/// - `max_restart_attempts`: restarts allowed within `attempt_window`; then the escalation
+///   ladder moves on (reset → recreate → rollback → escalate). Default 3.
+/// - `restart_cooldown`: minimum time between two actions of the same strategy on one target.
+///   Default 300s.
+/// - `scale_threshold`: utilisation (fraction of the scaling target) above which a target is
+///   scaled out. Default 0.8.
+/// - `circuit_break_duration`: how long a circuit stays open before a half-open probe.
+///   Default 60s.
+/// - `preemptive_scaling`: scale out on a failure prediction, before the failure. Default false.
+/// - `backup_instances`: extra replicas kept above the computed desired count. Default 0.
+/// - `aggressive_recycling`: recycle leaking targets early, at `1 - memory_limit_buffer` of their
+///   memory limit. Default false.
+/// - `memory_limit_buffer`: fraction of the memory limit kept free when recycling
+///   aggressively. Default 0.1.
+///
+/// The other fields (backoff, crash loop, budgets, approval, verification, scaling, rules) are
+/// documented on each field; [`TierPolicy::builtin_default`] lists every default.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TierPolicy {
     /// The tier's name, e.g. `critical_agents`.

@@ -335,6 +335,43 @@ pub fn parse_yaml(text: &str, file: &str) -> Result<Node, ValidationErrors> {
     }
 }
 
+/// Deserialises `text` straight into a serde type (e.g. a `#[serde(deny_unknown_fields)]`
+/// struct) and reports a failure as one [`ValidationError`] at serde-saphyr's location.
+///
+/// serde stops at the first problem and knows no key path, so this reports one error with an
+/// empty path; use a [`Decoder`] to report every problem with its path.
+///
+/// ```
+/// #[derive(serde::Deserialize, Debug)]
+/// #[serde(deny_unknown_fields)]
+/// struct Limits { max: u32 }
+///
+/// let err = medic_policy::yaml::from_str_located::<Limits>("max: 3\nmin: 1\n", "l.yaml")
+///     .unwrap_err();
+/// assert!(err.to_string().starts_with("l.yaml:2:1: expected "), "{err}");
+/// ```
+pub fn from_str_located<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, ValidationErrors> {
+    let options = serde_saphyr::options! { strict_booleans: true };
+    serde_saphyr::from_str_with_options::<T>(text, options).map_err(|e| {
+        let loc = e.location().map_or(Loc { line: 1, col: 1 }, |l| Loc {
+            line: u32::try_from(l.line()).unwrap_or(u32::MAX).max(1),
+            col: u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
+        });
+        ValidationErrors {
+            errors: vec![ValidationError {
+                file: file.to_owned(),
+                line: loc.line,
+                col: loc.col,
+                path: String::new(),
+                message: format!("expected a valid file, found {}", syntax_message(&e)),
+            }],
+        }
+    })
+}
+
 /// serde-saphyr's message, on one line and without its own location suffix.
 fn syntax_message(e: &serde_saphyr::Error) -> String {
     let raw = e.without_snippet().to_string();

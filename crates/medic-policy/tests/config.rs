@@ -8,6 +8,9 @@ use std::time::Duration;
 use medic_policy::config::POLICY_KEYS;
 use medic_policy::{TierPolicy, parse_duration, parse_fleet_str, parse_policies_str};
 
+#[path = "config/schema.rs"]
+mod schema;
+
 fn repo_policies() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")
 }
