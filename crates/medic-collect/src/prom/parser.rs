@@ -19,6 +19,8 @@ pub(crate) struct Parser<'a, 's, F> {
     current: Option<usize>,
     labels: Vec<LabelSpan>,
     line: usize,
+    /// `# EOF` seen on this page (kept here, not read from the stats, which may span pages).
+    eof: bool,
 }
 
 type Res<T> = Result<T, SkipReason>;
@@ -178,6 +180,7 @@ where
             current: None,
             labels: Vec::with_capacity(16),
             line: 0,
+            eof: false,
         }
     }
 
@@ -194,7 +197,7 @@ where
             if line.is_empty() {
                 continue;
             }
-            if self.stats.eof {
+            if self.eof {
                 self.stats.skip(self.line, SkipReason::AfterEof);
                 continue;
             }
@@ -229,6 +232,7 @@ where
             "HELP" | "TYPE" | "UNIT" => {}
             "EOF" if skip_ws(b, kw_end) == b.len() => {
                 if self.format == Format::OpenMetrics {
+                    self.eof = true;
                     self.stats.eof = true;
                 }
                 return Ok(());
