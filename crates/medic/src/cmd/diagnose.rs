@@ -1,12 +1,276 @@
-//! `medic diagnose`.
+//! `medic diagnose` and `medic eval diagnose`: argument handling and printing only; the
+//! analyzer, planner and evaluation live in `medic_detect::diagnosis`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+use medic_core::{DiagnosisCategory, Risk};
+use medic_detect::diagnosis::{
+    PatternLibrary, Signals, context, diagnose, eval, fixes,
+    planner::{self, Approval, AutoPolicy},
+};
 
 /// Arguments of `medic diagnose`.
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(group(clap::ArgGroup::new("input").required(true).args(["text", "file"])))]
+pub struct Args {
+    /// The error text to explain.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// A log file to explain (`-` for stdin).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// The pattern library.
+    #[arg(long, default_value = "policies/patterns.yaml")]
+    pub patterns: PathBuf,
+    /// The signal that killed the process, if any (e.g. 9).
+    #[arg(long)]
+    pub exit_signal: Option<i32>,
+    /// Resident memory at exit as a fraction of the memory limit (e.g. 0.97).
+    #[arg(long)]
+    pub rss_ratio: Option<f64>,
+    /// Data paths whose disk usage counts as evidence (checked with statvfs).
+    #[arg(long = "data-path")]
+    pub data_paths: Vec<PathBuf>,
+    /// Options below this confidence wait for approval.
+    #[arg(long, default_value_t = planner::DEFAULT_CONFIDENCE_THRESHOLD)]
+    pub confidence_threshold: f64,
+    /// Options above this risk wait for approval: low, medium or high.
+    #[arg(long, default_value = "low", value_parser = parse_risk)]
+    pub auto_risk: Risk,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_risk(s: &str) -> Result<Risk, String> {
+    match s {
+        "low" => Ok(Risk::Low),
+        "medium" => Ok(Risk::Medium),
+        "high" => Ok(Risk::High),
+        _ => Err(format!("unknown risk {s:?}; expected low, medium or high")),
+    }
+}
 
 /// Runs `medic diagnose`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`medic diagnose` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let library = PatternLibrary::load(&args.patterns)?;
+    let text = match (&args.text, &args.file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+        }
+        (None, Some(path)) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        (None, None) => anyhow::bail!("give --text or --file"),
+    };
+    let signals = Signals {
+        exit_signal: args.exit_signal,
+        rss_ratio: args.rss_ratio,
+        disk_used: args
+            .data_paths
+            .iter()
+            .filter_map(|p| {
+                let usage = context::disk_usage(p);
+                usage.used_ratio.map(|r| (usage.path, r))
+            })
+            .collect(),
+    };
+    let diagnosis = diagnose(&library, &text, &signals);
+    let proposals = fixes::propose(
+        &diagnosis,
+        &fixes::FixInputs::default(),
+        &fixes::FixBounds::default(),
+    );
+    let policy = AutoPolicy {
+        confidence_threshold: args.confidence_threshold,
+        auto_approve_risk: args.auto_risk,
+    };
+    let plan = planner::plan(&diagnosis, None, &proposals.fixes, &policy);
+
+    if args.json {
+        let out = serde_json::json!({
+            "category": diagnosis.category().as_str(),
+            "confidence": diagnosis.confidence(),
+            "diagnosis": diagnosis,
+            "fixes": proposals,
+            "plan": plan,
+        });
+        println!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    println!(
+        "diagnosis: {} (confidence {:.2}, {} lines analyzed)",
+        diagnosis.category(),
+        diagnosis.confidence(),
+        diagnosis.n_lines
+    );
+    if diagnosis.causes.is_empty() {
+        println!("no pattern matched: cause unknown");
+    }
+    for (i, cause) in diagnosis.causes.iter().enumerate() {
+        println!(
+            "\n{}. {} {:.2}  [{}]",
+            i + 1,
+            cause.category,
+            cause.confidence,
+            cause.patterns.join(", ")
+        );
+        for d in &cause.descriptions {
+            println!("   {d}");
+        }
+        for e in &cause.evidence {
+            if e.line == 0 {
+                println!("   signal: {}", e.text);
+            } else {
+                println!("   line {}: {}", e.line, e.text);
+            }
+        }
+        if cause.n_evidence > cause.evidence.len() {
+            println!(
+                "   … {} more evidence lines",
+                cause.n_evidence - cause.evidence.len()
+            );
+        }
+    }
+    for s in &proposals.skipped {
+        println!(
+            "\nknown fix {} not applicable: {}",
+            s.kind.as_str(),
+            s.reason
+        );
+    }
+    println!("\noptions:");
+    for (i, o) in plan.options.iter().enumerate() {
+        let approval = match &o.approval {
+            Approval::Auto => "auto".to_owned(),
+            Approval::NeedsApproval(why) => format!("needs approval: {why}"),
+        };
+        println!(
+            "  {}. {:?} {} confidence {:.2} risk {} ({approval})\n     {}",
+            i + 1,
+            o.kind,
+            o.option.strategy,
+            o.option.confidence,
+            o.option.risk,
+            o.option.reason
+        );
+        for step in &o.steps {
+            println!("       {step}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `medic eval diagnose`.
+pub fn run_eval(args: super::eval::DiagnoseArgs) -> anyhow::Result<ExitCode> {
+    let library = PatternLibrary::load(&args.patterns)?;
+    let samples = eval::load_corpus(&args.file)?;
+    let report = eval::evaluate(&library, &samples);
+    let cats = DiagnosisCategory::ALL;
+    if args.json {
+        for s in &report.per_category {
+            let line = serde_json::json!({
+                "category": s.category.as_str(),
+                "support": s.support,
+                "predicted": s.predicted,
+                "correct": s.correct,
+                "precision": s.precision,
+                "recall": s.recall,
+            });
+            println!("{line}");
+        }
+        if args.misses {
+            for m in &report.misses {
+                println!("{}", serde_json::json!({ "miss": m }));
+            }
+        }
+        let confusion: serde_json::Map<String, serde_json::Value> = cats
+            .iter()
+            .zip(&report.confusion)
+            .map(|(c, row)| {
+                let row: serde_json::Map<String, serde_json::Value> = cats
+                    .iter()
+                    .zip(row)
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(p, n)| (p.as_str().to_owned(), (*n).into()))
+                    .collect();
+                (c.as_str().to_owned(), row.into())
+            })
+            .collect();
+        let summary = serde_json::json!({
+            "summary": true,
+            "file": args.file.display().to_string(),
+            "n": report.n,
+            "correct": report.correct,
+            "accuracy": report.accuracy,
+            "confident_wrong": report.confident_wrong,
+            "patterns": library.patterns().len(),
+            "confusion": confusion,
+        });
+        println!("{summary}");
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    println!(
+        "{}: {} samples, {} patterns\naccuracy {:.3} ({}/{}), confident wrong (≥0.85): {}\n",
+        args.file.display(),
+        report.n,
+        library.patterns().len(),
+        report.accuracy,
+        report.correct,
+        report.n,
+        report.confident_wrong
+    );
+    println!(
+        "{:<20} {:>7} {:>9} {:>9} {:>7}",
+        "category", "support", "precision", "recall", "f1"
+    );
+    for s in &report.per_category {
+        let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+        let f1 = match (s.precision, s.recall) {
+            (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
+            _ => None,
+        };
+        println!(
+            "{:<20} {:>7} {:>9} {:>9} {:>7}",
+            s.category.as_str(),
+            s.support,
+            fmt(s.precision),
+            fmt(s.recall),
+            fmt(f1)
+        );
+    }
+    // Confusion matrix with short column heads (first 5 letters).
+    println!("\nconfusion (rows: label, columns: predicted)");
+    print!("{:<20}", "");
+    for c in cats {
+        print!(" {:>5}", &c.as_str()[..5.min(c.as_str().len())]);
+    }
+    println!();
+    for (c, row) in cats.iter().zip(&report.confusion) {
+        print!("{:<20}", c.as_str());
+        for n in row {
+            print!(" {n:>5}");
+        }
+        println!();
+    }
+    if args.misses {
+        println!("\nmisses:");
+        for m in &report.misses {
+            println!(
+                "  expected {} got {} ({:.2}): {}",
+                m.expected,
+                m.predicted,
+                m.confidence,
+                m.text.replace('\n', "⏎")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

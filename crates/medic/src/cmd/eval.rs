@@ -8,6 +8,9 @@ use std::process::ExitCode;
 pub enum EvalCommand {
     /// Isolation forest on ODDS-style CSVs (columns f0..fN,label): AUC, fit and score times.
     Odds(OddsArgs),
+    /// Error diagnosis on a labelled JSONL corpus (`{"text","category"}` per line): accuracy,
+    /// per-category precision/recall, confusion matrix.
+    Diagnose(DiagnoseArgs),
     /// Streaming detector on NAB: writes NAB results files and prints NAB scores (standard,
     /// reward_low_FP_rate, reward_low_FN_rate) from medic's own NAB scorer, beside a rolling
     /// z-score baseline scored by the same code.
@@ -17,6 +20,22 @@ pub enum EvalCommand {
 /// Arguments of `medic eval odds`.
 #[derive(clap::Args)]
 pub struct OddsArgs {}
+
+/// Arguments of `medic eval diagnose`.
+#[derive(clap::Args)]
+pub struct DiagnoseArgs {
+    /// The labelled corpus, e.g. tests/data/diagnosis/corpus.jsonl.
+    pub file: std::path::PathBuf,
+    /// The pattern library.
+    #[arg(long, default_value = "policies/patterns.yaml")]
+    pub patterns: std::path::PathBuf,
+    /// One JSON object per category, then a summary line with `accuracy`.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the misclassified messages.
+    #[arg(long)]
+    pub misses: bool,
+}
 
 /// Arguments of `medic eval nab`.
 #[derive(clap::Args)]
@@ -50,6 +69,7 @@ pub struct NabArgs {
 pub fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
     match command {
         EvalCommand::Odds(_) => anyhow::bail!("`medic eval odds` is not built yet"),
+        EvalCommand::Diagnose(args) => super::diagnose::run_eval(args),
         EvalCommand::Nab(args) => run_nab(args),
     }
 }
