@@ -291,9 +291,19 @@ pub struct ScalingConfig {
 /// Decodes a policy file's root node.
 pub fn decode_policies(dec: &mut Decoder, root: &Node) -> PoliciesConfig {
     let mut out = PoliciesConfig::default();
-    let Some(top) = dec.map(root, "", POLICIES_KEYS) else {
+    let tolerated = with_extensions(root, &["targets"]);
+    let Some(top) = dec.map_tolerating(root, "", POLICIES_KEYS, &tolerated) else {
         return out;
     };
+    if let Some(k) = top.key_node("targets") {
+        // The usual mistake: a fleet file saved in the policy directory under another name.
+        dec.error_at(
+            k.loc,
+            "targets",
+            "expected healing_policies in a policy file, found targets (name fleet files fleet*.yaml or keep them elsewhere)",
+        );
+        return out;
+    }
     let Some(hp) = dec.require(&top, "healing_policies", "", "a map of tiers") else {
         return out;
     };
@@ -320,7 +330,18 @@ pub fn decode_policies(dec: &mut Decoder, root: &Node) -> PoliciesConfig {
             }
         } else if let Value::Null = node.value {
             // An empty tier: inherits everything and matches nothing by itself.
-        } else if let Some(m) = dec.map(node, &path, TIER_KEYS) {
+        } else if let Some(m) = dec.map_tolerating(node, &path, TIER_KEYS, POLICY_KEYS) {
+            for key in POLICY_KEYS {
+                if let Some(k) = m.key_node(key) {
+                    dec.error_at(
+                        k.loc,
+                        &join(&path, key),
+                        format!(
+                            "expected {key} under {path}.policy, found it beside agents and labels"
+                        ),
+                    );
+                }
+            }
             tier.agents = dec.string_list(m.get("agents"), &join(&path, "agents"));
             tier.labels = dec.string_map(m.get("labels"), &join(&path, "labels"));
             if let Some(p) = m.get("policy") {
@@ -549,6 +570,22 @@ pub struct TargetConfig {
     pub replicas: Option<Replicas>,
 }
 
+/// `keys` plus the top-level `x-*` keys of `root`: free space for YAML anchors, as in
+/// docker-compose (`x-probe: &probe {every: 5s}` then `<<: *probe`).
+fn with_extensions<'k>(root: &'k Node, keys: &[&'k str]) -> Vec<&'k str> {
+    let mut out = keys.to_vec();
+    if let Value::Map(entries) = &root.value {
+        for (k, _) in entries {
+            if let Value::Str(name) = &k.value
+                && name.starts_with("x-")
+            {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
 const NAME_EXPECTED: &str = "a name of letters, digits, '-', '_' and '.'";
 
 /// Names of targets and tiers: what fits in a log line, a metric label and a file name.
@@ -562,7 +599,7 @@ pub(crate) fn valid_name(s: &str) -> bool {
 /// Decodes fleet.yaml's root node.
 pub fn decode_fleet(dec: &mut Decoder, root: &Node) -> FleetConfig {
     let mut out = FleetConfig::default();
-    let Some(top) = dec.map(root, "", FLEET_KEYS) else {
+    let Some(top) = dec.map_tolerating(root, "", FLEET_KEYS, &with_extensions(root, &[])) else {
         return out;
     };
     let Some(targets) = dec.require(&top, "targets", "", "a list of targets") else {
@@ -587,7 +624,13 @@ fn decode_target(dec: &mut Decoder, node: &Node, path: &str) -> Option<TargetCon
     };
     if let Some(n) = dec.require(&m, "name", path, NAME_EXPECTED) {
         match &n.value {
-            Value::Str(s) if valid_name(s) => t.name = Some((s.clone(), n.loc)),
+            Value::Str(s) => {
+                if !valid_name(s) {
+                    dec.expected(n, &k("name"), NAME_EXPECTED);
+                }
+                // Kept even when invalid, so `depends_on` naming it raises no second error.
+                t.name = Some((s.clone(), n.loc));
+            }
             _ => dec.expected(n, &k("name"), NAME_EXPECTED),
         }
     }

@@ -286,6 +286,7 @@ pub fn policies_schema() -> Value {
         "type": "object",
         "additionalProperties": false,
         "required": ["healing_policies"],
+        "patternProperties": { "^x-": {} },
         "properties": {
             "healing_policies": {
                 "description": "Tiers by name. `default` is a bare policy every other tier inherits.",
@@ -501,6 +502,7 @@ pub fn fleet_schema() -> Value {
         "type": "object",
         "additionalProperties": false,
         "required": ["targets"],
+        "patternProperties": { "^x-": {} },
         "properties": {
             "targets": { "type": "array", "items": r("target") }
         },

@@ -508,13 +508,26 @@ impl Decoder {
     /// Checks that `node` is a map whose keys are all in `allowed`; every unknown key is
     /// reported at the key. Returns `None` (and records) when `node` is not a map.
     pub fn map<'n>(&mut self, node: &'n Node, path: &str, allowed: &[&str]) -> Option<MapView<'n>> {
+        self.map_tolerating(node, path, allowed, &[])
+    }
+
+    /// Like [`Decoder::map`], but keys in `tolerated` are also accepted without being listed
+    /// in messages (for keys the caller reports with a more specific message of its own).
+    pub fn map_tolerating<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        allowed: &[&str],
+        tolerated: &[&str],
+    ) -> Option<MapView<'n>> {
         let Value::Map(entries) = &node.value else {
             self.expected(node, path, "a map");
             return None;
         };
         for (k, _) in entries {
             match k.as_key() {
-                Some(name) if allowed.contains(&name.as_str()) => {}
+                Some(name)
+                    if allowed.contains(&name.as_str()) || tolerated.contains(&name.as_str()) => {}
                 Some(name) => {
                     let message = format!(
                         "expected one of {}, found unknown key {name:?}",
@@ -807,9 +820,10 @@ impl Decoder {
 
 /// What a duration looks like, for messages.
 pub const DURATION_EXPECTED: &str =
-    "a duration like 500ms, 300s, 5m or 1h (or a number of seconds)";
+    "a duration like 500ms, 300s, 5m or 1h30m (or a number of seconds)";
 
-/// Parses `500ms`, `300s`, `5m`, `1h`, `1d` or a bare number of seconds (`1.5` allowed).
+/// Parses `500ms`, `300s`, `5m`, `1h`, `1d`, compounds such as `1h30m` or `2m30s`, or a bare
+/// number of seconds (`1.5` allowed).
 ///
 /// Negative, non-finite and out-of-range values are errors; the error is a short reason.
 pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
@@ -817,24 +831,37 @@ pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
     if t.is_empty() {
         return Err("empty");
     }
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let scale = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1.0,
-        "ms" => 0.001,
-        "m" | "min" | "mins" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        _ => return Err("unknown unit"),
-    };
-    if num.is_empty() || num.starts_with('+') {
-        return Err("not a number");
-    }
-    let n: f64 = num.parse().map_err(|_| "not a number")?;
-    if n.is_sign_negative() {
+    if t.starts_with('-') {
         return Err("negative");
     }
-    Duration::try_from_secs_f64(n * scale).map_err(|_| "out of range")
+    let mut rest = t;
+    let mut total = 0.0_f64;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, after) = rest.split_at(split);
+        let unit_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale = match unit {
+            "" if parts == 0 && after.is_empty() => 1.0,
+            "s" | "sec" | "secs" => 1.0,
+            "ms" => 0.001,
+            "m" | "min" | "mins" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            _ => return Err("unknown unit"),
+        };
+        if num.is_empty() || !num.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err("not a number");
+        }
+        let n: f64 = num.parse().map_err(|_| "not a number")?;
+        total += n * scale;
+        parts += 1;
+        rest = after.trim_start();
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| "out of range")
 }

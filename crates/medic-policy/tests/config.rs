@@ -34,7 +34,7 @@ fn policy_errors(text: &str) -> Vec<String> {
     }
 }
 
-const DURATION: &str = "a duration like 500ms, 300s, 5m or 1h (or a number of seconds)";
+const DURATION: &str = "a duration like 500ms, 300s, 5m or 1h30m (or a number of seconds)";
 
 #[test]
 fn broken_policy_files_report_exact_locations() {
@@ -101,6 +101,16 @@ fn broken_policy_files_report_exact_locations() {
             "yaml syntax error",
             "healing_policies:\n  default: { max_restart_attempts: 3\n",
             vec!["tiers.yaml:2:12: expected valid YAML, found unclosed bracket '{'".into()],
+        ),
+        (
+            "policy keys beside agents",
+            "healing_policies:\n  critical_agents:\n    agents: [crewai]\n    max_restart_attempts: 5\n",
+            vec!["tiers.yaml:4:5: healing_policies.critical_agents.max_restart_attempts: expected max_restart_attempts under healing_policies.critical_agents.policy, found it beside agents and labels".into()],
+        ),
+        (
+            "a fleet file where a policy file belongs",
+            "targets:\n  - name: a\n",
+            vec!["tiers.yaml:1:1: targets: expected healing_policies in a policy file, found targets (name fleet files fleet*.yaml or keep them elsewhere)".into()],
         ),
         (
             "missing top-level key",
@@ -238,6 +248,13 @@ fn broken_fleet_files_report_exact_locations() {
             ],
         ),
         (
+            "a bad name is reported once, not again where it is used",
+            "targets:\n  - name: \"db 1\"\n  - name: web\n    depends_on: [\"db 1\"]\n",
+            vec![
+                "fleet.yaml:2:11: targets[0].name: expected a name of letters, digits, '-', '_' and '.', found \"db 1\"",
+            ],
+        ),
+        (
             "every problem at once",
             "targets:\n  - name: a\n    startup_delay: soon\n  - name: b\n    replicas: { min: 3, max: 2 }\n    depends_on: [nobody]\n",
             vec![
@@ -260,6 +277,16 @@ fn broken_fleet_files_report_exact_locations() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn anchors_merge_keys_and_extension_keys_work() {
+    let text = "x-probe: &probe { every: 5s, failure_threshold: 2 }\ntargets:\n  - name: a\n    probes:\n      liveness: { <<: *probe, tcp: { addr: \"127.0.0.1:1\" } }\n  - name: b\n    probes:\n      liveness: { <<: *probe, exec: [\"true\"], every: 1m }\n";
+    let fleet = parse_fleet_str(text, "fleet.yaml", &shipped_tiers()).unwrap();
+    let a = &fleet.target("a").unwrap().probes[0];
+    assert_eq!((a.every, a.failure_threshold), (Duration::from_secs(5), 2));
+    let b = &fleet.target("b").unwrap().probes[0];
+    assert_eq!((b.every, b.failure_threshold), (Duration::from_secs(60), 2));
 }
 
 #[test]
@@ -332,6 +359,9 @@ fn durations_parse() {
         ("45", 45_000),
         ("2d", 172_800_000),
         (" 10s ", 10_000),
+        ("1h30m", 5_400_000),
+        ("2m 30s", 150_000),
+        ("1m500ms", 60_500),
     ];
     for (text, ms) in ok {
         assert_eq!(
@@ -353,6 +383,9 @@ fn durations_parse() {
         "inf",
         "1..2s",
         "99999999999999999999999h",
+        "1h-5m",
+        "5m10",
+        "1hour",
     ] {
         assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
     }

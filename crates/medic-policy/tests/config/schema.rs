@@ -108,8 +108,18 @@ fn check(root: &Value, s: &Value, v: &Value, at: &str, out: &mut Vec<String>) {
         let props = s.get("properties").and_then(Value::as_object);
         for (k, val) in o {
             let p = format!("{at}.{k}");
+            let pattern = s
+                .get("patternProperties")
+                .and_then(Value::as_object)
+                .and_then(|pp| {
+                    pp.iter()
+                        .find(|(re, _)| regex::Regex::new(re).unwrap().is_match(k))
+                        .map(|(_, sub)| sub)
+                });
             if let Some(ps) = props.and_then(|ps| ps.get(k)) {
                 check(root, ps, val, &p, out);
+            } else if let Some(sub) = pattern {
+                check(root, sub, val, &p, out);
             } else {
                 match s.get("additionalProperties") {
                     Some(Value::Bool(false)) => out.push(format!("{p}: not allowed")),
