@@ -554,6 +554,10 @@ pub struct TargetConfig {
     pub performance: Option<PerformanceLimits>,
     /// `probes.resources`.
     pub resources: Option<ResourceLimits>,
+    /// Where `probes.performance` was written.
+    pub performance_at: Option<Loc>,
+    /// Where `probes.resources` was written.
+    pub resources_at: Option<Loc>,
     /// `metrics:`.
     pub metrics: Option<MetricsSpec>,
     /// `depends_on:` entries with their locations.
@@ -702,6 +706,7 @@ fn decode_probes(dec: &mut Decoder, node: &Node, path: &str, t: &mut TargetConfi
         }
     }
     if let Some(p) = m.get("performance") {
+        t.performance_at = m.key_node("performance").map(|k| k.loc);
         let pp = join(path, "performance");
         if let Some(pm) = dec.map(p, &pp, PERFORMANCE_KEYS) {
             t.performance = Some(PerformanceLimits {
@@ -716,6 +721,7 @@ fn decode_probes(dec: &mut Decoder, node: &Node, path: &str, t: &mut TargetConfi
         }
     }
     if let Some(p) = m.get("resources") {
+        t.resources_at = m.key_node("resources").map(|k| k.loc);
         let pp = join(path, "resources");
         if let Some(rm) = dec.map(p, &pp, RESOURCES_KEYS) {
             t.resources = Some(ResourceLimits {

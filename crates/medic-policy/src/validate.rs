@@ -288,6 +288,26 @@ pub fn build_fleet(
             }
         };
 
+        // Limits that nothing could ever measure would pass silently forever.
+        if let (Some(loc), None) = (t.performance_at, &t.metrics) {
+            e(
+                loc,
+                &join(&t.path, "probes.performance"),
+                "expected metrics: to check performance limits against, found none".to_owned(),
+            );
+        }
+        let finds_process = t.supervise.is_some()
+            || t.probes
+                .iter()
+                .any(|p| matches!(p.check, Check::Process { .. }));
+        if let (Some(loc), false) = (t.resources_at, finds_process) {
+            e(
+                loc,
+                &join(&t.path, "probes.resources"),
+                "expected a process probe or supervise: to find the process to measure, found neither"
+                    .to_owned(),
+            );
+        }
         if let (Some((loc, path)), None) = (&t.supervised_probe_at, &t.supervise) {
             e(
                 *loc,

@@ -248,6 +248,14 @@ fn broken_fleet_files_report_exact_locations() {
             ],
         ),
         (
+            "limits nothing can measure",
+            "targets:\n  - name: w\n    probes:\n      liveness: { tcp: { addr: \"127.0.0.1:1\" } }\n      performance: { max_latency: 1s }\n      resources: { max_rss: 1Gi }\n",
+            vec![
+                "fleet.yaml:5:7: targets[0].probes.performance: expected metrics: to check performance limits against, found none",
+                "fleet.yaml:6:7: targets[0].probes.resources: expected a process probe or supervise: to find the process to measure, found neither",
+            ],
+        ),
+        (
             "a bad name is reported once, not again where it is used",
             "targets:\n  - name: \"db 1\"\n  - name: web\n    depends_on: [\"db 1\"]\n",
             vec![
