@@ -384,3 +384,17 @@ fn format_detection() {
         Format::Prometheus
     );
 }
+
+#[test]
+fn long_label_sets_are_checked_for_duplicates() {
+    let mut line = String::from("a{");
+    for i in 0..50_000 {
+        line.push_str(&format!("l{i}=\"v\","));
+    }
+    let ok = format!("{line}}} 1\n");
+    let dup = format!("{line}l7=\"again\"}} 1\n");
+    let (s, stats) = parse_all(&(ok + &dup), Format::Prometheus);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].labels.len(), 50_000);
+    assert_eq!(stats.errors[0].reason, SkipReason::DuplicateLabel);
+}

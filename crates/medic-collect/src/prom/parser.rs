@@ -155,6 +155,22 @@ fn float_to_i64(f: f64) -> Option<i64> {
     }
 }
 
+/// Whether two labels share a name. Pairwise for the usual handful of labels; sorted for a
+/// long label set, so a hostile line with thousands of labels costs n log n, not n².
+fn has_duplicate_label(b: &[u8], labels: &[LabelSpan]) -> bool {
+    let name = |l: &LabelSpan| &b[l.name.0..l.name.1];
+    if labels.len() <= 16 {
+        labels
+            .iter()
+            .enumerate()
+            .any(|(i, a)| labels[i + 1..].iter().any(|c| name(c) == name(a)))
+    } else {
+        let mut names: Vec<&[u8]> = labels.iter().map(name).collect();
+        names.sort_unstable();
+        names.windows(2).any(|w| w[0] == w[1])
+    }
+}
+
 fn suffix_of(name: &str, family: &str) -> Option<Suffix> {
     if name.len() == family.len() {
         return (name == family).then_some(Suffix::None);
@@ -398,17 +414,8 @@ where
             }
             self.stats.exemplars += 1;
         }
-        let n = self.labels.len();
-        if n > 1 {
-            for a in 0..n {
-                let la = self.labels[a].name;
-                let name_a = &b[la.0..la.1];
-                for lb in &self.labels[a + 1..] {
-                    if &b[lb.name.0..lb.name.1] == name_a {
-                        return Err(SkipReason::DuplicateLabel);
-                    }
-                }
-            }
+        if has_duplicate_label(b, &self.labels) {
+            return Err(SkipReason::DuplicateLabel);
         }
         let raw_name = &line[ns..ne];
         let (idx, suffix) = self.resolve(raw_name, name_escaped);
