@@ -484,3 +484,51 @@ fn a_data_dir_is_created_and_holds_the_database() {
     assert!(matches!(err, StoreError::DataDir { .. }), "{err:?}");
     assert!(err.to_string().contains("file"), "{err}");
 }
+
+#[test]
+fn two_handles_on_one_file_append_without_losing_or_reusing_seqs() {
+    // The daemon and a one-shot `medic heal` share the data directory.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("medic.db");
+    Store::open(&path).unwrap();
+    let writers: Vec<_> = ["daemon", "heal"]
+        .into_iter()
+        .map(|who| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&path).unwrap();
+                (0..50)
+                    .map(|i| {
+                        store
+                            .append_journal(&entry(who, "intent", None, i))
+                            .unwrap()
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut seqs: Vec<u64> = writers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 100);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store
+            .journal_all()
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect::<Vec<_>>(),
+        seqs
+    );
+}
+
+#[test]
+fn store_can_move_to_another_thread() {
+    fn is_send<T: Send>() {}
+    is_send::<Store>();
+    is_send::<medic_store::Windows>();
+}
