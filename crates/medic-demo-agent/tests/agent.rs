@@ -462,3 +462,28 @@ fn an_unhealed_leak_ends_in_a_simulated_oom_kill() {
     assert_eq!(agent.post("/fault/leak").0, 200);
     assert_eq!(agent.wait_exit().code(), Some(137));
 }
+
+#[test]
+fn a_killed_agent_can_be_restarted_on_the_same_port_at_once() {
+    // What a supervisor does after a crash: same command line, same port, no delay.
+    let agent = Agent::start(&["--name", "t-port", "--load-rps", "0"]);
+    assert_eq!(agent.get("/work").0, 200); // leaves a connection in TIME_WAIT
+    let port = agent.addr.rsplit_once(':').unwrap().1.to_owned();
+    drop(agent); // SIGKILL
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medic-demo-agent"))
+        .args(["--port", &port, "--name", "t-port", "--load-rps", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let again = Agent {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+    };
+    assert_eq!(line.trim(), format!("listening on http://127.0.0.1:{port}"));
+    assert_eq!(again.get("/health").0, 200);
+}
