@@ -54,7 +54,36 @@ proptest! {
             parse_bytes(&bytes, format, &mut stats, |s| {
                 let _ = s.to_owned_sample();
             });
-            prop_assert!(stats.skipped_lines <= stats.lines);
+            prop_assert!(stats.samples + stats.skipped_lines <= stats.lines);
+        }
+    }
+
+    /// Valid pages with random bytes overwritten, inserted or cut: no panic, and every line
+    /// is accounted for at most once (a sample, a skip, or neither for comments and blanks).
+    #[test]
+    fn mutated_pages_never_panic(
+        seed in any::<u64>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..24),
+    ) {
+        for format in [Format::Prometheus, Format::OpenMetrics] {
+            let mut bytes = generate(seed, format).text.into_bytes();
+            for (at, byte, op) in &edits {
+                let i = at.index(bytes.len() + 1);
+                match op {
+                    0 if i < bytes.len() => bytes[i] = *byte,
+                    1 => bytes.insert(i, *byte),
+                    _ => bytes.truncate(i.max(1)),
+                }
+            }
+            let mut stats = ParseStats::default();
+            let mut n = 0;
+            parse_bytes(&bytes, format, &mut stats, |s| {
+                let _ = s.to_owned_sample();
+                n += 1;
+            });
+            prop_assert_eq!(n, stats.samples);
+            prop_assert!(stats.samples + stats.skipped_lines <= stats.lines);
+            prop_assert!(stats.errors.len() <= stats.skipped_lines);
         }
     }
 
