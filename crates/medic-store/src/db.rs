@@ -244,10 +244,9 @@ impl Store {
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(|e| store.err("switching to WAL mode", e))?;
         if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
-            return Err(StoreError::Sqlite {
+            return Err(StoreError::NoWal {
                 path: store.path.clone(),
-                op: "switching to WAL mode",
-                source: rusqlite::Error::InvalidQuery,
+                mode,
             });
         }
         store

@@ -80,6 +80,14 @@ pub enum StoreError {
         /// The id asked for.
         id: i64,
     },
+    /// SQLite refused WAL mode (e.g. a file system without shared memory support).
+    #[error("{path}: cannot use WAL mode (SQLite kept journal_mode={mode})")]
+    NoWal {
+        /// The database file.
+        path: PathBuf,
+        /// The journal mode SQLite reported instead.
+        mode: String,
+    },
     /// The data directory could not be created.
     #[error("{path}: cannot create the data directory")]
     DataDir {
