@@ -329,7 +329,12 @@ impl Engine {
                 e.last_now = e.last_now.max(at);
             }
         }
+        let now = e.last_now;
         for i in 0..e.targets.len() {
+            // approved before the restart but not started: it runs under the usual rules
+            if e.targets[i].approved.is_some() {
+                e.enqueue(i as u32, now);
+            }
             if let Some(f) = e.targets[i].inflight.as_mut()
                 && f.phase == Phase::Acting
             {
@@ -1515,6 +1520,7 @@ impl Engine {
         if dry_run {
             self.close(now, i, action, AttemptResult::Skipped, out);
             self.targets[i as usize].finding = None;
+            self.settle(i);
         }
     }
 

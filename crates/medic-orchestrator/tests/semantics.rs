@@ -664,6 +664,29 @@ fn recover_verifies_unfinished_and_never_repeats_finished() {
 }
 
 #[test]
+fn recover_keeps_an_approval_given_before_the_restart() {
+    let mut h = one("api");
+    let mut f = unhealthy("api", 0);
+    f.version_changed_at = Some(at(0));
+    h.finding(f);
+    h.tick(0);
+    h.step(
+        5,
+        Event::Approval {
+            approval: ApprovalId(1),
+            decision: Decision::Approve,
+        },
+    );
+    // crash before the approved rollback was dispatched
+    let mut e = h.recovered();
+    assert_eq!(e.durable_state(), h.engine.durable_state());
+    let mut out = vec![];
+    e.step(at(6), Event::Tick, &mut out);
+    let lines: Vec<String> = out.iter().map(fmt).collect();
+    assert_eq!(lines, ["J intent a1 api rollback", "act a1 api rollback"]);
+}
+
+#[test]
 fn bad_input_is_counted_not_fatal() {
     let mut h = one("api");
     h.finding(unhealthy("nobody", 0));
