@@ -11,7 +11,9 @@ use medic_core::{
 };
 use medic_orchestrator::*;
 use medic_policy::TierPolicy;
-use proptest::prelude::{ProptestConfig, TestCaseError, any, prop_assert_eq, prop_oneof, proptest};
+use proptest::prelude::{
+    ProptestConfig, TestCaseError, any, prop_assert, prop_assert_eq, prop_oneof, proptest,
+};
 use proptest::strategy::Strategy as _;
 
 #[derive(Clone, Debug)]
@@ -596,5 +598,115 @@ proptest! {
     #[test]
     fn invariants_hold_after_every_step(spec in fleet(), ops in proptest::collection::vec(op(), 1..160)) {
         run(spec, ops)?;
+    }
+}
+
+/// A target that crashes again 20 s after every heal, under any policy in which the crash-loop
+/// threshold fits inside its window (N restarts spaced by the cooldown), always ends held
+/// (gave up, or escalated when the ladder or attempts ran out first) with exactly one
+/// escalation, and is never acted on again until resumed.
+fn crash_loop_case(
+    cooldown: u64,
+    restarts: u32,
+    window: u64,
+    attempts: u32,
+) -> Result<(), TestCaseError> {
+    let mut p = policy("default");
+    p.restart_cooldown = secs(cooldown);
+    p.crash_loop.restarts = restarts;
+    p.crash_loop.window = secs(window);
+    p.max_restart_attempts = attempts;
+    p.auto_approve_risk = Risk::High;
+    let mut h = Harness::new(
+        vec![target("api", "default")],
+        tiers(vec![p]),
+        EngineConfig::standard(1),
+    );
+    let mut down = true;
+    let mut crash_at = 0u64;
+    let mut escalations = 0;
+    let mut acts_after_hold = 0;
+    let mut held = false;
+    let mut pending: Vec<(u64, Event)> = vec![];
+    for s in 0..20_000u64 {
+        if !down && s >= crash_at {
+            down = true;
+        }
+        if down && s % 10 == 0 {
+            h.step(s, Event::Finding(unhealthy("api", s)));
+        }
+        let due: Vec<Event> = pending
+            .iter()
+            .filter(|(d, _)| *d == s)
+            .map(|(_, e)| e.clone())
+            .collect();
+        pending.retain(|(d, _)| *d != s);
+        let mut lines = vec![];
+        for ev in due {
+            if let Event::VerifyResult {
+                outcome: Outcome::Success,
+                ..
+            } = ev
+            {
+                down = false;
+                crash_at = s + 20;
+            }
+            lines.extend(h.step(s, ev));
+        }
+        lines.extend(h.step(s, Event::Tick));
+        for l in &lines {
+            let w: Vec<&str> = l.split(' ').collect();
+            match w[0] {
+                "act" => {
+                    if held {
+                        acts_after_hold += 1;
+                    }
+                    let id: u64 = w[1][1..].parse().unwrap();
+                    pending.push((
+                        s + 1,
+                        Event::ActionOutcome {
+                            action: ActionId(id),
+                            outcome: Outcome::Success,
+                        },
+                    ));
+                }
+                "verify" => {
+                    let id: u64 = w[1][1..].parse().unwrap();
+                    pending.push((
+                        s + 1,
+                        Event::VerifyResult {
+                            action: ActionId(id),
+                            outcome: Outcome::Success,
+                        },
+                    ));
+                }
+                "escalate" => {
+                    escalations += 1;
+                    held = true;
+                }
+                _ => {}
+            }
+        }
+    }
+    let v = h.engine.target_view("api").unwrap();
+    prop_assert!(v.gave_up || v.escalated, "not held: {v:?}");
+    prop_assert_eq!(escalations, 1);
+    // a fallback is the only act allowed after the hold, and this target has none
+    prop_assert_eq!(acts_after_hold, 0);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn crash_loop_always_ends_held_with_one_escalation(
+        cooldown in 0u64..60,
+        restarts in 2u32..6,
+        extra in 1u64..600,
+        attempts in 1u32..6,
+    ) {
+        let window = cooldown * u64::from(restarts) + 30 * u64::from(restarts) + extra;
+        crash_loop_case(cooldown, restarts, window, attempts)?;
     }
 }
