@@ -137,6 +137,57 @@ impl TargetHealth {
     }
 }
 
+/// The health of every target of a fleet, fed by scheduler reports.
+///
+/// Slot `i` of target `t` is `fleet.targets[t].probes[i]`, the indexing of
+/// [`crate::scheduler::ProbeReport`]. Recording allocates nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetHealth {
+    targets: Vec<TargetHealth>,
+}
+
+/// A target's combined state changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateChange {
+    /// The state before the result.
+    pub from: HealthState,
+    /// The state after it.
+    pub to: HealthState,
+}
+
+impl FleetHealth {
+    /// Every target starts unknown, with the thresholds of its probes.
+    pub fn new(fleet: &medic_policy::Fleet) -> FleetHealth {
+        FleetHealth {
+            targets: fleet
+                .targets
+                .iter()
+                .map(|t| {
+                    TargetHealth::new(
+                        t.probes
+                            .iter()
+                            .map(|p| (p.level, p.failure_threshold, p.success_threshold)),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Records one result; returns the target's state change, if any.
+    pub fn record(&mut self, target_idx: usize, slot: usize, ok: bool) -> Option<StateChange> {
+        let target = self.targets.get_mut(target_idx)?;
+        let from = target.state();
+        target.record(slot, ok)?;
+        let to = target.state();
+        (from != to).then_some(StateChange { from, to })
+    }
+
+    /// The target's health, if the index exists.
+    pub fn target(&self, target_idx: usize) -> Option<&TargetHealth> {
+        self.targets.get(target_idx)
+    }
+}
+
 /// The outcome of checking measured values against limits.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LimitVerdict {
@@ -346,6 +397,60 @@ mod tests {
         h.record(2, true);
         assert_eq!(h.state(), HealthState::Healthy);
         assert_eq!(h.record(9, true), None);
+    }
+
+    #[test]
+    fn fleet_health_reports_state_changes_only() {
+        use medic_policy::{Check, Fleet, ProbeSpec, Replicas, Target};
+        let spec = |level, f| ProbeSpec {
+            level,
+            check: Check::Tcp {
+                addr: "127.0.0.1:1".into(),
+            },
+            every: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            failure_threshold: f,
+            success_threshold: 1,
+        };
+        let target = Target {
+            name: "a".into(),
+            tier: "default".into(),
+            labels: Default::default(),
+            group: None,
+            probes: vec![spec(Liveness, 2), spec(Readiness, 1)],
+            performance: None,
+            resources: None,
+            metrics: None,
+            depends_on: vec![],
+            actions: Default::default(),
+            fallback: None,
+            supervise: None,
+            startup_delay: Duration::from_secs(5),
+            replicas: Replicas {
+                initial: 1,
+                min: 1,
+                max: 1,
+            },
+        };
+        let fleet = Fleet {
+            targets: vec![target],
+            tiers: Default::default(),
+        };
+        let mut h = FleetHealth::new(&fleet);
+        let change = |from, to| Some(StateChange { from, to });
+        use HealthState::*;
+        assert_eq!(h.record(0, 0, true), change(Unknown, Healthy));
+        assert_eq!(h.record(0, 1, true), None);
+        assert_eq!(
+            h.record(0, 0, false),
+            None,
+            "one failure is under the threshold"
+        );
+        assert_eq!(h.record(0, 0, false), change(Healthy, Unhealthy));
+        assert_eq!(h.record(0, 1, false), None, "still unhealthy");
+        assert_eq!(h.record(0, 0, true), change(Unhealthy, Degraded));
+        assert_eq!(h.record(1, 0, true), None, "no such target");
+        assert_eq!(h.target(0).unwrap().state(), Degraded);
     }
 
     #[test]
