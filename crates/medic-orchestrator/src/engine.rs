@@ -1400,6 +1400,15 @@ impl Engine {
             if let Some(u) = ready_at
                 && now < u
             {
+                // Wait for the cooldown, or until an attempt leaves the window: the plan
+                // may then differ (an exhausted rung becomes available again).
+                let window = policy.attempt_window;
+                let u = t
+                    .history
+                    .iter()
+                    .filter(|a| a.at + window >= now)
+                    .map(|a| a.at + window + Duration::from_millis(1))
+                    .fold(u, Timestamp::min);
                 self.park(i, Park::Until(u));
                 return;
             }

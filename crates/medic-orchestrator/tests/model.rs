@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
@@ -257,7 +258,8 @@ fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
     )
 }
 
-fn run(p: Params, ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run(p: Params, ops: Vec<Op>) -> Result<BTreeMap<String, u64>, TestCaseError> {
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     let mut pol = policy("default");
     pol.restart_cooldown = secs(p.cooldown);
     pol.max_restart_attempts = p.max_attempts;
@@ -325,8 +327,58 @@ fn run(p: Params, ops: Vec<Op>) -> Result<(), TestCaseError> {
             })
             .collect();
         prop_assert_eq!(&got, &expected, "at {} after {:?}; model {:?}", now, op, m);
+        for l in got {
+            let key = if l.starts_with("act ") {
+                l.split(' ').nth(2).unwrap_or("").to_owned()
+            } else {
+                l.split(' ')
+                    .next()
+                    .map(|w| {
+                        if w == "escalate" {
+                            l.clone()
+                        } else {
+                            w.to_owned()
+                        }
+                    })
+                    .unwrap_or_default()
+            };
+            *seen.entry(key).or_default() += 1;
+        }
     }
-    Ok(())
+    Ok(seen)
+}
+
+/// The random schedules reach every rule the model knows, so agreement is not vacuous.
+#[test]
+fn model_schedules_reach_every_rule() {
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[3; 32]),
+    );
+    let strat = (params(), ops());
+    let mut total: BTreeMap<String, u64> = BTreeMap::new();
+    for _ in 0..200 {
+        let (p, o) = proptest::strategy::ValueTree::current(&strat.new_tree(&mut runner).unwrap());
+        for (k, v) in run(p, o).unwrap() {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    eprintln!("{total:#?}");
+    for k in [
+        "restart",
+        "reset",
+        "recreate",
+        "rollback",
+        "verify",
+        "escalate GaveUp",
+        "escalate LadderExhausted",
+    ] {
+        assert!(
+            total.get(k).copied().unwrap_or(0) > 0,
+            "never reached {k}: {total:?}"
+        );
+    }
 }
 
 fn act_outcome(id: u64, outcome: Outcome) -> Event {
