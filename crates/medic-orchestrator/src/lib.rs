@@ -72,6 +72,22 @@
 //!   state. An action with an intent and no outcome is verified, never re-run; finished
 //!   actions are not repeated. Every act carries an idempotency key `target/a<id>`.
 //!
+//! # Driving it (driver, simulator, tests)
+//! ```text
+//! loop every second (real or virtual):
+//!     for each new finding:        engine.step(now, Event::Finding(f), &mut out)
+//!     for each actuator result:    engine.step(now, Event::ActionOutcome{action, outcome}, &mut out)
+//!     for each verification:       engine.step(now, Event::VerifyResult{action, outcome}, &mut out)
+//!     approvals, maintenance, resume as they come
+//!     engine.step(now, Event::Tick, &mut out)
+//!     carry out `out` in order: Journal → append durably first; Act → run (dedupe by
+//!     idempotency key), answer with ActionOutcome; Verify → probe, answer with VerifyResult
+//!     before the deadline; Circuit → route traffic; Notify / Escalate → tell humans
+//! ```
+//! A simulator answers Act and Verify from its world model; [`Engine::stats`],
+//! [`Engine::target_view`] and the commands give everything a report needs. After a crash,
+//! [`Engine::recover`] with the journal's entries in order, then keep ticking.
+//!
 //! # Invariants
 //! No I/O, no wall clock, no tokio. Stepping allocates nothing on ticks without decisions
 //! beyond growing `out`; plans are built only for targets being dispatched.
