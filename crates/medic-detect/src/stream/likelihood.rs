@@ -9,6 +9,7 @@ use super::{StreamError, check};
 /// every ripple infinitely unlikely); the output is the tail probability `Q` of the current
 /// short average, mapped to `[0, 1]` by `min(1, −log10(Q) / 10)` so that very small tail
 /// probabilities stay distinct (NAB's `computeLogLikelihood` is the same map up to rounding).
+/// Only increases are anomalous: a short average at or below the long-run mean scores 0.
 /// Q uses statrs' `erfc`, which stays accurate far into the tail.
 #[derive(Debug, Clone)]
 pub struct AnomalyLikelihood {
@@ -53,6 +54,11 @@ impl AnomalyLikelihood {
         } else {
             let sd = self.long.variance().max(self.var_floor).sqrt();
             let z = (avg - self.long.mean()) / sd;
+            if z <= 0.0 {
+                // Not above the usual level: nothing unlikely (and no erfc to pay for).
+                self.long.push(avg);
+                return 0.0;
+            }
             let tail = 0.5 * statrs::function::erf::erfc(z / std::f64::consts::SQRT_2);
             if tail > 0.0 {
                 (-tail.log10() / 10.0).clamp(0.0, 1.0)
