@@ -8,6 +8,9 @@ use std::process::ExitCode;
 pub enum EvalCommand {
     /// Isolation forest on ODDS-style CSVs (columns f0..fN,label): AUC, fit and score times.
     Odds(OddsArgs),
+    /// Isolation forest on SMD machines: train on train/, score test/; F1 with and without
+    /// point adjustment, attribution HitRate@100%/150%.
+    Smd(SmdArgs),
     /// Error diagnosis on a labelled JSONL corpus (`{"text","category"}` per line): accuracy,
     /// per-category precision/recall, confusion matrix.
     Diagnose(DiagnoseArgs),
@@ -19,7 +22,56 @@ pub enum EvalCommand {
 
 /// Arguments of `medic eval odds`.
 #[derive(clap::Args)]
-pub struct OddsArgs {}
+pub struct OddsArgs {
+    /// Folder of ODDS CSVs (`f0..fN,label`).
+    #[arg(default_value = "../shared/data/odds")]
+    pub dir: std::path::PathBuf,
+    /// Trees per forest.
+    #[arg(long, default_value_t = 100)]
+    pub trees: usize,
+    /// Subsample size ψ per tree.
+    #[arg(long, default_value_t = 256)]
+    pub samples: usize,
+    /// Seeds 0..N; AUC is averaged over them.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// One JSON object per dataset, then a summary line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `medic eval smd`.
+#[derive(clap::Args)]
+pub struct SmdArgs {
+    /// SMD folder (train/, test/, test_label/, interpretation_label/).
+    #[arg(default_value = "../shared/data/smd")]
+    pub dir: std::path::PathBuf,
+    /// Comma-separated machine names.
+    #[arg(
+        long,
+        default_value = "machine-1-2,machine-2-1,machine-3-2",
+        value_delimiter = ','
+    )]
+    pub machines: Vec<String>,
+    /// Rows of context per feature vector (1 = the raw row).
+    #[arg(long, default_value_t = 1)]
+    pub window: usize,
+    /// Trees per forest.
+    #[arg(long, default_value_t = 100)]
+    pub trees: usize,
+    /// Subsample size ψ.
+    #[arg(long, default_value_t = 256)]
+    pub samples: usize,
+    /// RNG seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The threshold is this quantile of the TRAIN scores.
+    #[arg(long, default_value_t = 0.99)]
+    pub train_quantile: f64,
+    /// One JSON object per machine, then a summary line.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Arguments of `medic eval diagnose`.
 #[derive(clap::Args)]
@@ -68,7 +120,8 @@ pub struct NabArgs {
 /// Runs an evaluation.
 pub fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
     match command {
-        EvalCommand::Odds(_) => anyhow::bail!("`medic eval odds` is not built yet"),
+        EvalCommand::Odds(args) => run_odds(args),
+        EvalCommand::Smd(args) => run_smd(args),
         EvalCommand::Diagnose(args) => super::diagnose::run_eval(args),
         EvalCommand::Nab(args) => run_nab(args),
     }
@@ -258,6 +311,97 @@ fn run_odds(args: OddsArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{:<14} {:>7} {:>5} {:>9.4} {:>8.4} {:>9.2} {:>12.3}",
             "mean", "", "", auc, std, fit, score
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_smd(args: SmdArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    use medic_detect::eval::smd;
+
+    let cfg = smd::SmdConfig {
+        window: args.window,
+        n_trees: args.trees,
+        max_samples: args.samples,
+        seed: args.seed,
+        train_quantile: args.train_quantile,
+    };
+    if !args.json {
+        println!(
+            "isolation forest per machine: {} trees, ψ = {}, window {}, seed {}; threshold = \
+             {} quantile of TRAIN scores",
+            args.trees, args.samples, args.window, args.seed, args.train_quantile
+        );
+        println!(
+            "{:<12} | {:^23} | {:^23} | {:>7} {:>7} | {:>6} | {:>6} {:>6}",
+            "",
+            "at train threshold",
+            "at train thr., PA",
+            "best F1",
+            "best PA",
+            "AUC",
+            "HR@100",
+            "HR@150"
+        );
+        println!(
+            "{:<12} | {:>7} {:>7} {:>7} | {:>7} {:>7} {:>7} | {:>7} {:>7} | {:>6} | {:>6} {:>6}",
+            "machine", "P", "R", "F1", "P", "R", "F1", "", "", "", "", ""
+        );
+    }
+    let mut results = Vec::new();
+    for m in &args.machines {
+        let r = smd::evaluate_machine(&args.dir, m, cfg)
+            .with_context(|| format!("SMD {m} in {}", args.dir.display()))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "{:<12} | {:>7.4} {:>7.4} {:>7.4} | {:>7.4} {:>7.4} {:>7.4} | {:>7.4} {:>7.4} | {:>6.4} | {:>6.3} {:>6.3}",
+                r.machine,
+                r.at_threshold.precision,
+                r.at_threshold.recall,
+                r.at_threshold.f1,
+                r.at_threshold_pa.precision,
+                r.at_threshold_pa.recall,
+                r.at_threshold_pa.f1,
+                r.best.f1,
+                r.best_pa.f1,
+                r.auc,
+                r.hitrate_100,
+                r.hitrate_150
+            );
+        }
+        results.push(r);
+    }
+    let s = smd::summarize(&results);
+    if args.json {
+        let mut v = serde_json::to_value(&s)?;
+        v["summary"] = serde_json::json!(true);
+        v["f1"] = serde_json::json!(s.at_threshold.f1);
+        v["f1_point_adjusted"] = serde_json::json!(s.at_threshold_pa.f1);
+        println!("{v}");
+    } else {
+        println!(
+            "{:<12} | {:>7.4} {:>7.4} {:>7.4} | {:>7.4} {:>7.4} {:>7.4} | {:>7.4} {:>7.4} | {:>6} | {:>6.3} {:>6.3}",
+            "overall",
+            s.at_threshold.precision,
+            s.at_threshold.recall,
+            s.at_threshold.f1,
+            s.at_threshold_pa.precision,
+            s.at_threshold_pa.recall,
+            s.at_threshold_pa.f1,
+            s.best_f1_mean,
+            s.best_f1_pa_mean,
+            "",
+            s.hitrate_100,
+            s.hitrate_150
+        );
+        println!(
+            "PA = point-adjusted (a labelled segment counts as detected when any of its rows is); \
+             best F1 is an oracle over test thresholds (overall: mean over machines); overall at \
+             threshold sums counts over machines; HR = attribution HitRate over rows of \
+             interpretation segments"
         );
     }
     Ok(ExitCode::SUCCESS)
