@@ -613,3 +613,79 @@ fn first_runs_are_deterministic_and_within_the_interval() {
     }
     assert!(buckets.iter().filter(|b| **b).count() >= 4);
 }
+
+/// A clock that reads tokio's (here paused) time, so planning and sleeping share one timeline.
+struct TokioClock {
+    base: tokio::time::Instant,
+    at_base: medic_core::Timestamp,
+}
+
+impl medic_core::Clock for TokioClock {
+    fn now(&self) -> medic_core::Timestamp {
+        self.at_base + self.base.elapsed()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn scheduler_runs_every_probe_on_its_own_grid_in_virtual_time() {
+    let pid_file = temp_file("self.pid");
+    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+    let intervals = [1000u64, 2000, 5000, 700];
+    let probes: Vec<ScheduledProbe> = intervals
+        .iter()
+        .enumerate()
+        .map(|(i, ms)| {
+            let mut spec = default_spec(
+                ProbeLevel::Liveness,
+                Check::Process {
+                    selector: ProcessSelector::PidFile(pid_file.clone()),
+                },
+            );
+            spec.every = Duration::from_millis(*ms);
+            ScheduledProbe {
+                target: TargetId::new(format!("t{i}")),
+                target_idx: i,
+                slot: 0,
+                spec,
+            }
+        })
+        .collect();
+    let clock = Arc::new(TokioClock {
+        base: tokio::time::Instant::now(),
+        at_base: medic_core::Timestamp::from_secs(1_000_000),
+    });
+    let scheduler = Scheduler::new(
+        probes,
+        SchedulerConfig {
+            max_concurrent: 2,
+            seed: 42,
+        },
+        prober(),
+        clock.clone(),
+    );
+    let start = medic_core::Clock::now(clock.as_ref());
+    let first = scheduler.first_runs(start);
+    let end = start + Duration::from_millis(10_500);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let run = tokio::spawn(scheduler.run(tx, async {
+        tokio::time::sleep(Duration::from_millis(10_500)).await;
+    }));
+    let mut got: Vec<Vec<medic_core::Timestamp>> = vec![Vec::new(); intervals.len()];
+    while let Some(report) = rx.recv().await {
+        assert_eq!(report.result.outcome, ProbeOutcome::Ok);
+        assert_eq!(report.lag(), Duration::ZERO, "{report:?}");
+        if report.planned < end {
+            got[report.probe_idx].push(report.planned);
+        }
+    }
+    run.await.unwrap();
+    for (i, ms) in intervals.iter().enumerate() {
+        let expected: Vec<_> = (0..)
+            .map(|k| first[i] + Duration::from_millis(k * ms))
+            .take_while(|t| *t < end)
+            .collect();
+        got[i].sort();
+        assert_eq!(got[i], expected, "probe {i} every {ms} ms");
+    }
+    std::fs::remove_file(pid_file).unwrap();
+}
