@@ -411,8 +411,48 @@ async fn exec_timeout_kills_the_whole_group() {
     assert_eq!(outcome, ProbeOutcome::TimedOut);
     // The background `sleep` shared the probe's process group, so it was killed too (it may
     // linger as a zombie until init reaps it, which the process check also rejects).
-    let outcome = check_process(&ProcessSelector::PidFile(pid_file.clone()));
-    assert_ne!(outcome, ProbeOutcome::Ok);
+    assert_dies(&pid_file).await;
+    std::fs::remove_file(pid_file).unwrap();
+}
+
+/// Waits (bounded) until the process in `pid_file` is no longer alive: SIGKILL is delivered
+/// asynchronously, so the check polls briefly instead of sampling once.
+async fn assert_dies(pid_file: &std::path::Path) {
+    let selector = ProcessSelector::PidFile(pid_file.to_owned());
+    for _ in 0..500 {
+        if check_process(&selector) != ProbeOutcome::Ok {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("process in {} still alive after 5 s", pid_file.display());
+}
+
+#[tokio::test]
+async fn cancelled_exec_kills_the_whole_group() {
+    let pid_file = temp_file("cancelled.pid");
+    let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+    let argv: Vec<String> = ["sh", "-c", &script]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let task = tokio::spawn(async move {
+        medic_collect::probe::run_exec(&argv, Duration::from_secs(60)).await
+    });
+    // Wait (bounded) for the grandchild to exist, then cancel the probe.
+    for _ in 0..500 {
+        if std::fs::read_to_string(&pid_file).is_ok_and(|s| s.trim().parse::<u32>().is_ok()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        check_process(&ProcessSelector::PidFile(pid_file.clone())),
+        ProbeOutcome::Ok
+    );
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_dies(&pid_file).await;
     std::fs::remove_file(pid_file).unwrap();
 }
 

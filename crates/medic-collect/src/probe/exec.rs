@@ -77,7 +77,9 @@ pub async fn run_exec(argv: &[String], timeout: Duration) -> Result<ExecOutput, 
             program: program.clone(),
             source,
         })?;
-    let pgid = child.id();
+    // Declared after `child`, so it is dropped first: if this future is cancelled (a scheduler
+    // shutting down), the group dies while its leader is still unreaped.
+    let mut group = GroupGuard(child.id());
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let finished = tokio::time::timeout(timeout, async {
@@ -88,6 +90,8 @@ pub async fn run_exec(argv: &[String], timeout: Duration) -> Result<ExecOutput, 
     .await;
     match finished {
         Ok((status, stdout, stderr)) => {
+            // The leader was reaped: its pid, and so the group id, may be reused from now on.
+            group.0 = None;
             let status = status.map_err(|source| ExecError::Wait {
                 program: program.clone(),
                 source,
@@ -101,7 +105,7 @@ pub async fn run_exec(argv: &[String], timeout: Duration) -> Result<ExecOutput, 
             })
         }
         Err(_elapsed) => {
-            if let Some(pgid) = pgid {
+            if let Some(pgid) = group.0.take() {
                 kill_group(pgid);
             }
             // Reap the leader; SIGKILL cannot be ignored, so this returns promptly.
@@ -110,6 +114,17 @@ pub async fn run_exec(argv: &[String], timeout: Duration) -> Result<ExecOutput, 
                 program: program.clone(),
                 timeout,
             })
+        }
+    }
+}
+
+/// Kills the child's process group when dropped while still armed.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            kill_group(pgid);
         }
     }
 }
