@@ -29,12 +29,14 @@ use rand_chacha::ChaCha8Rng;
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 // A counting wrapper around the system allocator: every call is forwarded unchanged.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded with the caller's layout, as GlobalAlloc requires.
         unsafe { System.alloc(layout) }
     }
@@ -46,6 +48,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LIVE.fetch_add(new_size, Ordering::Relaxed);
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -250,9 +253,16 @@ fn tick_bench(n: usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let n_find = n / 20;
     let mut out = Vec::with_capacity(4096);
+    // allocations of idle ticks (nothing due, nothing queued): the goal is none
+    let a0 = ALLOCS.load(Ordering::Relaxed);
+    for k in 0..1000u64 {
+        engine.step(Timestamp::from_secs(k), Event::Tick, &mut out);
+    }
+    let idle_allocs = ALLOCS.load(Ordering::Relaxed) - a0;
     let mut times = Vec::new();
     let mut tick_only = Vec::new();
     let mut cpu = Vec::new();
+    let mut finding_allocs = 0usize;
     let mut acts = 0usize;
     // pre-built findings so the timing is the engine's, not the test data's
     for round in 0..50u64 {
@@ -266,11 +276,13 @@ fn tick_bench(n: usize) {
             .collect();
         out.clear();
         let c0 = thread_cpu_ms();
+        let a0 = ALLOCS.load(Ordering::Relaxed);
         let t0 = now_wall();
         for f in findings {
             engine.step(now, Event::Finding(f), &mut out);
         }
         let t1 = now_wall();
+        finding_allocs += ALLOCS.load(Ordering::Relaxed) - a0;
         engine.step(now, Event::Tick, &mut out);
         let t2 = now_wall();
         cpu.push(thread_cpu_ms() - c0);
@@ -325,6 +337,10 @@ fn tick_bench(n: usize) {
         acts / 50,
         pct(&tick_only, 0.5),
         pct(&tick_only, 1.0)
+    );
+    println!(
+        "allocations: {idle_allocs} in 1000 idle ticks; {:.3} per finding step (queue nodes)",
+        finding_allocs as f64 / (50 * n_find) as f64
     );
     println!(
         "memory: {:.0} B/target allocated by Engine::new (measured), {:.0} B/target by the engine's estimate after 50 rounds",
