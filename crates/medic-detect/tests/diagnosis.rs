@@ -65,13 +65,13 @@ patterns:
     let got = issues(yaml);
     let want = [
         "p.yaml:6:9: patterns[1].id: duplicate id \"ok_one\"",
-        "p.yaml:7:15: patterns[1].category: unknown category \"kaboom\"",
-        "p.yaml:8:17: patterns[1].confidence: confidence 1.5 must be in (0, 1]",
+        "p.yaml:7:15: patterns[1].category: expected one of virtualization,",
+        "p.yaml:8:17: patterns[1].confidence: expected a number between 0 and 1, found 1.5",
         "p.yaml:9:15: patterns[1].regexes[0]: invalid regex",
         "p.yaml:9:28: patterns[1].regexes[1]: regex matches the empty line",
-        "p.yaml:10:27: patterns[1].strategies[1]: unknown strategy \"reboot\"",
-        "p.yaml:11:9: patterns[2].id: id \"Bad Id\" must be non-empty",
-        "p.yaml:12:15: patterns[2].category: a pattern cannot conclude `unknown`",
+        "p.yaml:10:27: patterns[1].strategies[1]: expected one of restart,",
+        "p.yaml:11:9: patterns[2].id: id \"Bad Id\" must use only [a-z0-9_.-]",
+        "p.yaml:12:15: patterns[2].category: expected one of virtualization,",
         "p.yaml:14:14: patterns[2].regexes: at least one regex is required",
     ];
     assert_eq!(got.len(), want.len(), "{got:#?}");

@@ -19,45 +19,22 @@
 //! Validation reports every problem at once as `file:line:col: key.path: message`.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::Path;
 
 use medic_core::{DiagnosisCategory, Strategy};
+use medic_policy::yaml::{Decoder, Node, ValidationErrors, Value, parse_yaml};
 use regex::{RegexSet, RegexSetBuilder};
-use serde::Deserialize;
-use serde_saphyr::Spanned;
 
-use super::{Error, parse_category};
+use super::Error;
 
 /// Compiled size limit of the whole set; generous because the set is built once.
 const SET_SIZE_LIMIT: usize = 64 << 20;
 /// Lazy-DFA cache of the set; large enough that matching rarely falls back to the NFA.
 const SET_DFA_LIMIT: usize = 32 << 20;
 
-/// One problem in a pattern file, with its location.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PatternIssue {
-    /// The file as given to the loader.
-    pub file: String,
-    /// 1-based line (0 when unknown).
-    pub line: u64,
-    /// 1-based column (0 when unknown).
-    pub column: u64,
-    /// Key path, e.g. `patterns[3].regexes[0]`.
-    pub path: String,
-    /// What is wrong, lowercase.
-    pub message: String,
-}
-
-impl fmt::Display for PatternIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file, self.line, self.column, self.path, self.message
-        )
-    }
-}
+/// One problem in a pattern file, with its location: medic-policy's located validation
+/// error, rendered `file:line:col: key.path: message`.
+pub use medic_policy::yaml::ValidationError as PatternIssue;
 
 /// All issues, one per line.
 pub(crate) fn format_issues(issues: &[PatternIssue]) -> String {
@@ -93,27 +70,6 @@ pub struct PatternLibrary {
     owner: Vec<usize>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatternFileConfig {
-    patterns: Vec<Spanned<PatternConfig>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatternConfig {
-    id: Spanned<String>,
-    category: Spanned<String>,
-    confidence: Spanned<f64>,
-    regexes: Spanned<Vec<Spanned<String>>>,
-    #[serde(default)]
-    strategies: Vec<Spanned<String>>,
-    #[serde(default)]
-    commands: Vec<String>,
-    #[serde(default)]
-    description: String,
-}
-
 impl PatternLibrary {
     /// Reads and validates a pattern file.
     pub fn load(path: &Path) -> Result<Self, Error> {
@@ -124,23 +80,13 @@ impl PatternLibrary {
         Self::parse(&path.display().to_string(), &text)
     }
 
-    /// Parses and validates pattern YAML; `file` names it in error messages.
+    /// Parses and validates pattern YAML; `file` names it in error messages. Every problem
+    /// (syntax, unknown keys, wrong types, bad regexes, unknown names, duplicates) is reported.
     pub fn parse(file: &str, yaml: &str) -> Result<Self, Error> {
-        let config: PatternFileConfig = serde_saphyr::from_str(yaml).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map_or((0, 0), |loc| (loc.line(), loc.column()));
-            Error::InvalidPatterns {
-                issues: vec![PatternIssue {
-                    file: file.to_owned(),
-                    line,
-                    column,
-                    path: "patterns".to_owned(),
-                    message: plain_message(&e),
-                }],
-            }
-        })?;
-        let patterns = validate(file, config)?;
+        let root =
+            parse_yaml(yaml, file).map_err(|e| Error::InvalidPatterns { issues: e.errors })?;
+        let patterns =
+            validate(file, &root).map_err(|e| Error::InvalidPatterns { issues: e.errors })?;
         Self::from_patterns(patterns)
     }
 
@@ -187,156 +133,121 @@ impl PatternLibrary {
     }
 }
 
-/// The error's message without the rendered source snippet, lowercased first letter.
-fn plain_message(e: &serde_saphyr::Error) -> String {
-    let full = e.to_string();
-    let first = full.lines().next().unwrap_or("").trim();
-    // The location is reported separately; drop a trailing " at line X column Y" if present.
-    let msg = match first.find(" at line ") {
-        Some(i) => &first[..i],
-        None => first,
-    };
-    let mut chars = msg.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => "invalid yaml".to_owned(),
-    }
-}
+const PATTERN_KEYS: &[&str] = &[
+    "id",
+    "category",
+    "confidence",
+    "regexes",
+    "strategies",
+    "commands",
+    "description",
+];
 
-fn issue_at<T>(file: &str, at: &Spanned<T>, path: String, message: String) -> PatternIssue {
-    PatternIssue {
-        file: file.to_owned(),
-        line: at.referenced.line(),
-        column: at.referenced.column(),
-        path,
-        message,
-    }
-}
-
-fn validate(file: &str, config: PatternFileConfig) -> Result<Vec<Pattern>, Error> {
-    let mut issues = Vec::new();
-    let mut seen = HashSet::new();
+fn validate(file: &str, root: &Node) -> Result<Vec<Pattern>, ValidationErrors> {
+    let mut dec = Decoder::new(file);
     let mut out = Vec::new();
-    for (i, entry) in config.patterns.into_iter().enumerate() {
-        let p = entry.value;
+    let mut seen = HashSet::new();
+    let Some(top) = dec.map(root, "", &["patterns"]) else {
+        return Err(dec.into_errors());
+    };
+    let items = match dec.require(&top, "patterns", "", "a list of patterns") {
+        Some(node) => dec.list(Some(node), "patterns"),
+        None => &[],
+    };
+    for (i, item) in items.iter().enumerate() {
         let base = format!("patterns[{i}]");
-        let id = p.id.value.trim().to_owned();
-        if id.is_empty()
-            || !id
+        let Some(map) = dec.map(item, &base, PATTERN_KEYS) else {
+            continue;
+        };
+        let id = dec.required_string(&map, "id", &base);
+        if let (Some(id), Some(node)) = (&id, map.get("id")) {
+            let path = format!("{base}.id");
+            if !id
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+            {
+                dec.error_at(
+                    node.loc,
+                    &path,
+                    format!("id {id:?} must use only [a-z0-9_.-]"),
+                );
+            } else if !seen.insert(id.clone()) {
+                dec.error_at(node.loc, &path, format!("duplicate id {id:?}"));
+            }
+        }
+        let category_choices: Vec<(&str, DiagnosisCategory)> = DiagnosisCategory::ALL
+            .into_iter()
+            .filter(|c| *c != DiagnosisCategory::Unknown)
+            .map(|c| (c.as_str(), c))
+            .collect();
+        let category = dec
+            .require(&map, "category", &base, "a category")
+            .and_then(|n| dec.one_of(n, &format!("{base}.category"), &category_choices));
+        let confidence = dec
+            .require(&map, "confidence", &base, "a number in (0, 1]")
+            .and_then(|n| {
+                let path = format!("{base}.confidence");
+                let v = dec.ratio(n, &path)?;
+                if v == 0.0 {
+                    dec.error_at(n.loc, &path, "expected a number in (0, 1], found 0");
+                    return None;
+                }
+                Some(v)
+            });
+        let regexes_node = dec.require(&map, "regexes", &base, "a list of regexes");
+        let regexes_path = format!("{base}.regexes");
+        let located = dec.located_string_list(regexes_node, &regexes_path);
+        if let Some(node) = regexes_node
+            && dec.list(Some(node), &regexes_path).is_empty()
+            && matches!(node.value, Value::Seq(_))
         {
-            issues.push(issue_at(
-                file,
-                &p.id,
-                format!("{base}.id"),
-                format!("id {id:?} must be non-empty and use only [a-z0-9_.-]"),
-            ));
-        } else if !seen.insert(id.clone()) {
-            issues.push(issue_at(
-                file,
-                &p.id,
-                format!("{base}.id"),
-                format!("duplicate id {id:?}"),
-            ));
-        }
-        let category = parse_category(p.category.value.trim());
-        match category {
-            None => issues.push(issue_at(
-                file,
-                &p.category,
-                format!("{base}.category"),
-                format!(
-                    "unknown category {:?}; expected one of {}",
-                    p.category.value,
-                    DiagnosisCategory::ALL.map(|c| c.as_str()).join(", ")
-                ),
-            )),
-            Some(DiagnosisCategory::Unknown) => issues.push(issue_at(
-                file,
-                &p.category,
-                format!("{base}.category"),
-                "a pattern cannot conclude `unknown`".to_owned(),
-            )),
-            Some(_) => {}
-        }
-        let confidence = p.confidence.value;
-        if !(confidence > 0.0 && confidence <= 1.0) {
-            issues.push(issue_at(
-                file,
-                &p.confidence,
-                format!("{base}.confidence"),
-                format!("confidence {confidence} must be in (0, 1]"),
-            ));
-        }
-        if p.regexes.value.is_empty() {
-            issues.push(issue_at(
-                file,
-                &p.regexes,
-                format!("{base}.regexes"),
-                "at least one regex is required".to_owned(),
-            ));
+            dec.error_at(node.loc, &regexes_path, "at least one regex is required");
         }
         let mut regexes = Vec::new();
-        for (j, r) in p.regexes.value.iter().enumerate() {
-            if r.value.is_empty() {
-                issues.push(issue_at(
-                    file,
-                    r,
-                    format!("{base}.regexes[{j}]"),
-                    "empty regex matches every line".to_owned(),
-                ));
-                continue;
-            }
-            match regex::Regex::new(&r.value) {
-                Ok(compiled) if compiled.is_match("") => issues.push(issue_at(
-                    file,
-                    r,
-                    format!("{base}.regexes[{j}]"),
-                    "regex matches the empty line, so it would match every line".to_owned(),
-                )),
-                Ok(_) => regexes.push(r.value.clone()),
-                Err(e) => issues.push(issue_at(
-                    file,
-                    r,
-                    format!("{base}.regexes[{j}]"),
+        for (j, (r, loc)) in located.into_iter().enumerate() {
+            let path = format!("{regexes_path}[{j}]");
+            match regex::Regex::new(&r) {
+                Ok(compiled) if compiled.is_match("") => dec.error_at(
+                    loc,
+                    &path,
+                    "regex matches the empty line, so it would match every line",
+                ),
+                Ok(_) => regexes.push(r),
+                Err(e) => dec.error_at(
+                    loc,
+                    &path,
                     format!("invalid regex: {}", one_line(&e.to_string())),
-                )),
+                ),
             }
         }
-        let mut strategies = Vec::new();
-        for (j, s) in p.strategies.iter().enumerate() {
-            match Strategy::parse(s.value.trim()) {
-                Some(st) => strategies.push(st),
-                None => issues.push(issue_at(
-                    file,
-                    s,
-                    format!("{base}.strategies[{j}]"),
-                    format!(
-                        "unknown strategy {:?}; expected one of {}",
-                        s.value,
-                        Strategy::ALL.map(|s| s.as_str()).join(", ")
-                    ),
-                )),
-            }
-        }
-        if let Some(category) = category {
+        let strategy_choices: Vec<(&str, Strategy)> =
+            Strategy::ALL.into_iter().map(|s| (s.as_str(), s)).collect();
+        let strategies_path = format!("{base}.strategies");
+        let strategies: Vec<Strategy> = dec
+            .list(map.get("strategies"), &strategies_path)
+            .iter()
+            .enumerate()
+            .filter_map(|(j, n)| {
+                dec.one_of(n, &format!("{strategies_path}[{j}]"), &strategy_choices)
+            })
+            .collect();
+        let commands = dec.string_list(map.get("commands"), &format!("{base}.commands"));
+        let description = dec
+            .opt_string(map.get("description"), &format!("{base}.description"))
+            .unwrap_or_default();
+        if let (Some(id), Some(category), Some(confidence)) = (id, category, confidence) {
             out.push(Pattern {
                 id,
                 category,
                 confidence,
                 regexes,
                 strategies,
-                commands: p.commands,
-                description: p.description,
+                commands,
+                description,
             });
         }
     }
-    if issues.is_empty() {
-        Ok(out)
-    } else {
-        Err(Error::InvalidPatterns { issues })
-    }
+    dec.finish(out)
 }
 
 fn one_line(s: &str) -> String {
