@@ -206,3 +206,67 @@ fn zscore_baseline_matches_the_data_readme() {
         );
     }
 }
+
+#[test]
+fn results_round_trip_in_nab_layout_and_bad_files_give_clear_errors() {
+    use medic_detect::eval::nab::{
+        Corpus, NabError, read_results, read_series, results_path, write_results,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data/cat");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("f.csv"),
+        "timestamp,value\n2014-01-01 00:00:00,1.5\n2014-01-01 00:05:00,2\n2014-01-01 00:10:00,3\n",
+    )
+    .unwrap();
+    let series = read_series(&data.join("f.csv")).unwrap();
+    assert_eq!(series.values, [1.5, 2.0, 3.0]);
+    let t1 = series.timestamps[1];
+    let corpus = Corpus {
+        files: vec![LabelledFile {
+            key: "cat/f.csv".to_owned(),
+            timestamps: series.timestamps.clone(),
+            windows: vec![Window { start: t1, end: t1 }],
+        }],
+        series: vec![series],
+    };
+    let out = dir.path().join("results");
+    let written = write_results(&corpus, &[vec![0.0, 0.25, 1.0]], &out, "det").unwrap();
+    assert_eq!(written[0], out.join("det/cat/det_f.csv"));
+    assert_eq!(results_path(&out, "det", "cat/f.csv"), written[0]);
+    let text = std::fs::read_to_string(&written[0]).unwrap();
+    assert_eq!(
+        text,
+        "timestamp,value,anomaly_score,label\n2014-01-01 00:00:00,1.5,0,0\n\
+         2014-01-01 00:05:00,2,0.25,1\n2014-01-01 00:10:00,3,1,0\n"
+    );
+    let (ts, scores) = read_results(&written[0]).unwrap();
+    assert_eq!(ts, corpus.files[0].timestamps);
+    assert_eq!(scores, [0.0, 0.25, 1.0]);
+
+    std::fs::write(
+        data.join("bad.csv"),
+        "timestamp,value\n2014-01-01 00:00:00,abc\n",
+    )
+    .unwrap();
+    let err = read_series(&data.join("bad.csv")).unwrap_err();
+    assert!(matches!(err, NabError::Csv { line: 2, .. }), "{err}");
+    assert!(err.to_string().contains("bad value"), "{err}");
+    std::fs::write(data.join("nocol.csv"), "time,value\n").unwrap();
+    assert!(
+        read_series(&data.join("nocol.csv"))
+            .unwrap_err()
+            .to_string()
+            .contains("no timestamp column")
+    );
+    let missing = read_series(&data.join("absent.csv")).unwrap_err();
+    assert!(matches!(missing, NabError::Read { .. }));
+    std::fs::write(
+        dir.path().join("labels.json"),
+        "{\"cat/f.csv\": [[\"2014\", 3]]}",
+    )
+    .unwrap();
+    let err = medic_detect::eval::nab::read_windows(&dir.path().join("labels.json")).unwrap_err();
+    assert!(err.to_string().contains("not [start, end]"), "{err}");
+}
