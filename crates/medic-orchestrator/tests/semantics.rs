@@ -728,3 +728,33 @@ fn bad_input_is_counted_not_fatal() {
     .unwrap();
     assert_eq!(err.to_string(), "target a has unknown tier gold");
 }
+
+#[test]
+fn runs_with_the_builtin_default_policy() {
+    let p = medic_policy::TierPolicy::builtin_default();
+    let mut h = Harness::new(
+        vec![target("api", &p.name)],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    h.finding(unhealthy("api", 0));
+    // The shipped defaults give rules confidence 0.8 but set confidence_threshold 0.85, so
+    // even the plain restart waits for a human. Kept as a visible trace: if the defaults
+    // change, this diff shows it.
+    assert_eq!(
+        h.tick(0),
+        [
+            "J approval p1 api restart until t+900.000s",
+            "notify approval p1 api restart"
+        ]
+    );
+    let mut p = medic_policy::TierPolicy::builtin_default();
+    p.confidence_threshold = 0.8;
+    let mut h = Harness::new(
+        vec![target("api", &p.name)],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    h.finding(unhealthy("api", 0));
+    assert_eq!(h.tick(0), ["J intent a1 api restart", "act a1 api restart"]);
+}
