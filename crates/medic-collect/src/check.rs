@@ -304,7 +304,7 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-async fn performance(
+pub(crate) async fn performance(
     prober: &Prober,
     target: &Target,
     limits: &medic_policy::PerformanceLimits,
@@ -395,7 +395,7 @@ pub fn perf_metrics_for(samples: &[medic_core::MetricSample]) -> PerfMetrics {
 
 /// Reads RSS, open fds and CPU (over `cpu_window`) of the process the target's process
 /// probe names.
-async fn resources_reading(
+pub(crate) async fn resources_reading(
     target: &Target,
     clock: &dyn Clock,
     options: CheckOptions,

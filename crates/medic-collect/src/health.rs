@@ -156,18 +156,26 @@ pub struct StateChange {
 }
 
 impl FleetHealth {
-    /// Every target starts unknown, with the thresholds of its probes.
+    /// Every target starts unknown, with the thresholds of its probes, then one slot for the
+    /// performance level (if the target has performance limits) and one for the resources
+    /// level (if it has resource limits), as [`crate::scheduler::measures_of`] numbers them;
+    /// those use the default thresholds (failure 3, success 1).
     pub fn new(fleet: &medic_policy::Fleet) -> FleetHealth {
         FleetHealth {
             targets: fleet
                 .targets
                 .iter()
                 .map(|t| {
-                    TargetHealth::new(
-                        t.probes
-                            .iter()
-                            .map(|p| (p.level, p.failure_threshold, p.success_threshold)),
-                    )
+                    let probes = t
+                        .probes
+                        .iter()
+                        .map(|p| (p.level, p.failure_threshold, p.success_threshold));
+                    let performance = t
+                        .performance
+                        .as_ref()
+                        .map(|_| (ProbeLevel::Performance, 3, 1));
+                    let resources = t.resources.as_ref().map(|_| (ProbeLevel::Resources, 3, 1));
+                    TargetHealth::new(probes.chain(performance).chain(resources))
                 })
                 .collect(),
         }

@@ -9,6 +9,10 @@
 //!   bounded by its probe's own timeout; the planning loop never awaits a probe. A probe whose
 //!   previous run is still going when it is due again is skipped for that round (counted),
 //!   so a hanging target costs at most one task at a time.
+//! * **Derived levels**: with [`Scheduler::with_measures`] it also scrapes metrics for the
+//!   performance level and reads /proc for the resources level ([`measures_of`]), reported
+//!   like probes (kinds `metrics` and `resources`). The performance reading is over the
+//!   target's lifetime counters (as in `medic check`), not yet over the last interval.
 //! * **Lag**: every report carries its planned and actual start (after the permit was taken),
 //!   so a bench can compute lag percentiles.
 
@@ -19,14 +23,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use medic_core::{Clock, Observation, ProbeResult, TargetId, Timestamp};
-use medic_policy::{Check, Fleet, ProbeSpec};
+use medic_core::{
+    Clock, Observation, ProbeKind, ProbeLevel, ProbeOutcome, ProbeResult, TargetId, Timestamp,
+};
+use medic_policy::{Check, Fleet, ProbeSpec, Target};
 use rand::Rng;
 use rand::SeedableRng;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use crate::probe::{Prober, kind_of};
+use crate::check::{CheckOptions, performance, resources_reading};
+use crate::health::{LimitVerdict, evaluate_resources};
+use crate::probe::Prober;
 
 /// One probe the scheduler runs periodically.
 #[derive(Clone, Debug)]
@@ -51,6 +59,73 @@ pub fn probes_of(fleet: &Fleet) -> Vec<ScheduledProbe> {
                 target_idx,
                 slot,
                 spec: spec.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// A derived level the scheduler measures periodically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeasureKind {
+    /// Scrape the metrics endpoint and check the performance limits (every `metrics.every`).
+    Performance,
+    /// Read the target's process in /proc and check the resource limits (every 10 s).
+    Resources,
+}
+
+/// One derived level of one target, measured periodically.
+#[derive(Clone, Debug)]
+pub struct ScheduledMeasure {
+    /// The target (its limits, metrics endpoint and process probe).
+    pub target: Arc<Target>,
+    /// The index of the target in the fleet.
+    pub target_idx: usize,
+    /// The health slot: after the target's probes, performance first, then resources
+    /// (the numbering of [`crate::health::FleetHealth`]).
+    pub slot: usize,
+    /// What is measured.
+    pub kind: MeasureKind,
+    /// How often.
+    pub every: Duration,
+    /// How long one measurement may take.
+    pub timeout: Duration,
+}
+
+/// Interval of the resources level (policies do not set one).
+pub const RESOURCES_EVERY: Duration = Duration::from_secs(10);
+
+/// The performance and resources measurements of every target of a fleet, in fleet order.
+pub fn measures_of(fleet: &Fleet) -> Vec<ScheduledMeasure> {
+    let mut out = Vec::new();
+    for (target_idx, target) in fleet.targets.iter().enumerate() {
+        let shared = Arc::new(target.clone());
+        let mut slot = target.probes.len();
+        if target.performance.is_some() {
+            let (every, timeout) = target
+                .metrics
+                .as_ref()
+                .map_or((Duration::from_secs(15), Duration::from_secs(5)), |m| {
+                    (m.every, m.timeout)
+                });
+            out.push(ScheduledMeasure {
+                target: Arc::clone(&shared),
+                target_idx,
+                slot,
+                kind: MeasureKind::Performance,
+                every,
+                timeout,
+            });
+            slot += 1;
+        }
+        if target.resources.is_some() {
+            out.push(ScheduledMeasure {
+                target: Arc::clone(&shared),
+                target_idx,
+                slot,
+                kind: MeasureKind::Resources,
+                every: RESOURCES_EVERY,
+                timeout: Duration::from_secs(5),
             });
         }
     }
@@ -98,6 +173,8 @@ impl ProbeReport {
 pub struct SchedulerStats {
     /// Runs started.
     pub started: AtomicU64,
+    /// Measurements that found nothing to check (no report is sent for them).
+    pub no_data: AtomicU64,
     /// Rounds skipped because the previous run of the same probe was still going.
     pub skipped_overlapping: AtomicU64,
     /// Reports dropped because the receiver was gone.
@@ -107,6 +184,7 @@ pub struct SchedulerStats {
 /// Drives a list of probes until `shutdown` resolves or the report receiver is dropped.
 pub struct Scheduler {
     probes: Arc<[ScheduledProbe]>,
+    measures: Arc<[ScheduledMeasure]>,
     config: SchedulerConfig,
     prober: Prober,
     clock: Arc<dyn Clock>,
@@ -123,11 +201,19 @@ impl Scheduler {
     ) -> Scheduler {
         Scheduler {
             probes: probes.into(),
+            measures: Arc::new([]),
             config,
             prober,
             clock,
             stats: Arc::new(SchedulerStats::default()),
         }
+    }
+
+    /// Also measures these derived levels; their reports have `probe_idx` equal to
+    /// `probes().len()` plus their index in `measures`.
+    pub fn with_measures(mut self, measures: Vec<ScheduledMeasure>) -> Scheduler {
+        self.measures = measures.into();
+        self
     }
 
     /// The probes, indexed as [`ProbeReport::probe_idx`].
@@ -144,12 +230,11 @@ impl Scheduler {
     /// `[0, every)` drawn from the seed.
     pub fn first_runs(&self, start: Timestamp) -> Vec<Timestamp> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.config.seed);
-        self.probes
-            .iter()
-            .map(|p| {
-                let every_ms = u64::try_from(p.spec.every.as_millis())
-                    .unwrap_or(u64::MAX)
-                    .max(1);
+        let intervals = self.probes.iter().map(|p| p.spec.every);
+        let intervals = intervals.chain(self.measures.iter().map(|m| m.every));
+        intervals
+            .map(|every| {
+                let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
                 start + Duration::from_millis(rng.random_range(0..every_ms))
             })
             .collect()
@@ -165,8 +250,8 @@ impl Scheduler {
             .enumerate()
             .map(|(i, t)| Reverse((t, i)))
             .collect();
-        let running: Arc<[AtomicBool]> =
-            self.probes.iter().map(|_| AtomicBool::new(false)).collect();
+        let n_jobs = self.probes.len() + self.measures.len();
+        let running: Arc<[AtomicBool]> = (0..n_jobs).map(|_| AtomicBool::new(false)).collect();
         let permits = Arc::new(Semaphore::new(self.config.max_concurrent.max(1)));
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
@@ -188,9 +273,12 @@ impl Scheduler {
                 continue;
             }
             due.pop();
-            let probe = &self.probes[idx];
+            let every = match idx.checked_sub(self.probes.len()) {
+                None => self.probes[idx].spec.every,
+                Some(m) => self.measures[m].every,
+            };
             due.push(Reverse((
-                planned + probe.spec.every.max(Duration::from_millis(1)),
+                planned + every.max(Duration::from_millis(1)),
                 idx,
             )));
             if running[idx].swap(true, Ordering::AcqRel) {
@@ -201,6 +289,7 @@ impl Scheduler {
             }
             let run = ProbeRun {
                 probes: Arc::clone(&self.probes),
+                measures: Arc::clone(&self.measures),
                 idx,
                 planned,
                 prober: self.prober.clone(),
@@ -218,6 +307,7 @@ impl Scheduler {
 
 struct ProbeRun {
     probes: Arc<[ScheduledProbe]>,
+    measures: Arc<[ScheduledMeasure]>,
     idx: usize,
     planned: Timestamp,
     prober: Prober,
@@ -230,29 +320,90 @@ struct ProbeRun {
 
 impl ProbeRun {
     async fn go(self) {
-        let probe = &self.probes[self.idx];
-        let result = {
+        let report = {
             let Ok(_permit) = self.permits.acquire().await else {
                 self.running[self.idx].store(false, Ordering::Release);
                 return;
             };
             self.stats.started.fetch_add(1, Ordering::Relaxed);
-            self.prober
-                .run_probe(self.clock.as_ref(), &probe.target, &probe.spec)
-                .await
+            match self.idx.checked_sub(self.probes.len()) {
+                None => {
+                    let probe = &self.probes[self.idx];
+                    let result = self
+                        .prober
+                        .run_probe(self.clock.as_ref(), &probe.target, &probe.spec)
+                        .await;
+                    Some(ProbeReport {
+                        probe_idx: self.idx,
+                        target_idx: probe.target_idx,
+                        slot: probe.slot,
+                        planned: self.planned,
+                        result,
+                    })
+                }
+                Some(m) => self.measure(&self.measures[m]).await,
+            }
         };
         self.running[self.idx].store(false, Ordering::Release);
-        debug_assert_eq!(result.kind, kind_of(&probe.spec.check));
-        let report = ProbeReport {
-            probe_idx: self.idx,
-            target_idx: probe.target_idx,
-            slot: probe.slot,
-            planned: self.planned,
-            result,
+        let Some(report) = report else {
+            self.stats.no_data.fetch_add(1, Ordering::Relaxed);
+            return;
         };
         if self.reports.send(report).await.is_err() {
             self.stats.undelivered.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+impl ProbeRun {
+    /// One measurement of a derived level; `None` when there was nothing to check.
+    async fn measure(&self, m: &ScheduledMeasure) -> Option<ProbeReport> {
+        let at = self.clock.now();
+        // Latency is reported, not decided on; tokio's clock is the one tests control.
+        let started = tokio::time::Instant::now();
+        let target = &m.target;
+        let options = CheckOptions::DEFAULT;
+        let work = async {
+            match m.kind {
+                MeasureKind::Performance => match &target.performance {
+                    Some(limits) => performance(&self.prober, target, limits, at, options).await,
+                    None => LimitVerdict::NoData,
+                },
+                MeasureKind::Resources => match &target.resources {
+                    Some(limits) => {
+                        match resources_reading(target, self.clock.as_ref(), options).await {
+                            Ok(reading) => evaluate_resources(limits, &reading),
+                            Err(verdict) => verdict,
+                        }
+                    }
+                    None => LimitVerdict::NoData,
+                },
+            }
+        };
+        let outcome = match tokio::time::timeout(m.timeout, work).await {
+            Ok(LimitVerdict::Pass) => ProbeOutcome::Ok,
+            Ok(LimitVerdict::Fail(why)) => ProbeOutcome::Failed(why),
+            Ok(LimitVerdict::NoData) => return None,
+            Err(_elapsed) => ProbeOutcome::TimedOut,
+        };
+        let (level, kind) = match m.kind {
+            MeasureKind::Performance => (ProbeLevel::Performance, ProbeKind::Metrics),
+            MeasureKind::Resources => (ProbeLevel::Resources, ProbeKind::Resources),
+        };
+        Some(ProbeReport {
+            probe_idx: self.idx,
+            target_idx: m.target_idx,
+            slot: m.slot,
+            planned: self.planned,
+            result: ProbeResult {
+                target: target.name.clone(),
+                level,
+                kind,
+                at,
+                latency: started.elapsed(),
+                outcome,
+            },
+        })
     }
 }
 

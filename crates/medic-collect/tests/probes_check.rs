@@ -223,3 +223,104 @@ async fn one_round_gives_a_state_per_target() {
     assert_eq!(keys, ["error", "kind", "latency_ms", "level", "ok"]);
     assert_eq!(json["state"], "healthy");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_measures_derived_levels_into_fleet_health() {
+    use medic_collect::health::FleetHealth;
+    use medic_collect::scheduler::{
+        MeasureKind, Scheduler, SchedulerConfig, measures_of, probes_of,
+    };
+
+    let bad = serve(ERRORING_METRICS).await;
+    let mut busy = target("busy", vec![http_liveness(bad)]);
+    busy.performance = Some(PerformanceLimits {
+        max_latency: None,
+        max_error_rate: Some(0.05),
+        max_queue_depth: None,
+    });
+    busy.metrics = Some(MetricsSpec {
+        url: format!("http://{bad}/metrics"),
+        every: Duration::from_millis(100),
+        timeout: Duration::from_secs(5),
+    });
+    let exe = std::env::current_exe().unwrap();
+    let me = exe.file_name().unwrap().to_str().unwrap().to_owned();
+    let mut proc_target = target(
+        "proc",
+        vec![default_spec(
+            ProbeLevel::Liveness,
+            Check::Process {
+                selector: ProcessSelector::Name(me),
+            },
+        )],
+    );
+    proc_target.resources = Some(ResourceLimits {
+        max_rss_bytes: None,
+        max_cpu: None,
+        max_open_fds: Some(1),
+    });
+    let fleet = Fleet {
+        targets: vec![busy, proc_target],
+        tiers: BTreeMap::new(),
+    };
+    let mut probes = probes_of(&fleet);
+    for p in &mut probes {
+        p.spec.every = Duration::from_millis(100);
+        p.spec.timeout = Duration::from_secs(5);
+    }
+    let mut measures = measures_of(&fleet);
+    assert_eq!(
+        measures
+            .iter()
+            .map(|m| (m.target_idx, m.slot, m.kind))
+            .collect::<Vec<_>>(),
+        [
+            (0, 1, MeasureKind::Performance),
+            (1, 1, MeasureKind::Resources)
+        ]
+    );
+    for m in &mut measures {
+        m.every = Duration::from_millis(100);
+    }
+    let scheduler = Scheduler::new(
+        probes,
+        SchedulerConfig {
+            max_concurrent: 8,
+            seed: 3,
+        },
+        Prober::with_defaults().unwrap(),
+        Arc::new(SystemClock),
+    )
+    .with_measures(measures);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(scheduler.run(tx, async {
+        let _ = stop_rx.await;
+    }));
+    let mut health = FleetHealth::new(&fleet);
+    let mut reasons = std::collections::HashMap::new();
+    let degraded = |h: &FleetHealth, i| h.target(i).unwrap().state() == HealthState::Degraded;
+    let watch = async {
+        while !(degraded(&health, 0) && degraded(&health, 1)) {
+            let r = rx.recv().await.expect("scheduler stopped early");
+            if let Some(e) = r.result.outcome.error() {
+                reasons.insert((r.target_idx, r.result.kind), e);
+            }
+            health.record(r.target_idx, r.slot, r.result.outcome.is_ok());
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), watch)
+        .await
+        .expect("both targets degraded within 30 s");
+    let _ = stop_tx.send(());
+    run.await.unwrap();
+    assert_eq!(
+        reasons.get(&(0, ProbeKind::Metrics)).map(String::as_str),
+        Some("error rate 0.2000 above 0.05")
+    );
+    assert!(
+        reasons[&(1, ProbeKind::Resources)].contains("open fds above 1"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons.len(), 2, "liveness stayed ok: {reasons:?}");
+}
