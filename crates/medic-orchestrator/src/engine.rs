@@ -1090,10 +1090,17 @@ impl Engine {
                         continue;
                     }
                     let mut b = t.breaker;
-                    let Some(tr) = b.poll(now) else { continue };
+                    // already half-open: a probe was due when medic restarted; send it again
+                    let recovered_probe = b.state() == BreakerState::HalfOpen;
+                    let tr = b.poll(now);
+                    if tr.is_none() && !recovered_probe {
+                        continue;
+                    }
                     let name = t.name.clone();
                     let deadline = now + self.tiers[usize::from(t.tier)].policy.verify_deadline;
-                    self.breaker_change(now, i, &name, tr.to, out);
+                    if let Some(tr) = tr {
+                        self.breaker_change(now, i, &name, tr.to, out);
+                    }
                     if let Some(f) = self.targets[iu].inflight.as_mut() {
                         f.phase = Phase::Probing {
                             deadline,

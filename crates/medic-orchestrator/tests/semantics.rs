@@ -599,6 +599,43 @@ fn circuit_breaker_open_half_open_closed() {
 }
 
 #[test]
+fn recover_during_a_half_open_probe_probes_again() {
+    let mut h = one("api");
+    let mut f = degraded("api", 0);
+    f.error_rate = Some(0.7);
+    h.finding(f);
+    h.tick(0);
+    h.outcome(1, 1, Outcome::Success);
+    assert_eq!(h.tick(61)[2], "verify a1 api by t+121.000s");
+    // medic restarts before the probe answers
+    let mut e = h.recovered();
+    assert_eq!(e.durable_state(), h.engine.durable_state());
+    let mut out = vec![];
+    e.step(at(70), Event::Tick, &mut out);
+    let lines: Vec<String> = out.iter().map(fmt).collect();
+    assert_eq!(lines, ["verify a1 api by t+130.000s"]);
+    out.clear();
+    e.step(
+        at(71),
+        Event::VerifyResult {
+            action: ActionId(1),
+            outcome: Outcome::Success,
+        },
+        &mut out,
+    );
+    let lines: Vec<String> = out.iter().map(fmt).collect();
+    assert_eq!(
+        lines,
+        [
+            "J verified a1 success",
+            "J breaker api Closed",
+            "circuit api Closed",
+            "J closed a1 success"
+        ]
+    );
+}
+
+#[test]
 fn dry_run_same_decisions_nothing_executed() {
     let mut cfg = EngineConfig::standard(10);
     cfg.mode = RunMode::DryRun;
