@@ -297,6 +297,16 @@ impl fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
+/// serde-saphyr's options for medic's files.
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        // YAML 1.2 booleans only: a target named `y` or a label `on` stays a string.
+        strict_booleans: true,
+        // The default 250k nodes stops at ~5,000 targets; keep depth and alias limits.
+        budget: serde_saphyr::budget! { max_nodes: 5_000_000, max_events: 20_000_000 },
+    }
+}
+
 /// Parses YAML text into a located [`Node`]; a syntax error (or an input over serde-saphyr's
 /// safety budget, e.g. nesting deeper than 64) becomes one located [`ValidationError`].
 ///
@@ -308,9 +318,7 @@ pub fn parse_yaml(text: &str, file: &str) -> Result<Node, ValidationErrors> {
             value: Value::Null,
         });
     }
-    // YAML 1.2 booleans only: a target named `y` or a label `on` stays a string.
-    let options = serde_saphyr::options! { strict_booleans: true };
-    match serde_saphyr::from_str_with_options::<Option<Node>>(text, options) {
+    match serde_saphyr::from_str_with_options::<Option<Node>>(text, options()) {
         Ok(Some(node)) => Ok(node),
         Ok(None) => Ok(Node {
             loc: Loc { line: 1, col: 1 },
@@ -354,8 +362,7 @@ pub fn from_str_located<T: serde::de::DeserializeOwned>(
     text: &str,
     file: &str,
 ) -> Result<T, ValidationErrors> {
-    let options = serde_saphyr::options! { strict_booleans: true };
-    serde_saphyr::from_str_with_options::<T>(text, options).map_err(|e| {
+    serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| {
         let loc = e.location().map_or(Loc { line: 1, col: 1 }, |l| Loc {
             line: u32::try_from(l.line()).unwrap_or(u32::MAX).max(1),
             col: u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
@@ -408,7 +415,7 @@ impl<'n> MapView<'n> {
     pub fn get(&self, key: &str) -> Option<&'n Node> {
         self.entries
             .iter()
-            .find(|(k, _)| k.as_key().as_deref() == Some(key))
+            .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
             .map(|(_, v)| v)
             .filter(|v| !v.is_null())
     }
@@ -417,7 +424,7 @@ impl<'n> MapView<'n> {
     pub fn key_node(&self, key: &str) -> Option<&'n Node> {
         self.entries
             .iter()
-            .find(|(k, _)| k.as_key().as_deref() == Some(key))
+            .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == key))
             .map(|(k, _)| k)
     }
 

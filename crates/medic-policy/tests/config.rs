@@ -617,6 +617,88 @@ mod no_panic {
         }
     }
 
+    #[derive(Debug, Clone)]
+    struct GenTarget {
+        every_ms: u64,
+        failure_threshold: u32,
+        port: u16,
+        deps: Vec<prop::sample::Index>,
+        kind: &'static str,
+        explicit_default: bool,
+    }
+
+    fn gen_target() -> impl Strategy<Value = GenTarget> {
+        (
+            1u64..100_000,
+            1u32..10,
+            1u16..,
+            proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+            prop::sample::select(vec!["crewai", "semgrep", "other"]),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(every_ms, failure_threshold, port, deps, kind, explicit_default)| GenTarget {
+                    every_ms,
+                    failure_threshold,
+                    port,
+                    deps,
+                    kind,
+                    explicit_default,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// A valid fleet written out as YAML reads back as exactly what was written.
+        #[test]
+        fn valid_fleets_read_back(targets in proptest::collection::vec(gen_target(), 1..8)) {
+            let mut yaml = String::from("targets:\n");
+            let mut expected_deps = Vec::new();
+            for (i, t) in targets.iter().enumerate() {
+                let every = if t.every_ms % 1000 == 0 {
+                    format!("{}s", t.every_ms / 1000)
+                } else {
+                    format!("{}ms", t.every_ms)
+                };
+                // Only earlier targets, so the graph has no cycle.
+                let mut deps: Vec<String> = if i == 0 {
+                    Vec::new()
+                } else {
+                    t.deps.iter().map(|d| format!("t{}", d.index(i))).collect()
+                };
+                deps.dedup();
+                yaml.push_str(&format!(
+                    "  - name: t{i}\n    labels: {{ type: {} }}\n{}    probes:\n      liveness: {{ tcp: {{ addr: \"127.0.0.1:{}\" }}, every: {every}, failure_threshold: {} }}\n    depends_on: [{}]\n",
+                    t.kind,
+                    if t.explicit_default { "    tier: default\n" } else { "" },
+                    t.port,
+                    t.failure_threshold,
+                    deps.join(", "),
+                ));
+                expected_deps.push(deps);
+            }
+            let fleet = parse_fleet_str(&yaml, "f.yaml", &shipped_tiers())
+                .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+            prop_assert_eq!(fleet.targets.len(), targets.len());
+            for ((got, t), deps) in fleet.targets.iter().zip(&targets).zip(&expected_deps) {
+                let p = &got.probes[0];
+                prop_assert_eq!(p.every, Duration::from_millis(t.every_ms));
+                prop_assert_eq!(p.failure_threshold, t.failure_threshold);
+                prop_assert_eq!(&p.check, &medic_policy::Check::Tcp { addr: format!("127.0.0.1:{}", t.port) });
+                let got_deps: Vec<&str> = got.depends_on.iter().map(|d| d.as_str()).collect();
+                prop_assert_eq!(got_deps, deps.iter().map(String::as_str).collect::<Vec<_>>());
+                let tier = match (t.explicit_default, t.kind) {
+                    (true, _) | (false, "other") => "default",
+                    (false, "crewai") => "critical_agents",
+                    _ => "lightweight_agents",
+                };
+                prop_assert_eq!(got.tier.as_str(), tier);
+            }
+        }
+    }
+
     #[test]
     fn deep_nesting_and_alias_bombs_are_errors_not_crashes() {
         let deep = format!("targets: {}{}", "[".repeat(100_000), "]".repeat(100_000));
