@@ -201,6 +201,49 @@ fn priority_severity_tier_and_aging() {
 }
 
 #[test]
+fn priority_predicted_time_to_failure_then_arrival_order() {
+    let mut h = Harness::new(
+        vec![
+            target("far", "default"),
+            target("near", "default"),
+            target("same", "default"),
+        ],
+        tiers(vec![policy("default")]),
+        EngineConfig::standard(1),
+    );
+    let predicted = |name: &str, horizon_s: u64| {
+        let mut f = healthy(name, 0);
+        f.severity = Severity::Warning;
+        f.prediction = Some(PredictionFinding {
+            probability: 0.95,
+            alarm: true,
+            horizon_s,
+            factors: vec![],
+            recommended: Strategy::Restart,
+        });
+        f
+    };
+    h.finding(predicted("far", 600));
+    h.finding(predicted("near", 60));
+    h.finding(predicted("same", 600));
+    let mut order = vec![];
+    for (k, t) in [0u64, 1, 2].into_iter().enumerate() {
+        let l = h.tick(t);
+        order.push(l[1].clone());
+        h.outcome(t, k as u64 + 1, Outcome::Skipped("test".into()));
+    }
+    // shorter time to failure first; equal keys keep arrival order (stable)
+    assert_eq!(
+        order,
+        [
+            "act a1 near restart",
+            "act a2 far restart",
+            "act a3 same restart"
+        ]
+    );
+}
+
+#[test]
 fn budgets_global_tier_and_group() {
     // global
     let ts: Vec<_> = (0..5)
