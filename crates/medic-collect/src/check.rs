@@ -119,7 +119,8 @@ pub async fn check_fleet(
             jobs.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let started = tokio::time::Instant::now();
-                let verdict = performance(&prober, &target, &limits, clock.now(), options).await;
+                let (verdict, _) =
+                    performance(&prober, &target, &limits, clock.now(), options, None).await;
                 (
                     idx,
                     verdict_line(
@@ -304,17 +305,20 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// Scrapes the target's metrics and checks the performance limits, over the counters'
+/// change since `earlier` (the previous scrape) or over the target's lifetime without one.
+/// Returns the verdict and this scrape's snapshot (for the next window).
 pub(crate) async fn performance(
     prober: &Prober,
     target: &Target,
     limits: &medic_policy::PerformanceLimits,
     now: Timestamp,
     options: CheckOptions,
-) -> LimitVerdict {
+    earlier: Option<&PerfSnapshot>,
+) -> (LimitVerdict, Option<PerfSnapshot>) {
     let Some(metrics) = &target.metrics else {
-        return LimitVerdict::Fail(
-            "performance limits are set but the target has no metrics endpoint".into(),
-        );
+        let why = "performance limits are set but the target has no metrics endpoint";
+        return (LimitVerdict::Fail(why.into()), None);
     };
     let report = match scrape::scrape(
         prober.client(),
@@ -327,10 +331,11 @@ pub(crate) async fn performance(
     .await
     {
         Ok(r) => r,
-        Err(e) => return LimitVerdict::Fail(crate::probe::error_chain(&e)),
+        Err(e) => return (LimitVerdict::Fail(crate::probe::error_chain(&e)), None),
     };
     let spec = perf_metrics_for(&report.samples);
-    let r = PerfSnapshot::from_samples(&report.samples, &spec).reading(None);
+    let snapshot = PerfSnapshot::from_samples(&report.samples, &spec);
+    let r = snapshot.reading(earlier);
     let reading = PerformanceReading {
         latency: r
             .latency_p99
@@ -339,7 +344,7 @@ pub(crate) async fn performance(
         error_rate: r.error_rate,
         queue_depth: r.queue_depth,
     };
-    evaluate_performance(limits, &reading)
+    (evaluate_performance(limits, &reading), Some(snapshot))
 }
 
 /// Picks a target's performance metrics by the usual naming conventions: a histogram or

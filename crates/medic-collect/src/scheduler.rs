@@ -12,15 +12,16 @@
 //! * **Derived levels**: with [`Scheduler::with_measures`] it also scrapes metrics for the
 //!   performance level and reads /proc for the resources level ([`measures_of`]), reported
 //!   like probes (kinds `metrics` and `resources`). The performance reading is over the
-//!   target's lifetime counters (as in `medic check`), not yet over the last interval.
+//!   counters' change since the previous scrape (the first one, like `medic check`, over the
+//!   target's lifetime).
 //! * **Lag**: every report carries its planned and actual start (after the permit was taken),
 //!   so a bench can compute lag percentiles.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use medic_core::{
@@ -35,6 +36,7 @@ use tokio::task::JoinSet;
 use crate::check::{CheckOptions, performance, resources_reading};
 use crate::health::{LimitVerdict, evaluate_resources};
 use crate::probe::Prober;
+use crate::scrape::PerfSnapshot;
 
 /// One probe the scheduler runs periodically.
 #[derive(Clone, Debug)]
@@ -252,6 +254,8 @@ impl Scheduler {
             .collect();
         let n_jobs = self.probes.len() + self.measures.len();
         let running: Arc<[AtomicBool]> = (0..n_jobs).map(|_| AtomicBool::new(false)).collect();
+        let perf_windows: Arc<[Mutex<Option<PerfSnapshot>>]> =
+            self.measures.iter().map(|_| Mutex::new(None)).collect();
         let permits = Arc::new(Semaphore::new(self.config.max_concurrent.max(1)));
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
@@ -290,6 +294,7 @@ impl Scheduler {
             let run = ProbeRun {
                 probes: Arc::clone(&self.probes),
                 measures: Arc::clone(&self.measures),
+                perf_windows: Arc::clone(&perf_windows),
                 idx,
                 planned,
                 prober: self.prober.clone(),
@@ -308,6 +313,8 @@ impl Scheduler {
 struct ProbeRun {
     probes: Arc<[ScheduledProbe]>,
     measures: Arc<[ScheduledMeasure]>,
+    /// Per measure: the last performance scrape, the start of the next window.
+    perf_windows: Arc<[Mutex<Option<PerfSnapshot>>]>,
     idx: usize,
     planned: Timestamp,
     prober: Prober,
@@ -341,7 +348,7 @@ impl ProbeRun {
                         result,
                     })
                 }
-                Some(m) => self.measure(&self.measures[m]).await,
+                Some(m) => self.measure(m).await,
             }
         };
         self.running[self.idx].store(false, Ordering::Release);
@@ -357,7 +364,8 @@ impl ProbeRun {
 
 impl ProbeRun {
     /// One measurement of a derived level; `None` when there was nothing to check.
-    async fn measure(&self, m: &ScheduledMeasure) -> Option<ProbeReport> {
+    async fn measure(&self, m_idx: usize) -> Option<ProbeReport> {
+        let m = &self.measures[m_idx];
         let at = self.clock.now();
         // Latency is reported, not decided on; tokio's clock is the one tests control.
         let started = tokio::time::Instant::now();
@@ -366,7 +374,25 @@ impl ProbeRun {
         let work = async {
             match m.kind {
                 MeasureKind::Performance => match &target.performance {
-                    Some(limits) => performance(&self.prober, target, limits, at, options).await,
+                    Some(limits) => {
+                        // One run per measure at a time (the running flag), so take/put back
+                        // never races.
+                        let slot = &self.perf_windows[m_idx];
+                        let earlier = slot.lock().ok().and_then(|mut s| s.take());
+                        let (verdict, snapshot) = performance(
+                            &self.prober,
+                            target,
+                            limits,
+                            at,
+                            options,
+                            earlier.as_ref(),
+                        )
+                        .await;
+                        if let (Ok(mut s), Some(snapshot)) = (slot.lock(), snapshot) {
+                            *s = Some(snapshot);
+                        }
+                        verdict
+                    }
                     None => LimitVerdict::NoData,
                 },
                 MeasureKind::Resources => match &target.resources {

@@ -19,10 +19,18 @@ use tokio::net::TcpListener;
 
 /// Serves `body` with status 200 on every path, keep-alive.
 async fn serve(body: &'static str) -> SocketAddr {
+    serve_with(move |_| body.to_owned()).await
+}
+
+/// Serves `page(n)` for the n-th request (from 1), status 200, keep-alive.
+async fn serve_with(page: impl Fn(u64) -> String + Send + Sync + 'static) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let page = Arc::new(page);
+    let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
     tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
+            let (page, served) = (Arc::clone(&page), Arc::clone(&served));
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 1024];
@@ -34,6 +42,8 @@ async fn serve(body: &'static str) -> SocketAddr {
                         }
                     }
                     buf.clear();
+                    let n = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let body = page(n);
                     let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
                     if conn.write_all(head.as_bytes()).await.is_err()
                         || conn.write_all(body.as_bytes()).await.is_err()
@@ -231,7 +241,16 @@ async fn scheduler_measures_derived_levels_into_fleet_health() {
         MeasureKind, Scheduler, SchedulerConfig, measures_of, probes_of,
     };
 
-    let bad = serve(ERRORING_METRICS).await;
+    // Counters that grow with every request: each scrape window sees 20 % errors.
+    let bad = serve_with(|n| {
+        format!(
+            "# TYPE http_requests_total counter\nhttp_requests_total{{code=\"200\"}} {}\n\
+             http_requests_total{{code=\"500\"}} {}\n",
+            80 * n,
+            20 * n
+        )
+    })
+    .await;
     let mut busy = target("busy", vec![http_liveness(bad)]);
     busy.performance = Some(PerformanceLimits {
         max_latency: None,
