@@ -9,7 +9,7 @@ use medic_core::{Finding, HealthState, Outcome, Severity, Strategy, TargetId, Ti
 use medic_policy::{Fleet, Replicas, TierPolicy};
 use medic_strategy::{
     AttemptHistory, AttemptResult, BreakerState, CircuitBreaker, HpaState, NoLearning,
-    SuccessRates, needs_approval, select_with,
+    SuccessRates, hpa_desired, needs_approval, select_with,
 };
 use serde::Serialize;
 
@@ -717,6 +717,18 @@ impl Engine {
         }
         let actionable =
             matches!(f.health, HealthState::Degraded | HealthState::Unhealthy) || alarm;
+        // A healthy target with too many replicas for its load: an HPA scale-down candidate.
+        let policy = &self.tiers[usize::from(t.tier)].policy;
+        let scale_down = f.health == HealthState::Healthy
+            && t.replicas > t.bounds.min
+            && f.utilization.is_some_and(|u| {
+                hpa_desired(
+                    t.replicas,
+                    u,
+                    policy.scale_threshold,
+                    policy.scaling.tolerance,
+                ) < t.replicas
+            });
         if !actionable {
             if f.health == HealthState::Healthy {
                 // Healed on its own (or by us): nothing left to do for the old finding.
@@ -732,7 +744,9 @@ impl Engine {
                 self.unqueue(i);
                 self.settle(i);
             }
-            return;
+            if !scale_down {
+                return;
+            }
         }
         let maintenance = self.in_maintenance(i, now);
         let t = &mut self.targets[iu];

@@ -182,7 +182,13 @@ fn finding(name: &str, now: Timestamp, kind: u8) -> medic_core::Finding {
             f.error_rate = Some(0.8);
             f
         }
-        3 | 4 => healthy(name, s),
+        3 => healthy(name, s),
+        4 => {
+            // quiet: an HPA scale-down candidate
+            let mut f = healthy(name, s);
+            f.utilization = Some(0.2);
+            f
+        }
         5 => {
             let mut f = unhealthy(name, s);
             f.version_changed_at = Some(now);

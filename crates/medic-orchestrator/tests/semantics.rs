@@ -598,6 +598,38 @@ fn scale_uses_hpa_rule_with_backup_instances() {
 }
 
 #[test]
+fn scale_down_waits_for_the_stabilisation_window() {
+    let mut h = one("api");
+    let mut f = degraded("api", 0);
+    f.utilization = Some(1.2); // 2 × 1.2 / 0.8 = 3
+    h.finding(f);
+    assert_eq!(h.tick(0)[1], "act a1 api scale x3");
+    h.outcome(1, 1, Outcome::Success);
+    h.tick(6);
+    h.verify(7, 1, Outcome::Success);
+    let quiet = |t: u64| {
+        let mut f = healthy("api", t);
+        f.utilization = Some(0.2); // 3 × 0.2 / 0.8 → 1
+        f
+    };
+    // within 300 s of the scale-up recommendation the highest one (3) holds
+    h.finding(quiet(100));
+    assert!(h.tick(100).is_empty());
+    h.finding(quiet(301));
+    assert_eq!(
+        h.tick(301),
+        ["J intent a2 api scale x1", "act a2 api scale x1"]
+    );
+    h.outcome(302, 2, Outcome::Success);
+    assert_eq!(h.engine.target_view("api").unwrap().replicas, 1);
+    // at min replicas a quiet target is left alone
+    h.tick(307);
+    h.verify(308, 2, Outcome::Success);
+    h.finding(quiet(700));
+    assert!(h.tick(700).is_empty());
+}
+
+#[test]
 fn circuit_breaker_open_half_open_closed() {
     let mut h = one("api");
     let mut f = degraded("api", 0);

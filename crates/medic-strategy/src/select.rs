@@ -246,7 +246,9 @@ pub fn select(
 ///    - unhealthy within [`ROLLBACK_WINDOW`] of a version change → **rollback**;
 ///    - one bad instance of an otherwise healthy group ([`is_minority_of_group`]) → **reroute**;
 ///    - error rate ≥ [`HIGH_ERROR_RATE`] → **circuit-break** for `circuit_break_duration`;
-///    - utilisation above `scale_threshold` → **scale**;
+///    - utilisation above `scale_threshold` → **scale** (up); below
+///      `scale_threshold × (1 − tolerance)` on a target that is not down → **scale** (down,
+///      subject to the HPA's stabilisation window in the engine);
 ///    - failure predicted and the tier has `preemptive_scaling` → **scale** before the failure;
 ///      any other predicted failure → the predictor's recommended strategy, preemptively;
 ///    - memory at or above the recycle point (`1 − memory_limit_buffer` with
@@ -439,6 +441,26 @@ fn builtin_candidates(
             ),
         );
         c.preconditions.push("replicas below max".to_owned());
+        out.push(c);
+    }
+    let low = policy.scale_threshold * (1.0 - policy.scaling.tolerance);
+    if let Some(u) = finding.utilization.filter(|u| *u < low)
+        && finding.health != HealthState::Unhealthy
+    {
+        let mut c = candidate(
+            Strategy::Scale,
+            0.7,
+            1,
+            format!(
+                "utilisation {} below scale threshold {}: scale down",
+                pct(u),
+                pct(policy.scale_threshold)
+            ),
+        );
+        c.preconditions.push(format!(
+            "replicas above min; no higher recommendation within {}s",
+            policy.scaling.scale_down_stabilization.as_secs()
+        ));
         out.push(c);
     }
     if let Some(p) = finding.prediction.as_ref().filter(|p| p.alarm) {
