@@ -54,7 +54,10 @@
 //!   re-plans, which climbs the escalation ladder; no answer or unknown closes it as unknown
 //!   and waits for the next finding.
 //! - **Scale** replica counts come from the HPA rule (`medic_strategy::hpa`) against the tier's
-//!   `scale_threshold`, with its stabilisation window, bounds and `backup_instances`.
+//!   `scale_threshold`, with its stabilisation window, bounds and `backup_instances`. A
+//!   healthy finding whose utilisation says fewer replicas would do (and replicas above min)
+//!   is queued as a scale-down candidate; the stabilisation window keeps the highest
+//!   recommendation of the last `scale_down_stabilization`, so a recent spike blocks it.
 //! - **Circuit breaker** per target (`medic_strategy::breaker`): a circuit-break action that
 //!   ran opens it for `circuit_break_duration` ([`Command::Circuit`]); then it goes half-open
 //!   and one [`Command::Verify`] decides: success closes it, failure re-opens it; after
