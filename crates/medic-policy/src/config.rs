@@ -325,7 +325,18 @@ pub fn decode_policies(dec: &mut Decoder, root: &Node) -> PoliciesConfig {
             policy: PolicyConfig::default(),
         };
         if name == "default" {
-            if node.value != Value::Null {
+            if let Value::Map(entries) = &node.value
+                && let Some((k, _)) = entries
+                    .iter()
+                    .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == "policy"))
+            {
+                // By analogy with the named tiers; default's keys sit directly under it.
+                dec.error_at(
+                    k.loc,
+                    &join(&path, "policy"),
+                    "expected the policy keys directly under default, found policy:",
+                );
+            } else if node.value != Value::Null {
                 tier.policy = decode_policy(dec, node, &path);
             }
         } else if let Value::Null = node.value {

@@ -230,7 +230,13 @@ pub fn build_fleet(
     // depends_on names a target.
     for t in &cfg.targets {
         for (j, (dep, loc)) in t.depends_on.iter().enumerate() {
-            if !index.contains_key(dep.as_str()) {
+            if t.depends_on[..j].iter().any(|(d, _)| d == dep) {
+                e(
+                    *loc,
+                    &format!("{}.depends_on[{j}]", t.path),
+                    format!("expected each dependency once, found {dep:?} again"),
+                );
+            } else if !index.contains_key(dep.as_str()) {
                 e(
                     *loc,
                     &format!("{}.depends_on[{j}]", t.path),

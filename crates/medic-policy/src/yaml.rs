@@ -385,8 +385,12 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
     let first = raw.lines().next().unwrap_or("a syntax error").trim();
     // serde-saphyr appends " at line L, column C"; the location is already in front.
     let cut = first.find(" at line ").map_or(first, |i| &first[..i]);
+    // Drop advice addressed to Rust callers ("; use from_str_multiple …").
+    let cut = cut.find("; use ").map_or(cut, |i| &cut[..i]);
     let cut = cut.trim_end_matches('.').trim();
-    if cut.is_empty() {
+    if cut.starts_with("multiple YAML documents") {
+        "a second YAML document (one document per file)".to_owned()
+    } else if cut.is_empty() {
         "a syntax error".to_owned()
     } else {
         cut.to_owned()

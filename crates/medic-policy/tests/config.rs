@@ -108,6 +108,16 @@ fn broken_policy_files_report_exact_locations() {
             vec!["tiers.yaml:4:5: healing_policies.critical_agents.max_restart_attempts: expected max_restart_attempts under healing_policies.critical_agents.policy, found it beside agents and labels".into()],
         ),
         (
+            "policy: under default",
+            "healing_policies:\n  default:\n    policy: { max_restart_attempts: 3 }\n",
+            vec!["tiers.yaml:3:5: healing_policies.default.policy: expected the policy keys directly under default, found policy:".into()],
+        ),
+        (
+            "two documents in one file",
+            "healing_policies: {}\n---\nhealing_policies: {}\n",
+            vec!["tiers.yaml:3:1: expected valid YAML, found a second YAML document (one document per file)".into()],
+        ),
+        (
             "a fleet file where a policy file belongs",
             "targets:\n  - name: a\n",
             vec!["tiers.yaml:1:1: targets: expected healing_policies in a policy file, found targets (name fleet files fleet*.yaml or keep them elsewhere)".into()],
@@ -148,6 +158,13 @@ fn broken_fleet_files_report_exact_locations() {
             "targets:\n  - name: web\n    depends_on: [db]\n",
             vec![
                 "fleet.yaml:3:18: targets[0].depends_on[0]: expected the name of a target in this file, found \"db\"",
+            ],
+        ),
+        (
+            "a dependency listed twice",
+            "targets:\n  - name: db\n  - name: web\n    depends_on: [db, db]\n",
+            vec![
+                "fleet.yaml:4:22: targets[1].depends_on[1]: expected each dependency once, found \"db\" again",
             ],
         ),
         (
@@ -668,6 +685,7 @@ mod no_panic {
                 } else {
                     t.deps.iter().map(|d| format!("t{}", d.index(i))).collect()
                 };
+                deps.sort();
                 deps.dedup();
                 yaml.push_str(&format!(
                     "  - name: t{i}\n    labels: {{ type: {} }}\n{}    probes:\n      liveness: {{ tcp: {{ addr: \"127.0.0.1:{}\" }}, every: {every}, failure_threshold: {} }}\n    depends_on: [{}]\n",
