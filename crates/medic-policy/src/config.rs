@@ -759,10 +759,15 @@ fn decode_active_probe(
     t: &mut TargetConfig,
 ) -> Option<ProbeSpec> {
     let m = dec.map(node, path, ACTIVE_PROBE_KEYS)?;
-    let (check, inner_timeout) = decode_check_kind(dec, &m, path, true)?;
-    if let Check::Process {
-        selector: ProcessSelector::Supervised,
-    } = check
+    // No early return on a broken check: the probe's other keys are still checked.
+    let decoded = decode_check_kind(dec, &m, path, true);
+    let inner_timeout = decoded.as_ref().and_then(|(_, t)| *t);
+    if let Some((
+        Check::Process {
+            selector: ProcessSelector::Supervised,
+        },
+        _,
+    )) = &decoded
     {
         t.supervised_probe_at = Some((node.loc, join(path, "process.supervised")));
     }
@@ -786,6 +791,7 @@ fn decode_active_probe(
         &join(path, "success_threshold"),
         1,
     );
+    let (check, _) = decoded?;
     Some(ProbeSpec {
         level,
         check,
@@ -999,13 +1005,16 @@ fn decode_action(dec: &mut Decoder, node: &Node, path: &str) -> Option<ActionSpe
         );
     }
     let timeout = dec.opt_positive_duration(m.get("timeout"), &join(path, "timeout"));
-    let post_condition = match m.get("post_condition") {
+    // `Some(None)`: no post-condition; `None`: a broken one (already reported). Decoded before
+    // the action itself without returning early, so that both report their problems.
+    let post_condition: Option<Option<Check>> = match m.get("post_condition") {
         Some(pc) => {
             let pcp = join(path, "post_condition");
-            let pm = dec.map(pc, &pcp, CHECK_KEYS)?;
-            Some(decode_check_kind(dec, &pm, &pcp, false)?.0)
+            dec.map(pc, &pcp, CHECK_KEYS)
+                .and_then(|pm| decode_check_kind(dec, &pm, &pcp, false))
+                .map(|(check, _)| Some(check))
         }
-        None => None,
+        None => Some(None),
     };
     let kind = match kinds[0] {
         "exec" => ActionKind::Exec {
@@ -1053,7 +1062,7 @@ fn decode_action(dec: &mut Decoder, node: &Node, path: &str) -> Option<ActionSpe
     Some(ActionSpec {
         kind,
         timeout: timeout.unwrap_or(Duration::from_secs(30)),
-        post_condition,
+        post_condition: post_condition?,
     })
 }
 

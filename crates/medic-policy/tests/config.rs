@@ -161,6 +161,22 @@ fn broken_fleet_files_report_exact_locations() {
             ],
         ),
         (
+            "a broken action and its broken post-condition, both reported",
+            "targets:\n  - name: w\n    actions:\n      restart:\n        exec: []\n        post_condition: { tcp: { addr: nowhere } }\n",
+            vec![
+                "fleet.yaml:5:15: targets[0].actions.restart.exec: expected a non-empty list of strings (program and arguments), found an empty list",
+                "fleet.yaml:6:40: targets[0].actions.restart.post_condition.tcp.addr: expected an address host:port with a port from 1 to 65535, found \"nowhere\"",
+            ],
+        ),
+        (
+            "a broken check and a broken interval in one probe, both reported",
+            "targets:\n  - name: w\n    probes:\n      liveness: { http: { url: ftp://x }, every: soon }\n",
+            vec![
+                "fleet.yaml:4:32: targets[0].probes.liveness.http.url: expected an http:// or https:// URL with a host, found \"ftp://x\"",
+                &*format!("fleet.yaml:4:50: targets[0].probes.liveness.every: expected {DURATION}, found \"soon\"").leak(),
+            ],
+        ),
+        (
             "a dependency listed twice",
             "targets:\n  - name: db\n  - name: web\n    depends_on: [db, db]\n",
             vec![
