@@ -366,3 +366,48 @@ fn truncate(s: &str, max_chars: usize) -> String {
         None => s.to_owned(),
     }
 }
+
+/// Appends every string found in a JSON value (depth-first, in document order) as text lines,
+/// so stored journal payloads and incident summaries (whose shape the engine defines) can be
+/// analyzed like log output. Stops after `max_lines` lines.
+pub fn json_strings(value: &serde_json::Value, max_lines: usize, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => {
+            for line in s.lines() {
+                if out.len() >= max_lines {
+                    return;
+                }
+                if !line.trim().is_empty() {
+                    out.push(line.to_owned());
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                json_strings(v, max_lines, out);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for v in map.values() {
+                json_strings(v, max_lines, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_flattens_in_order_and_bounds() {
+        let v = serde_json::json!({"a": "x\ny", "b": [1, {"c": "z"}], "d": null});
+        let mut out = Vec::new();
+        json_strings(&v, 10, &mut out);
+        assert_eq!(out, ["x", "y", "z"]);
+        let mut out = Vec::new();
+        json_strings(&v, 2, &mut out);
+        assert_eq!(out, ["x", "y"]);
+    }
+}

@@ -7,13 +7,15 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use medic_core::{DiagnosisCategory, Risk};
 use medic_detect::diagnosis::{
-    PatternLibrary, Signals, context, diagnose, eval, fixes,
+    PatternLibrary, Signals,
+    analyze::json_strings,
+    context, diagnose, eval, fixes,
     planner::{self, Approval, AutoPolicy},
 };
 
 /// Arguments of `medic diagnose`.
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["text", "file"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["text", "file", "target"])))]
 pub struct Args {
     /// The error text to explain.
     #[arg(long)]
@@ -21,6 +23,15 @@ pub struct Args {
     /// A log file to explain (`-` for stdin).
     #[arg(long)]
     pub file: Option<PathBuf>,
+    /// A target whose recent journal entries and incidents (from `--data-dir`) to explain.
+    #[arg(long, requires = "data_dir")]
+    pub target: Option<String>,
+    /// medic's data directory (holding medic.db), for `--target`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// With `--target`: how many of its latest journal entries and incidents to read.
+    #[arg(long, default_value_t = 50)]
+    pub last: usize,
     /// The pattern library.
     #[arg(long, default_value = "policies/patterns.yaml")]
     pub patterns: PathBuf,
@@ -58,6 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let library = PatternLibrary::load(&args.patterns)?;
     let text = match (&args.text, &args.file) {
         (Some(t), _) => t.clone(),
+        (None, None) if args.target.is_some() => target_text(&args)?,
         (None, Some(path)) if path.as_os_str() == "-" => {
             std::io::read_to_string(std::io::stdin()).context("reading stdin")?
         }
@@ -66,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             String::from_utf8_lossy(&bytes).into_owned()
         }
-        (None, None) => anyhow::bail!("give --text or --file"),
+        (None, None) => anyhow::bail!("give --text, --file or --target"),
     };
     let signals = Signals {
         exit_signal: args.exit_signal,
@@ -165,6 +177,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The text of a target's latest journal entries and incidents in the store.
+fn target_text(args: &Args) -> anyhow::Result<String> {
+    let (Some(target), Some(dir)) = (&args.target, &args.data_dir) else {
+        anyhow::bail!("--target needs --data-dir");
+    };
+    // Opening would create an empty database; a wrong path should be an error instead.
+    let db = dir.join(medic_store::DB_FILE);
+    if !db.is_file() {
+        anyhow::bail!("no medic database at {}", db.display());
+    }
+    let store = medic_store::Store::open_data_dir(dir)?;
+    let max_lines = 10_000;
+    let mut lines = Vec::new();
+    let journal = store.journal_for_target(target, 0)?;
+    for record in journal.iter().rev().take(args.last).rev() {
+        json_strings(&record.entry.payload, max_lines, &mut lines);
+    }
+    let incidents = store.incidents(
+        Some(target),
+        medic_core::Timestamp::ZERO..medic_core::Timestamp::from_millis(u64::MAX),
+    )?;
+    for incident in incidents.iter().rev().take(args.last).rev() {
+        json_strings(&incident.signature, max_lines, &mut lines);
+        json_strings(&incident.summary, max_lines, &mut lines);
+    }
+    if journal.is_empty() && incidents.is_empty() {
+        anyhow::bail!(
+            "no journal entries or incidents for target {target:?} in {}",
+            dir.display()
+        );
+    }
+    Ok(lines.join("\n"))
 }
 
 /// Runs `medic eval diagnose`.
@@ -273,4 +319,59 @@ pub fn run_eval(args: super::eval::DiagnoseArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(target: &str, dir: &std::path::Path) -> Args {
+        Args {
+            text: None,
+            file: None,
+            target: Some(target.to_owned()),
+            data_dir: Some(dir.to_owned()),
+            last: 50,
+            patterns: PathBuf::from("policies/patterns.yaml"),
+            exit_signal: None,
+            rss_ratio: None,
+            data_paths: Vec::new(),
+            confidence_threshold: planner::DEFAULT_CONFIDENCE_THRESHOLD,
+            auto_risk: Risk::Low,
+            json: false,
+        }
+    }
+
+    #[test]
+    fn target_text_reads_the_targets_journal_from_a_real_store() {
+        let dir = std::env::temp_dir().join(format!("medic-diagnose-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = medic_store::Store::open_data_dir(&dir).unwrap();
+        for (target, stderr) in [
+            (
+                "api-1",
+                "2024-01-09 08:00:01 UTC [3312] FATAL:  sorry, too many clients already",
+            ),
+            ("other", "Segmentation fault (core dumped)"),
+        ] {
+            store
+                .append_journal(&medic_store::JournalEntry {
+                    at: medic_core::Timestamp::from_secs(10),
+                    target: medic_core::TargetId::new(target),
+                    kind: "outcome".to_owned(),
+                    idempotency_key: None,
+                    payload: serde_json::json!({"outcome": "failure", "stderr": stderr}),
+                })
+                .unwrap();
+        }
+        drop(store);
+        let text = target_text(&args("api-1", &dir)).unwrap();
+        assert!(text.contains("too many clients"), "{text}");
+        assert!(!text.contains("Segmentation"), "{text}");
+        let err = target_text(&args("nobody", &dir)).unwrap_err();
+        assert!(err.to_string().contains("no journal entries"), "{err}");
+        let err = target_text(&args("api-1", &dir.join("missing"))).unwrap_err();
+        assert!(err.to_string().contains("no medic database"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
