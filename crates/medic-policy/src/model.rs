@@ -138,7 +138,7 @@ pub enum Check {
 pub enum ProcessSelector {
     /// Read the pid from this file.
     PidFile(PathBuf),
-    /// The first process whose `comm` (or argv[0] basename) equals this name.
+    /// The first process whose `comm` (or `argv[0]` basename) equals this name.
     Name(String),
     /// The supervised process of this target (filled in by the supervisor).
     Supervised,
