@@ -458,3 +458,63 @@ fn library_cached() -> &'static PatternLibrary {
     static LIB: std::sync::OnceLock<PatternLibrary> = std::sync::OnceLock::new();
     LIB.get_or_init(library)
 }
+
+/// Runs a real "backup job" and its exec post-condition (`test -f OUTPUT`, as argv, no shell
+/// interpolation of target data). A job that exits 0 without writing its output is a shadow
+/// error; one that does its job is not.
+#[test]
+fn shadow_error_from_a_real_job_that_succeeds_without_doing_its_job() {
+    use medic_core::Outcome;
+    use medic_detect::diagnosis::shadow::{PostConditionResult, shadow_error};
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("db.sql.gz");
+    let run_job = |script: &str| {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("backup")
+            .arg(&output)
+            .status()
+            .expect("sh runs");
+        if status.success() {
+            Outcome::Success
+        } else {
+            Outcome::Failure(format!("{status}"))
+        }
+    };
+    let post_condition = || {
+        let status = std::process::Command::new("test")
+            .arg("-f")
+            .arg(&output)
+            .status()
+            .expect("test runs");
+        PostConditionResult {
+            check: format!("exec test -f {}", output.display()),
+            passed: status.success(),
+            detail: format!("exit code {}", status.code().unwrap_or(-1)),
+        }
+    };
+
+    // "Succeeds" (exit 0) but writes nothing.
+    let reported = run_job("echo 'backup complete'; exit 0");
+    assert_eq!(reported, Outcome::Success);
+    let d = shadow_error("db-1", "backup", &reported, &[post_condition()]).expect("a shadow error");
+    assert_eq!(d.category(), DiagnosisCategory::StateMismatch);
+    assert!(d.confidence() >= 0.9);
+    let line = &d.causes[0].evidence[0].text;
+    assert!(line.contains("exit code 1"), "{line}");
+    // The evidence line is recognised by the pattern library too (journals, logs).
+    let again = diagnose(&library(), line, &Signals::default());
+    assert_eq!(again.category(), DiagnosisCategory::StateMismatch);
+
+    // Does its job: no shadow error.
+    let reported = run_job("echo data > \"$1\"");
+    assert_eq!(reported, Outcome::Success);
+    assert!(shadow_error("db-1", "backup", &reported, &[post_condition()]).is_none());
+
+    // A reported failure is a plain failure, not a shadow error.
+    std::fs::remove_file(&output).unwrap();
+    let reported = run_job("exit 3");
+    assert!(shadow_error("db-1", "backup", &reported, &[post_condition()]).is_none());
+}

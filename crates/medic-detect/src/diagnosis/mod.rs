@@ -9,6 +9,7 @@
 //!   whether the best one may run without approval.
 //! - [`fixes`]: known fixes (raise a memory limit, a timeout, free disk, …) as pure functions
 //!   from an old value to a new one, clamped to per-target bounds.
+//! - [`shadow`]: shadow errors: a reported success contradicted by a failed post-condition.
 //! - [`eval`]: accuracy, per-category precision/recall and the confusion matrix on a labelled
 //!   corpus.
 //!
@@ -23,6 +24,7 @@ pub mod eval;
 pub mod fixes;
 pub mod patterns;
 pub mod planner;
+pub mod shadow;
 
 pub use analyze::{Cause, Diagnosis, Evidence, Signals, diagnose};
 pub use context::DiagnosticContext;
