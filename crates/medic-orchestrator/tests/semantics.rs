@@ -850,9 +850,18 @@ fn runs_with_the_builtin_default_policy() {
         EngineConfig::standard(10),
     );
     h.finding(unhealthy("api", 0));
-    // The shipped defaults give rules confidence 0.8 but set confidence_threshold 0.85, so
-    // even the plain restart waits for a human. Kept as a visible trace: if the defaults
-    // change, this diff shows it.
+    // The shipped `unresponsive` rule (confidence 0.95, low risk) clears the default
+    // confidence_threshold (0.85) and auto-approve risk, so a plain restart runs unattended.
+    assert_eq!(h.tick(0), ["J intent a1 api restart", "act a1 api restart"]);
+    // Raising the threshold above the rule's confidence sends the same restart to a human.
+    let mut p = medic_policy::TierPolicy::builtin_default();
+    p.confidence_threshold = 0.99;
+    let mut h = Harness::new(
+        vec![target("api", &p.name)],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    h.finding(unhealthy("api", 0));
     assert_eq!(
         h.tick(0),
         [
@@ -860,13 +869,4 @@ fn runs_with_the_builtin_default_policy() {
             "notify approval p1 api restart"
         ]
     );
-    let mut p = medic_policy::TierPolicy::builtin_default();
-    p.confidence_threshold = 0.8;
-    let mut h = Harness::new(
-        vec![target("api", &p.name)],
-        tiers(vec![p]),
-        EngineConfig::standard(10),
-    );
-    h.finding(unhealthy("api", 0));
-    assert_eq!(h.tick(0), ["J intent a1 api restart", "act a1 api restart"]);
 }

@@ -81,11 +81,19 @@ impl TierPolicy {
 /// `rules`). Specific causes come first so that they rank above the generic restart:
 /// a bad deploy is rolled back rather than restarted, a configuration error repaired.
 pub fn default_rules() -> Vec<Rule> {
+    // Confidences sit above the default `confidence_threshold` (0.85) for the low-risk
+    // process-level remedies, so that they run unattended; repair (which rewrites
+    // configuration) sits below it and rollback is high-risk, so both wait for approval.
     let rule = |name: &str, when: Condition, then: Strategy, risk: Option<Risk>| Rule {
         name: name.to_owned(),
         when,
         then,
-        confidence: 0.8,
+        confidence: match name {
+            "unresponsive" => 0.95,
+            "config_error" => 0.8,
+            "bad_deploy" => 0.85,
+            _ => 0.9,
+        },
         risk,
     };
     vec![
