@@ -44,6 +44,27 @@ pub struct Args {
     /// Data paths whose disk usage counts as evidence (checked with statvfs).
     #[arg(long = "data-path")]
     pub data_paths: Vec<PathBuf>,
+    /// Known fixes: the target's current memory limit in bytes.
+    #[arg(long)]
+    pub memory_limit: Option<u64>,
+    /// Known fixes: sustained memory usage as a fraction of the limit (e.g. 0.95).
+    #[arg(long)]
+    pub memory_usage: Option<f64>,
+    /// Known fixes: the memory limit is never raised above this (bytes).
+    #[arg(long)]
+    pub max_memory: Option<u64>,
+    /// Known fixes: the current timeout in milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Known fixes: the timeout is never raised above this (milliseconds).
+    #[arg(long)]
+    pub max_timeout_ms: Option<u64>,
+    /// Known fixes: the target's GC/flush/cache-clear endpoint.
+    #[arg(long)]
+    pub gc_endpoint: Option<String>,
+    /// Known fixes: the disk cleanup command, one argv element per use.
+    #[arg(long = "cleanup-arg")]
+    pub cleanup_argv: Vec<String>,
     /// Options below this confidence wait for approval.
     #[arg(long, default_value_t = planner::DEFAULT_CONFIDENCE_THRESHOLD)]
     pub confidence_threshold: f64,
@@ -93,11 +114,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect(),
     };
     let diagnosis = diagnose(&library, &text, &signals);
-    let proposals = fixes::propose(
-        &diagnosis,
-        &fixes::FixInputs::default(),
-        &fixes::FixBounds::default(),
-    );
+    let inputs = fixes::FixInputs {
+        memory_limit_bytes: args.memory_limit,
+        memory_usage_ratio: args.memory_usage,
+        timeout: args.timeout_ms.map(std::time::Duration::from_millis),
+        gc_endpoint: args.gc_endpoint.clone(),
+        cleanup_command: (!args.cleanup_argv.is_empty()).then(|| args.cleanup_argv.clone()),
+        config_backup: None,
+    };
+    let bounds = fixes::FixBounds {
+        max_memory_bytes: args.max_memory,
+        max_timeout: args.max_timeout_ms.map(std::time::Duration::from_millis),
+    };
+    let proposals = fixes::propose(&diagnosis, &inputs, &bounds);
     let policy = AutoPolicy {
         confidence_threshold: args.confidence_threshold,
         auto_approve_risk: args.auto_risk,
@@ -336,6 +365,13 @@ mod tests {
             exit_signal: None,
             rss_ratio: None,
             data_paths: Vec::new(),
+            memory_limit: None,
+            memory_usage: None,
+            max_memory: None,
+            timeout_ms: None,
+            max_timeout_ms: None,
+            gc_endpoint: None,
+            cleanup_argv: Vec::new(),
             confidence_threshold: planner::DEFAULT_CONFIDENCE_THRESHOLD,
             auto_risk: Risk::Low,
             json: false,
