@@ -10,6 +10,8 @@
 //! - [`fixes`]: known fixes (raise a memory limit, a timeout, free disk, …) as pure functions
 //!   from an old value to a new one, clamped to per-target bounds.
 //! - [`shadow`]: shadow errors: a reported success contradicted by a failed post-condition.
+//! - [`learning`]: Beta-posterior success rates per failure signature and strategy that
+//!   re-rank the planner's options (never past the risk limit).
 //! - [`eval`]: accuracy, per-category precision/recall and the confusion matrix on a labelled
 //!   corpus.
 //!
@@ -22,6 +24,7 @@ pub mod analyze;
 pub mod context;
 pub mod eval;
 pub mod fixes;
+pub mod learning;
 pub mod patterns;
 pub mod planner;
 pub mod shadow;
