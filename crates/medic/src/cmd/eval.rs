@@ -371,6 +371,10 @@ fn run_smd(args: SmdArgs) -> anyhow::Result<ExitCode> {
                 r.hitrate_100,
                 r.hitrate_150
             );
+            println!(
+                "{:<12}   attribution minus causal baseline: HR@100 {:.3}, HR@150 {:.3}",
+                "", r.hitrate_baseline_100, r.hitrate_baseline_150
+            );
         }
         results.push(r);
     }
@@ -396,6 +400,10 @@ fn run_smd(args: SmdArgs) -> anyhow::Result<ExitCode> {
             "",
             s.hitrate_100,
             s.hitrate_150
+        );
+        println!(
+            "{:<12}   attribution minus causal baseline: HR@100 {:.3}, HR@150 {:.3}",
+            "", s.hitrate_baseline_100, s.hitrate_baseline_150
         );
         println!(
             "PA = point-adjusted (a labelled segment counts as detected when any of its rows is); \
