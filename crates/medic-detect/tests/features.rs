@@ -101,3 +101,29 @@ fn shape_errors() {
     let w2 = Window::new(&[0.0, 1.0], &s2).unwrap();
     assert!(ex.extract_into(&w2, &mut [0.0; 10]).is_err());
 }
+
+#[test]
+fn scalers_fit_transform_and_fill_missing_with_the_centre() {
+    use medic_detect::scaler::{Scaler, ScalerKind};
+    use ndarray::array;
+    let x = array![[1.0, 5.0], [2.0, 5.0], [3.0, 5.0], [4.0, 5.0], [100.0, 5.0]];
+    let robust = Scaler::fit(ScalerKind::Robust, x.view()).unwrap();
+    // median 3, IQR 4 - 2 = 2; constant column: scale 1.
+    assert_eq!(robust.center, [3.0, 5.0]);
+    assert_eq!(robust.scale, [2.0, 1.0]);
+    let standard = Scaler::fit(ScalerKind::Standard, x.view()).unwrap();
+    assert!((standard.center[0] - 22.0).abs() < 1e-12);
+    let mut row = [f64::NAN, 7.0];
+    assert_eq!(robust.transform_row(&mut row).unwrap(), 1);
+    assert_eq!(row, [0.0, 2.0]);
+    robust.inverse_row(&mut row).unwrap();
+    assert_eq!(row, [3.0, 7.0]);
+    let mut m = x.clone();
+    assert_eq!(robust.transform_in_place(m.view_mut()).unwrap(), 0);
+    assert_eq!(m[[4, 0]], 48.5);
+    assert!(robust.transform_row(&mut [1.0]).is_err());
+    let json = serde_json::to_string(&robust).unwrap();
+    assert_eq!(serde_json::from_str::<Scaler>(&json).unwrap(), robust);
+    let empty = ndarray::Array2::<f64>::from_elem((3, 1), f64::NAN);
+    assert!(Scaler::fit(ScalerKind::Standard, empty.view()).is_err());
+}
