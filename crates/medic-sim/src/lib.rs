@@ -14,8 +14,10 @@
 pub mod agent;
 pub mod csv;
 pub mod fault;
+pub mod fleet;
 pub mod history;
 pub mod metric;
+pub mod policy_sim;
 mod rng;
 
 pub use agent::AgentKind;

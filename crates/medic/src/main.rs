@@ -28,6 +28,8 @@ enum Command {
     /// Evaluate medic's detectors on benchmark data.
     #[command(subcommand)]
     Eval(cmd::eval::EvalCommand),
+    /// Run the healing engine over a simulated fleet and days; compare two policy sets.
+    Simulate(cmd::simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Diagnose(args) => cmd::diagnose::run(args),
         Command::Eval(command) => cmd::eval::run(command),
+        Command::Simulate(args) => cmd::simulate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,4 +4,5 @@ pub mod check;
 pub mod diagnose;
 pub mod eval;
 pub mod schema;
+pub mod simulate;
 pub mod validate;
