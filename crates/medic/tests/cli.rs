@@ -1,0 +1,148 @@
+//! The `medic` binary as a user runs it: exit codes and output of `validate` and `check`.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn medic() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_medic"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn validate_accepts_the_shipped_files() {
+    let out = medic()
+        .current_dir(repo())
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("ok: 5 targets in 3 tiers"), "{stdout}");
+}
+
+#[test]
+fn validate_reports_every_error_with_its_location_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.yaml");
+    let mut f = std::fs::File::create(&fleet).unwrap();
+    writeln!(f, "targets:").unwrap();
+    writeln!(f, "  - name: api").unwrap();
+    writeln!(f, "    probes:").unwrap();
+    writeln!(
+        f,
+        "      liveness: {{ tcp: {{ addr: \"127.0.0.1:1\" }}, every: soon }}"
+    )
+    .unwrap();
+    writeln!(f, "    depends_on: [dbb]").unwrap();
+    drop(f);
+    let out = medic()
+        .arg("validate")
+        .arg("--fleet")
+        .arg(&fleet)
+        .arg("--policies")
+        .arg(repo().join("policies"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let located: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("fleet.yaml:"))
+        .collect();
+    assert_eq!(located.len(), 2, "both errors, each located:\n{stderr}");
+    assert!(
+        located[0].contains("fleet.yaml:4:")
+            && located[0].contains("targets[0].probes.liveness.every"),
+        "{stderr}"
+    );
+    assert!(
+        located[1].contains("fleet.yaml:5:") && located[1].contains("targets[0].depends_on[0]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_json_gives_live_and_dead_targets_their_states() {
+    let live = TcpListener::bind("127.0.0.1:0").unwrap();
+    let live_addr = live.local_addr().unwrap();
+    // A port that was bound and released: nothing listens there.
+    let dead_addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "targets:\n  - name: up\n    probes: {{ liveness: {{ tcp: {{ addr: \"{live_addr}\" }} }} }}\n  - name: down\n    probes: {{ liveness: {{ tcp: {{ addr: \"{dead_addr}\" }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    let out = medic()
+        .arg("check")
+        .arg("--fleet")
+        .arg(&fleet)
+        .arg("--policies")
+        .arg(repo().join("policies"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let state = |name: &str| {
+        json.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == name)
+            .map(|t| t["state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(state("up").as_deref(), Some("healthy"));
+    assert_eq!(state("down").as_deref(), Some("unhealthy"));
+    let down = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "down")
+        .unwrap();
+    let probe = &down["probes"][0];
+    assert_eq!(probe["level"], "liveness");
+    assert_eq!(probe["kind"], "tcp");
+    assert_eq!(probe["ok"], false);
+    assert!(
+        probe["error"].as_str().unwrap().contains("refused"),
+        "{probe}"
+    );
+    drop(live);
+}
+
+#[test]
+fn check_with_a_broken_fleet_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.yaml");
+    std::fs::write(&fleet, "targets: [ { name: a, tier: gold } ]\n").unwrap();
+    let out = medic()
+        .arg("check")
+        .arg("--fleet")
+        .arg(&fleet)
+        .arg("--policies")
+        .arg(repo().join("policies"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
