@@ -33,6 +33,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => cmd::validate::run(args),
@@ -48,5 +49,16 @@ fn main() -> ExitCode {
             eprintln!("medic: {error:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Restores the default SIGPIPE action, so that `medic … | head` ends quietly as other Unix
+/// tools do, instead of panicking inside `println!` (Rust's runtime ignores SIGPIPE).
+#[allow(unsafe_code)]
+fn restore_default_sigpipe() {
+    // SAFETY: called once at start-up before any thread is spawned; SIG_DFL is a valid action
+    // for SIGPIPE and no Rust state depends on the previous one.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
