@@ -11,7 +11,7 @@
 //! goes through `matches`). The goal is ≥ 50 MB/s.
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use medic_detect::diagnosis::{PatternLibrary, Signals, diagnose};
@@ -86,7 +86,7 @@ fn benign_line(rng: &mut Rng) -> String {
     }
 }
 
-fn error_lines(root: &PathBuf) -> Vec<String> {
+fn error_lines(root: &Path) -> Vec<String> {
     let path = root.join("tests/data/diagnosis/corpus.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     text.lines()
