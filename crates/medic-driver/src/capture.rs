@@ -159,10 +159,7 @@ impl LineRing {
 }
 
 /// Reads `stream` to its end, line by line, into `ring`.
-pub async fn read_lines_into<R: AsyncRead + Unpin>(
-    mut stream: R,
-    ring: Arc<Mutex<LineRing>>,
-) {
+pub async fn read_lines_into<R: AsyncRead + Unpin>(mut stream: R, ring: Arc<Mutex<LineRing>>) {
     let mut chunk = [0u8; 8192];
     loop {
         match stream.read(&mut chunk).await {
