@@ -1,0 +1,1 @@
+//! medic's HTTP API (work in progress).
