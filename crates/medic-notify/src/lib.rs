@@ -1,0 +1,96 @@
+//! Notifications to people: medic's escalations, approval requests and degradations, sent
+//! once per incident to JSON webhooks and Alertmanagers, and resolved when healed.
+//!
+//! Main types, in the order data flows through them:
+//! - [`Notification`]: what people are told, built from the engine's
+//!   [`Command::Notify`](medic_orchestrator::Command::Notify) /
+//!   [`Command::Escalate`](medic_orchestrator::Command::Escalate)
+//!   ([`Notification::from_command`]), or as a [`Notification::healed`] notice.
+//! - [`Deduper`]: the pure, sans-IO decision of what is sent, keyed by incident
+//!   ([`IncidentKey`]: target + kind) with a cooldown; the rules are in [`dedup`].
+//! - [`Sink`]: a [`WebhookSink`] (the notification's JSON) or an [`AlertmanagerSink`]
+//!   (`POST {base}/api/v2/alerts`); [`deliver`] makes one delivery with bounded retries.
+//! - [`Notifier`]: the deduper in front of one worker task per sink; reports every delivery
+//!   result ([`DeliveryReport`]).
+//! - [`NotifyConfig`] → [`NotifySettings`]: the daemon's `notify:` configuration.
+//!
+//! Invariants:
+//! - Within the cooldown an open incident is sent at most once; each sent firing gets at most
+//!   one resolution, and a resolution is sent only for a firing that was sent.
+//! - Decisions read no clock: the caller passes `now`.
+//! - A failing, slow or hanging sink never delays or fails another sink, nor the caller.
+//! - Secrets (header values, URL credentials, paths and queries) never appear in Debug
+//!   output, logs or reports: sinks are named by their URL's origin.
+
+pub mod config;
+pub mod dedup;
+pub mod notification;
+pub mod notifier;
+pub mod rfc3339;
+pub mod sink;
+
+pub use config::{AlertmanagerConfig, NotifyConfig, NotifySettings, WebhookConfig};
+pub use dedup::{
+    DEFAULT_COOLDOWN, DedupStats, Deduper, IncidentKey, IncidentKind, Status, Suppressed, Verdict,
+};
+pub use notification::{Notification, NotificationKind};
+pub use notifier::{Notifier, NotifierStats, OnReport, QUEUE_CAPACITY};
+pub use sink::{
+    AlertmanagerSink, DeliveryError, DeliveryReport, RESPONSE_CAP, Retry, Sink, WebhookSink,
+    deliver,
+};
+
+/// A notification setup problem.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A sink URL does not parse or is not http(s); the URL is shown by its origin only.
+    #[error("invalid url {url}: {reason}")]
+    InvalidUrl {
+        /// The URL's origin.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A header name or value is not valid HTTP (the value is not shown).
+    #[error("invalid header {name}")]
+    InvalidHeader {
+        /// The header's name.
+        name: String,
+    },
+    /// The configuration has problems, each with its key path.
+    #[error("invalid notify configuration: {}", problems.join("; "))]
+    Config {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// The HTTP client could not be built.
+    #[error("could not build the http client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// The origin of `url` (`scheme://host[:port]`), without credentials, path or query, which
+/// may hold secrets; `<invalid url>` when it does not parse.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match u.host_str() {
+            Some(host) => match u.port() {
+                Some(port) => format!("{}://{host}:{port}", u.scheme()),
+                None => format!("{}://{host}", u.scheme()),
+            },
+            None => format!("{}:", u.scheme()),
+        },
+        Err(_) => "<invalid url>".to_owned(),
+    }
+}
+
+/// `error: cause: cause…`, for logs.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
