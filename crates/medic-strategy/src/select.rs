@@ -208,6 +208,8 @@ struct Candidate {
     risk: Risk,
     /// 0 for policy rules (they rank first, in policy order), 1 for built-ins.
     source: u8,
+    /// Failed in the current incident: ranks after the candidates of its source that did not.
+    demoted: bool,
     reason: String,
     preconditions: Vec<String>,
 }
@@ -218,6 +220,7 @@ fn candidate(strategy: Strategy, confidence: f64, source: u8, reason: String) ->
         confidence,
         risk: default_risk(strategy),
         source,
+        demoted: false,
         reason,
         preconditions: Vec::new(),
     }
@@ -261,11 +264,13 @@ pub fn select(
 /// failed in the current incident (since the last success, within `attempt_window`), or that
 /// already used its `max_restart_attempts` within `attempt_window`, is replaced by the next
 /// rung, up to escalate. Other strategies that used up their attempts are dropped; ones that
-/// failed in this incident keep half their confidence. Duplicates keep their best-ranked copy.
+/// failed in this incident keep half their confidence and rank after the untried options of
+/// their source. Duplicates keep their best-ranked copy.
 ///
-/// Ranking: policy rules first, in policy order; then by confidence, blended with the learned
-/// success rate `(c·4 + successes) / (4 + attempts)` for options within the tier's
-/// auto-approve risk only. With no candidate at all, the plan is a single **observe**.
+/// Ranking: policy rules first, in policy order (their confidence does not reorder them, so
+/// a specific cause such as a configuration diagnosis → repair comes before the generic
+/// restart); then the built-ins by confidence, blended with the learned success rate
+/// `(c·4 + successes) / (4 + attempts)` for options within the tier's auto-approve risk only. With no candidate at all, the plan is a single **observe**.
 pub fn select_with(
     finding: &Finding,
     policy: &TierPolicy,
@@ -302,10 +307,18 @@ pub fn select_with(
         .enumerate()
         .map(|(i, c)| (score(&c), i, c))
         .collect();
+    // Policy rules keep the order the policy gives them (specific causes before the generic
+    // restart); only built-ins are ranked by (learned) confidence.
     scored.sort_by(|a, b| {
+        let by_score = if a.2.source == 0 && b.2.source == 0 {
+            std::cmp::Ordering::Equal
+        } else {
+            b.0.total_cmp(&a.0)
+        };
         a.2.source
             .cmp(&b.2.source)
-            .then(b.0.total_cmp(&a.0))
+            .then(a.2.demoted.cmp(&b.2.demoted))
+            .then(by_score)
             .then(a.1.cmp(&b.1))
     });
 
@@ -583,6 +596,7 @@ fn apply_history(
         } else {
             if let Some(at) = history.failed_since_success(c.strategy, since) {
                 c.confidence *= 0.5;
+                c.demoted = true;
                 let _ = write!(c.reason, "; failed at {at}, confidence halved");
             }
             true
@@ -890,6 +904,71 @@ mod tests {
             &pol,
             NOW
         ));
+    }
+
+    #[test]
+    fn policy_rules_keep_policy_order_and_a_failed_rule_moves_behind() {
+        // As the shipped default tier: a specific cause (config → repair, 0.8) is listed before
+        // the generic restart (0.95) and must rank before it despite its lower confidence.
+        let rule = |name: &str, when: Condition, then, confidence| Rule {
+            name: name.into(),
+            when,
+            then,
+            confidence,
+            risk: None,
+        };
+        let mut pol = policy();
+        pol.rules = vec![
+            rule(
+                "config_error",
+                Condition {
+                    diagnosis: vec![DiagnosisCategory::Configuration],
+                    ..Condition::default()
+                },
+                Strategy::Repair,
+                0.8,
+            ),
+            rule(
+                "lone_bad_instance",
+                Condition {
+                    minority_of_group: Some(true),
+                    ..Condition::default()
+                },
+                Strategy::Reroute,
+                0.9,
+            ),
+            rule(
+                "unresponsive",
+                Condition {
+                    failing: vec![ProbeLevel::Liveness],
+                    ..Condition::default()
+                },
+                Strategy::Restart,
+                0.95,
+            ),
+        ];
+        let mut f = unresponsive();
+        f.group_health = Some((3, 4));
+        f.diagnosis = Some(DiagnosisFinding {
+            category: DiagnosisCategory::Configuration,
+            confidence: 0.9,
+            pattern_id: None,
+            evidence: vec![],
+        });
+        let p = select(&f, &pol, &AttemptHistory::new(), NOW);
+        assert_eq!(
+            strategies(&p)[..3],
+            [Strategy::Repair, Strategy::Reroute, Strategy::Restart]
+        );
+        let mut h = AttemptHistory::new();
+        h.record(Strategy::Repair, NOW - Duration::from_secs(120));
+        h.resolve(Strategy::Repair, AttemptResult::Failure);
+        let p = select(&f, &pol, &h, NOW);
+        assert_eq!(
+            strategies(&p)[..3],
+            [Strategy::Reroute, Strategy::Restart, Strategy::Repair],
+            "the failed repair ranks after the rules not tried yet"
+        );
     }
 
     #[test]
