@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::PredictError;
+use super::dataset::Dataset;
+use super::weights::LstmWeights;
 use crate::features::FeatureSpec;
 use crate::scaler::Scaler;
 
@@ -68,6 +70,37 @@ pub struct PredictorCard {
 }
 
 impl PredictorCard {
+    /// A card for `weights` trained on `dataset` (spec, feature window, scaler, seq_len,
+    /// horizon and step from the dataset; sizes from the weights), with empty metrics.
+    pub fn for_dataset(
+        dataset: &Dataset,
+        weights: &LstmWeights,
+        threshold: f64,
+        training: TrainingProvenance,
+    ) -> Self {
+        PredictorCard {
+            format: CARD_FORMAT.to_owned(),
+            version: CARD_VERSION,
+            feature_spec: dataset.feature_spec.clone(),
+            feature_names: dataset.feature_names.clone(),
+            feature_window: dataset.feature_window,
+            seq_len: dataset.seq_len,
+            step_s: dataset.step.as_secs().max(1),
+            horizon_s: dataset.horizon.as_secs(),
+            scaler: dataset.scaler.clone(),
+            threshold,
+            lstm_sizes: weights.lstm.iter().map(|l| l.hidden).collect(),
+            dense_sizes: weights
+                .dense
+                .iter()
+                .take(weights.dense.len().saturating_sub(1))
+                .map(|d| d.output)
+                .collect(),
+            metrics: BTreeMap::new(),
+            training,
+        }
+    }
+
     /// The card path for a model path: `models/x.onnx` → `models/x.card.json`.
     pub fn path_for(model: &Path) -> PathBuf {
         model.with_extension("card.json")

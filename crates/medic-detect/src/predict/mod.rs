@@ -8,6 +8,10 @@
 //!   `medic-train`) produces them.
 //! - [`reference`]: a plain-Rust forward pass, the ground truth for the ONNX export.
 //! - [`onnx`]: writes the weights as ONNX (`LSTM`, `Gemm`, `Relu`, `Sigmoid`) with the card.
+//! - [`predictor`]: tract inference ([`Predictor`]): optimised fixed-shape plans, reused
+//!   states, batches, contributing factors and a recommended preemptive action.
+//! - [`eval`]: window- and event-level evaluation (precision, recall, lead time, false
+//!   alarms per agent-day, look-alikes, sudden failures apart).
 //! - [`card`]: the model card (features, scaler, seq_len, horizon, threshold, metrics,
 //!   provenance) beside the ONNX file.
 //!
@@ -16,7 +20,9 @@
 
 pub mod card;
 pub mod dataset;
+pub mod eval;
 pub mod onnx;
+pub mod predictor;
 pub mod reference;
 pub mod steps;
 pub mod weights;
@@ -24,6 +30,7 @@ pub mod weights;
 pub use card::{PredictorCard, TrainingProvenance};
 pub use dataset::{AgentSeries, Dataset, DatasetConfig, build};
 pub use onnx::{write_model, write_onnx};
+pub use predictor::{Factor, Prediction, Predictor, PredictorOptions};
 pub use weights::{DenseLayer, LstmLayer, LstmWeights};
 
 use crate::features::FeatureError;
