@@ -34,7 +34,7 @@ pub use dedup::{
     DEFAULT_COOLDOWN, DedupStats, Deduper, IncidentKey, IncidentKind, Status, Suppressed, Verdict,
 };
 pub use notification::{Notification, NotificationKind};
-pub use notifier::{Notifier, NotifierStats, OnReport, QUEUE_CAPACITY};
+pub use notifier::{ALERTMANAGER_REFRESH, Notifier, NotifierStats, OnReport, QUEUE_CAPACITY};
 pub use sink::{
     AlertmanagerSink, DeliveryError, DeliveryReport, RESPONSE_CAP, Retry, Sink, WebhookSink,
     deliver,

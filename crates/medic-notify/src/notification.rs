@@ -286,10 +286,10 @@ fn describe_finding(out: &mut String, finding: Option<&Finding>) {
     };
     let _ = write!(
         out,
-        "Latest finding at {}: {} ({:?})",
+        "Latest finding at {}: {} ({})",
         crate::rfc3339::format(f.at),
         f.health,
-        f.severity
+        json!(f.severity).as_str().unwrap_or("?")
     );
     if let Some(rate) = f.error_rate {
         let _ = write!(out, ", error rate {:.1}%", rate * 100.0);

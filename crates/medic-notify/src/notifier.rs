@@ -18,6 +18,14 @@ use crate::sink::{DeliveryError, DeliveryReport, Retry, Sink, deliver};
 /// Notifications waiting per sink at most; beyond that new ones are dropped and reported.
 pub const QUEUE_CAPACITY: usize = 256;
 
+/// How often [`Notifier::tick`] posts the open incidents to Alertmanagers again.
+///
+/// Alertmanager resolves a firing alert by itself once its `resolve_timeout` (5 minutes by
+/// default) passes without the alert being posted again, as Prometheus does every evaluation.
+/// Posting the open incidents every minute keeps them firing there until medic resolves them;
+/// Alertmanager deduplicates, so people are not told again. Webhooks get no refreshes.
+pub const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
+
 /// Called with every delivery result (from the sink's worker task, so it must not block).
 pub type OnReport = Arc<dyn Fn(&DeliveryReport) + Send + Sync>;
 
@@ -34,6 +42,8 @@ pub struct NotifierStats {
 
 struct Worker {
     name: String,
+    /// Gets the periodic refreshes of open incidents (Alertmanager sinks).
+    refresh: bool,
     tx: mpsc::Sender<Arc<Notification>>,
     handle: JoinHandle<()>,
 }
@@ -62,6 +72,7 @@ pub struct Notifier {
     workers: Vec<Worker>,
     counters: Arc<Counters>,
     on_report: OnReport,
+    last_refresh: Option<Timestamp>,
 }
 
 impl Notifier {
@@ -97,6 +108,7 @@ impl Notifier {
             workers,
             counters,
             on_report,
+            last_refresh: None,
         })
     }
 
@@ -123,7 +135,7 @@ impl Notifier {
                     self.open.remove(&key);
                 }
             }
-            self.dispatch(n);
+            self.dispatch(n, false);
         } else {
             tracing::debug!(incident = %key, ?verdict, "notification suppressed");
         }
@@ -157,10 +169,31 @@ impl Notifier {
             .count()
     }
 
-    /// Housekeeping at `now`: forgets one-shot entries whose cooldown passed
-    /// ([`Deduper::prune`]). Call it now and then (e.g. every minute).
-    pub fn tick(&mut self, now: Timestamp) {
+    /// Housekeeping at `now`; call it at least every [`ALERTMANAGER_REFRESH`] (e.g. every
+    /// 10 s). Forgets one-shot entries whose cooldown passed ([`Deduper::prune`]), and once per
+    /// [`ALERTMANAGER_REFRESH`] (counted from the first tick) posts every open incident to the
+    /// Alertmanager sinks again.
+    /// Returns how many open incidents were refreshed.
+    pub fn tick(&mut self, now: Timestamp) -> usize {
         self.dedup.prune(now);
+        // The first tick starts the period; a clock step back restarts it.
+        let due = match self.last_refresh {
+            Some(last) if now >= last => now.since(last) >= ALERTMANAGER_REFRESH,
+            _ => {
+                self.last_refresh = Some(now);
+                false
+            }
+        };
+        if !due {
+            return 0;
+        }
+        self.last_refresh = Some(now);
+        let open: Vec<Notification> = self.open.values().cloned().collect();
+        let n_open = open.len();
+        for n in open {
+            self.dispatch(n, true);
+        }
+        n_open
     }
 
     /// The open incidents (sent firings not yet resolved), in key order.
@@ -202,9 +235,10 @@ impl Notifier {
         aborted
     }
 
-    fn dispatch(&self, n: Notification) {
+    /// Queues `n` for every sink, or with `refresh_only` for the Alertmanager sinks only.
+    fn dispatch(&self, n: Notification, refresh_only: bool) {
         let n = Arc::new(n);
-        for w in &self.workers {
+        for w in self.workers.iter().filter(|w| w.refresh || !refresh_only) {
             let error = match w.tx.try_send(Arc::clone(&n)) {
                 Ok(()) => continue,
                 Err(mpsc::error::TrySendError::Full(_)) => DeliveryError::QueueFull(QUEUE_CAPACITY),
@@ -231,13 +265,19 @@ fn spawn_worker(
 ) -> Worker {
     let (tx, mut rx) = mpsc::channel::<Arc<Notification>>(QUEUE_CAPACITY);
     let name = sink.name();
+    let refresh = matches!(sink, Sink::Alertmanager(_));
     let handle = tokio::spawn(async move {
         while let Some(n) = rx.recv().await {
             let report = deliver(&sink, &client, &n, retry).await;
             record(&report, &counters, &on_report);
         }
     });
-    Worker { name, tx, handle }
+    Worker {
+        name,
+        refresh,
+        tx,
+        handle,
+    }
 }
 
 fn record(report: &DeliveryReport, counters: &Counters, on_report: &OnReport) {

@@ -364,3 +364,36 @@ fn config_problems_are_all_reported_with_their_paths() {
     assert_eq!(s.cooldown, Duration::from_secs(90));
     assert_eq!(s.retry.timeout, Duration::from_millis(1500));
 }
+
+#[tokio::test]
+async fn open_incidents_are_reposted_to_alertmanagers_only_until_resolved() {
+    // The receiver stands in for Alertmanager's API here (the real one is in alertmanager.rs).
+    let mut am = Receiver::start(vec![Reply::Status(200)]).await;
+    let mut hook = Receiver::start(vec![Reply::Status(200)]).await;
+    let (on, mut rx) = reports();
+    let sinks = vec![
+        webhook(&hook.url("/"), &[]),
+        Sink::Alertmanager(medic_notify::AlertmanagerSink::new(&am.url(""), None).unwrap()),
+    ];
+    let mut notifier = Notifier::start(settings(sinks, fast_retry()), on).unwrap();
+    assert_eq!(notifier.tick(T0), 0, "the first tick starts the period");
+    let n = Notification::escalation(&crash_loop("web"), "critical", T0);
+    notifier.notify(n, T0);
+    let refresh = medic_notify::ALERTMANAGER_REFRESH;
+    assert_eq!(notifier.tick(T0 + refresh / 2), 0);
+    assert_eq!(notifier.tick(T0 + refresh), 1);
+    notifier.resolve_target(&TargetId::new("web"), T0 + refresh * 2);
+    assert_eq!(notifier.tick(T0 + refresh * 3), 0, "nothing open");
+    // webhook: firing, resolved; alertmanager: firing, refresh, resolved.
+    for _ in 0..5 {
+        assert!(next_report(&mut rx).await.result.is_ok());
+    }
+    let am_bodies: Vec<serde_json::Value> = am.drain().iter().map(|r| r.json()).collect();
+    assert_eq!(am_bodies.len(), 3);
+    assert_eq!(am_bodies[0], am_bodies[1], "the refresh is the same alert");
+    assert_eq!(am_bodies[0][0]["labels"]["alertname"], "MedicEscalation");
+    assert!(am_bodies[0][0].get("endsAt").is_none());
+    assert!(am_bodies[2][0]["endsAt"].is_string());
+    assert_eq!(am.count(), 3);
+    assert_eq!(hook.drain().len(), 2);
+}
