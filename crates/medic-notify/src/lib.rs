@@ -14,6 +14,34 @@
 //!   result ([`DeliveryReport`]).
 //! - [`NotifyConfig`] → [`NotifySettings`]: the daemon's `notify:` configuration.
 //!
+//! Wiring it into a driver loop:
+//!
+//! ```no_run
+//! # async fn wire(
+//! #     commands: &[medic_orchestrator::Command],
+//! #     now: medic_core::Timestamp,
+//! # ) -> Result<(), medic_notify::Error> {
+//! use std::sync::Arc;
+//! use medic_notify::{DeliveryReport, Notification, Notifier, NotifyConfig};
+//!
+//! let config: NotifyConfig =
+//!     serde_json::from_str(r#"{"webhooks": [{"url": "http://127.0.0.1:8080/hook"}]}"#).unwrap();
+//! let on_report = Arc::new(|r: &DeliveryReport| {
+//!     // count r.result.is_ok() per r.sink in metrics; failures are already logged
+//! });
+//! let mut notifier = Notifier::start(config.validate()?, on_report)?;
+//! for command in commands {
+//!     if let Some(n) = Notification::from_command(command, |_| "default".to_owned(), now) {
+//!         notifier.notify(n, now); // sent, or suppressed as a repeat
+//!     }
+//! }
+//! notifier.resolve_target(&medic_core::TargetId::new("web"), now); // healthy again
+//! notifier.tick(now); // every few seconds
+//! notifier.shutdown(std::time::Duration::from_secs(5)).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Invariants:
 //! - Within the cooldown an open incident is sent at most once; each sent firing gets at most
 //!   one resolution, and a resolution is sent only for a firing that was sent.

@@ -26,7 +26,8 @@ pub const QUEUE_CAPACITY: usize = 256;
 /// Alertmanager deduplicates, so people are not told again. Webhooks get no refreshes.
 pub const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
 
-/// Called with every delivery result (from the sink's worker task, so it must not block).
+/// Called with every delivery result: from the sink's worker task, or from
+/// [`Notifier::notify`] itself for a notification dropped on a full queue. It must not block.
 pub type OnReport = Arc<dyn Fn(&DeliveryReport) + Send + Sync>;
 
 /// Counters of a [`Notifier`].
