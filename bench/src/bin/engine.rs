@@ -157,6 +157,7 @@ fn fleet(n: usize) -> (Vec<EngineTarget>, BTreeMap<String, TierPolicy>) {
                     min: 1,
                     max: 10,
                 },
+                actions: None,
             }
         })
         .collect();

@@ -9,17 +9,28 @@ use medic_core::{Finding, HealthState, Outcome, Severity, Strategy, TargetId, Ti
 use medic_policy::{Fleet, Replicas, TierPolicy};
 use medic_strategy::{
     AttemptHistory, AttemptResult, BreakerState, CircuitBreaker, HpaState, NoLearning,
-    SuccessRates, hpa_desired, needs_approval, select_with,
+    SuccessRates, default_risk, hpa_desired, needs_approval, select_with,
 };
 use serde::Serialize;
 
 use crate::Error;
 use crate::types::*;
 
-/// Restart-like strategies: what crash-loop detection counts.
-fn restart_like(s: Strategy) -> bool {
-    matches!(s, Strategy::Restart | Strategy::Reset | Strategy::Recreate)
+/// Strategies that start the target's process anew: one that fails leaves the target down
+/// again, which crash-loop detection counts as a crash.
+fn starts_process(s: Strategy) -> bool {
+    matches!(
+        s,
+        Strategy::Restart | Strategy::Reset | Strategy::Recreate | Strategy::Rollback
+    )
 }
+
+fn strategy_bit(s: Strategy) -> u16 {
+    1 << strategy_idx(s)
+}
+
+/// Crashes remembered per target; crash-loop thresholds are a handful.
+const CRASH_MEMORY: usize = 32;
 
 fn strategy_idx(s: Strategy) -> usize {
     Strategy::ALL.iter().position(|x| *x == s).unwrap_or(0)
@@ -88,6 +99,8 @@ struct TargetState {
     has_fallback: bool,
     startup_delay: Duration,
     bounds: Replicas,
+    /// Bit per strategy (see `strategy_bit`) the target has an action for.
+    executable: u16,
     // durable (changed only by `apply`)
     replicas: u32,
     history: AttemptHistory,
@@ -100,6 +113,8 @@ struct TargetState {
     degraded: bool,
     breaker: CircuitBreaker,
     maintenance_until: Option<Timestamp>,
+    /// When the target went down lately (oldest first, within the crash-loop window).
+    crashes: Vec<Timestamp>,
     // volatile (rebuilt from findings)
     health: HealthState,
     healthy_since: Option<Timestamp>,
@@ -241,6 +256,12 @@ impl Engine {
                 has_fallback: t.has_fallback,
                 startup_delay: t.startup_delay,
                 bounds: t.replicas,
+                executable: t.actions.as_ref().map_or(u16::MAX, |a| {
+                    a.iter().fold(
+                        strategy_bit(Strategy::Escalate) | strategy_bit(Strategy::Observe),
+                        |m, s| m | strategy_bit(*s),
+                    )
+                }),
                 replicas: t.replicas.initial,
                 history: AttemptHistory::new(),
                 failures: 0,
@@ -252,6 +273,7 @@ impl Engine {
                 degraded: false,
                 breaker: CircuitBreaker::new(),
                 maintenance_until: None,
+                crashes: Vec::new(),
                 health: HealthState::Unknown,
                 healthy_since: None,
                 finding: None,
@@ -415,6 +437,14 @@ impl Engine {
                     degraded: t.degraded,
                     breaker: t.breaker.state(),
                     maintenance_until: t.maintenance_until,
+                    half_open_failures: match t.inflight.map(|f| f.phase) {
+                        Some(
+                            Phase::CircuitOpen { probes_failed }
+                            | Phase::Probing { probes_failed, .. },
+                        ) => probes_failed,
+                        _ => 0,
+                    },
+                    crashes: t.crashes.clone(),
                 })
                 .collect(),
         }
@@ -493,6 +523,18 @@ impl Engine {
         }
     }
 
+    /// Remembers that target `i` went down at `at`, forgetting crashes outside the window.
+    fn record_crash(&mut self, i: u32, at: Timestamp) {
+        let t = &mut self.targets[i as usize];
+        let window = self.tiers[usize::from(t.tier)].policy.crash_loop.window;
+        let since = at - window;
+        t.crashes.retain(|c| *c >= since);
+        if t.crashes.len() == CRASH_MEMORY {
+            t.crashes.remove(0);
+        }
+        t.crashes.push(at);
+    }
+
     /// The only place durable state changes. Live steps and recovery both come through here.
     fn apply(&mut self, entry: &JournalEntry) {
         match entry {
@@ -559,7 +601,37 @@ impl Engine {
                     }
                 }
             }
-            JournalEntry::Verified { .. } => {}
+            JournalEntry::Verified {
+                action, outcome, ..
+            } => {
+                // A half-open probe that did not succeed: counted durably so that a recovered
+                // engine gives up on the breaker after the same number of probes.
+                let Some(&i) = self.actions.get(action) else {
+                    self.stats.recovery_skipped += 1;
+                    return;
+                };
+                if let Some(f) = self.targets[i as usize].inflight.as_mut()
+                    && f.kind == ActKind::Heal(Strategy::CircuitBreak)
+                    && *outcome != Outcome::Success
+                    && let Phase::CircuitOpen { probes_failed }
+                    | Phase::Probing { probes_failed, .. } = f.phase
+                {
+                    f.phase = Phase::CircuitOpen {
+                        probes_failed: probes_failed.saturating_add(1),
+                    };
+                }
+            }
+            JournalEntry::IncidentOpened {
+                at, target, health, ..
+            } => {
+                let Some(i) = self.idx(target) else {
+                    self.stats.recovery_skipped += 1;
+                    return;
+                };
+                if *health == HealthState::Unhealthy {
+                    self.record_crash(i, *at);
+                }
+            }
             JournalEntry::Closed { at, action, result } => {
                 let Some(i) = self.actions.remove(action) else {
                     self.stats.recovery_skipped += 1;
@@ -568,12 +640,14 @@ impl Engine {
                 let t = &mut self.targets[i as usize];
                 let Some(f) = t.inflight.take() else { return };
                 let policy = &self.tiers[usize::from(t.tier)].policy;
+                let mut crashed = false;
                 if let ActKind::Heal(s) = f.kind {
                     t.history.resolve(s, *result);
                     match result {
                         AttemptResult::Failure => {
                             t.failures = t.failures.saturating_add(1);
                             t.backoff_until = *at + Engine::backoff_delay(policy, t.failures);
+                            crashed = starts_process(s);
                         }
                         AttemptResult::Success => t.degraded = false,
                         _ => {}
@@ -581,6 +655,10 @@ impl Engine {
                 }
                 let keep = policy.attempt_window.max(policy.crash_loop.window);
                 t.history.prune(*at - keep);
+                if crashed {
+                    self.record_crash(i, *at);
+                }
+                let t = &self.targets[i as usize];
                 let (tier, group) = (t.tier, t.group);
                 self.active = self.active.saturating_sub(1);
                 let ti = &mut self.tiers[usize::from(tier)];
@@ -646,6 +724,8 @@ impl Engine {
                     let t = &mut self.targets[i as usize];
                     t.hold = None;
                     t.history.end_incident(*at);
+                    // the operator looked at it: earlier crashes do not count again
+                    t.crashes.clear();
                 }
             }
             JournalEntry::Degraded { target, .. } => {
@@ -749,6 +829,22 @@ impl Engine {
             }
         }
         let maintenance = self.in_maintenance(i, now);
+        let t = &self.targets[iu];
+        if actionable
+            && t.finding.is_none()
+            && t.inflight.is_none()
+            && t.approval.is_none()
+            && t.hold.is_none()
+        {
+            self.stats.incidents += 1;
+            let entry = JournalEntry::IncidentOpened {
+                at: now,
+                target: t.name.clone(),
+                health: f.health,
+                summary: summarize(&f),
+            };
+            self.journal(out, entry);
+        }
         let t = &mut self.targets[iu];
         t.finding = Some(f);
         if maintenance {
@@ -849,33 +945,12 @@ impl Engine {
         };
         match f.phase {
             Phase::Verifying { sent: Some(_), .. } => {
-                self.journal(
-                    out,
-                    JournalEntry::Verified {
-                        at: now,
-                        action,
-                        outcome: outcome.clone(),
-                    },
-                );
+                self.journal_verified(now, action, &outcome, out);
                 self.finish_verify(now, i, action, &outcome, out);
             }
-            Phase::Probing { probes_failed, .. } => {
-                self.journal(
-                    out,
-                    JournalEntry::Verified {
-                        at: now,
-                        action,
-                        outcome: outcome.clone(),
-                    },
-                );
-                self.finish_probe(
-                    now,
-                    i,
-                    action,
-                    outcome == Outcome::Success,
-                    probes_failed,
-                    out,
-                );
+            Phase::Probing { .. } => {
+                self.journal_verified(now, action, &outcome, out);
+                self.finish_probe(now, i, action, outcome == Outcome::Success, out);
             }
             _ => self.stats.stale_events += 1,
         }
@@ -919,18 +994,25 @@ impl Engine {
         }
     }
 
+    /// The half-open probe's verdict, after its `Verified` entry (which counted a failed
+    /// probe durably).
     fn finish_probe(
         &mut self,
         now: Timestamp,
         i: u32,
         action: ActionId,
         success: bool,
-        probes_failed: u32,
         out: &mut Vec<Command>,
     ) {
         let t = &self.targets[i as usize];
         let name = t.name.clone();
         let max = self.tiers[usize::from(t.tier)].policy.max_restart_attempts;
+        let probes_failed = match t.inflight.map(|f| f.phase) {
+            Some(Phase::CircuitOpen { probes_failed } | Phase::Probing { probes_failed, .. }) => {
+                probes_failed
+            }
+            _ => 0,
+        };
         let mut b = t.breaker;
         let Some(tr) = b.probe(now, success) else {
             return;
@@ -938,16 +1020,30 @@ impl Engine {
         self.breaker_change(now, i, &name, tr.to, out);
         if success {
             self.finish_verify(now, i, action, &Outcome::Success, out);
-        } else if probes_failed + 1 >= max {
+        } else if probes_failed >= max {
             // The circuit stays open; the breaker has done what it can.
             self.stats.failures += 1;
             self.close(now, i, action, AttemptResult::Failure, out);
             self.requeue(i, now);
-        } else if let Some(f) = self.targets[i as usize].inflight.as_mut() {
-            f.phase = Phase::CircuitOpen {
-                probes_failed: probes_failed + 1,
-            };
         }
+    }
+
+    /// Journals a verification verdict (a probe's answer, or unknown at its deadline).
+    fn journal_verified(
+        &mut self,
+        now: Timestamp,
+        action: ActionId,
+        outcome: &Outcome,
+        out: &mut Vec<Command>,
+    ) {
+        self.journal(
+            out,
+            JournalEntry::Verified {
+                at: now,
+                action,
+                outcome: outcome.clone(),
+            },
+        );
     }
 
     fn on_approval(
@@ -1083,14 +1179,7 @@ impl Engine {
                     };
                     if f.action.0 == id && matches!(f.phase, Phase::Verifying { sent: Some(_), .. })
                     {
-                        self.journal(
-                            out,
-                            JournalEntry::Verified {
-                                at: now,
-                                action: f.action,
-                                outcome: Outcome::Unknown,
-                            },
-                        );
+                        self.journal_verified(now, f.action, &Outcome::Unknown, out);
                         self.finish_verify(now, i, f.action, &Outcome::Unknown, out);
                     }
                 }
@@ -1132,22 +1221,12 @@ impl Engine {
                     let Some(f) = self.targets[iu].inflight else {
                         continue;
                     };
-                    if let Phase::Probing {
-                        probes_failed,
-                        deadline,
-                    } = f.phase
+                    if let Phase::Probing { deadline, .. } = f.phase
                         && f.action.0 == id
                         && deadline <= now
                     {
-                        self.journal(
-                            out,
-                            JournalEntry::Verified {
-                                at: now,
-                                action: f.action,
-                                outcome: Outcome::Unknown,
-                            },
-                        );
-                        self.finish_probe(now, i, f.action, false, probes_failed, out);
+                        self.journal_verified(now, f.action, &Outcome::Unknown, out);
+                        self.finish_probe(now, i, f.action, false, out);
                     }
                 }
                 TimerKind::ApprovalDeadline => {
@@ -1368,6 +1447,23 @@ impl Engine {
             }
         }
 
+        // Crash loop: the target went down `crash_loop.restarts` times within the window and
+        // is down again. An option a human approved still runs.
+        let since = now - policy.crash_loop.window;
+        if t.approved.is_none()
+            && t.finding
+                .as_ref()
+                .is_some_and(|f| f.health == HealthState::Unhealthy)
+            && t.crashes.iter().filter(|c| **c >= since).count()
+                >= usize::try_from(policy.crash_loop.restarts).unwrap_or(usize::MAX)
+        {
+            let name = t.name.clone();
+            self.unqueue(i);
+            self.stats.gave_up += 1;
+            self.escalate(now, i, &name, EscalationReason::GaveUp, out);
+            self.fallback(now, i, out);
+            return;
+        }
         // what to do: an approved option, or a fresh plan
         let options: Vec<(Strategy, Option<u32>, String, bool)> = if let Some((s, r)) = t.approved {
             vec![(s, r, "approved".to_owned(), false)]
@@ -1377,13 +1473,28 @@ impl Engine {
                 return;
             };
             let plan = select_with(f, policy, &t.history, now, self.learned.as_ref());
-            plan.options
+            let executable = t.executable;
+            let mut skipped = 0;
+            let options = plan
+                .options
                 .into_iter()
-                .map(|o| {
+                .filter_map(|mut o| {
+                    // Never an act the target cannot carry out: a ladder rung without an
+                    // action climbs to the next, any other option is dropped.
+                    while executable & strategy_bit(o.strategy) == 0 {
+                        skipped += 1;
+                        let next = o.strategy.next_rung()?;
+                        o.reason =
+                            format!("{}; no {} action: next rung {next}", o.reason, o.strategy);
+                        o.strategy = next;
+                        o.risk = o.risk.max(default_risk(next));
+                    }
                     let approval = needs_approval(&o, policy).is_some();
-                    (o.strategy, o.replicas, o.reason, approval)
+                    Some((o.strategy, o.replicas, o.reason, approval))
                 })
-                .collect()
+                .collect();
+            self.stats.not_executable += skipped;
+            options
         };
         let name = t.name.clone();
         let mut exhausted = false;
@@ -1431,17 +1542,6 @@ impl Engine {
                     .map(|a| a.at + window + Duration::from_millis(1))
                     .fold(u, Timestamp::min);
                 self.park(i, Park::Until(u));
-                return;
-            }
-            if restart_like(strategy)
-                && t.history
-                    .count_matching_since(restart_like, now - policy.crash_loop.window)
-                    >= policy.crash_loop.restarts
-            {
-                self.unqueue(i);
-                self.stats.gave_up += 1;
-                self.escalate(now, i, &name, EscalationReason::GaveUp, out);
-                self.fallback(now, i, out);
                 return;
             }
             let replicas = if strategy == Strategy::Scale {
@@ -1638,9 +1738,58 @@ impl Engine {
     }
 }
 
+/// One line a human can read: what the finding said.
+fn summarize(f: &Finding) -> String {
+    use std::fmt::Write as _;
+    let severity = match f.severity {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Critical => "critical",
+    };
+    let mut s = format!("{} ({severity})", f.health);
+    let mut levels = f.failing.iter().peekable();
+    if levels.peek().is_some() {
+        s.push_str("; failing");
+        for l in levels {
+            let _ = write!(s, " {l}");
+        }
+    }
+    if let Some(d) = &f.diagnosis {
+        let _ = write!(s, "; diagnosis {} ({:.2}", d.category, d.confidence);
+        if let Some(p) = &d.pattern_id {
+            let _ = write!(s, ", pattern {p}");
+        }
+        s.push(')');
+    }
+    if let Some(a) = f.anomaly.as_ref().filter(|a| a.anomalous) {
+        let _ = write!(s, "; anomaly {} (score {:.2})", a.kind, a.score);
+    }
+    if let Some(p) = f.prediction.as_ref().filter(|p| p.alarm) {
+        let _ = write!(
+            s,
+            "; failure predicted within {}s (p={:.2})",
+            p.horizon_s, p.probability
+        );
+    }
+    for (name, v) in [
+        ("utilisation", f.utilization),
+        ("memory", f.memory_ratio),
+        ("error rate", f.error_rate),
+    ] {
+        if let Some(v) = v {
+            let _ = write!(s, "; {name} {:.0}%", v * 100.0);
+        }
+    }
+    if let Some(at) = f.version_changed_at {
+        let _ = write!(s, "; version changed at {at}");
+    }
+    s
+}
+
 fn entry_time(e: &JournalEntry) -> Option<Timestamp> {
     Some(match e {
-        JournalEntry::Intent { at, .. }
+        JournalEntry::IncidentOpened { at, .. }
+        | JournalEntry::Intent { at, .. }
         | JournalEntry::Acted { at, .. }
         | JournalEntry::Verified { at, .. }
         | JournalEntry::Closed { at, .. }
@@ -1731,6 +1880,10 @@ pub struct DurableTarget {
     pub breaker: BreakerState,
     /// Target maintenance end.
     pub maintenance_until: Option<Timestamp>,
+    /// Failed half-open probes of the circuit-break action in flight (0 without one).
+    pub half_open_failures: u32,
+    /// When the target went down within the crash-loop window, oldest first.
+    pub crashes: Vec<Timestamp>,
 }
 
 /// The journal-determined part of the engine's state.

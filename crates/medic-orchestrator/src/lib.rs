@@ -33,10 +33,17 @@
 //! - **Backoff**: after a failed attempt the target waits `initial × multiplier^(n−1)`, capped
 //!   at `max` (10 s doubling to 300 s by default), where n counts consecutive failures; n
 //!   starts over once the target has been healthy for `reset_after`.
-//! - **Crash loop**: when a restart-like action (restart, reset, recreate) would be started
-//!   while `crash_loop.restarts` of them already started within `crash_loop.window`, the
-//!   engine gives up on the target: it journals `Escalated{GaveUp}`, escalates exactly once,
-//!   runs the fallback if any, and does nothing more until [`Event::Resume`].
+//! - **Crash loop** counts *crashes*, not medic's restarts (like Kubernetes' restart count):
+//!   the target went down when an unhealthy finding opened an incident
+//!   ([`JournalEntry::IncidentOpened`]), and when a process-starting action (restart, reset,
+//!   recreate, rollback) closed as failed (it was still or again down afterwards). Crashes
+//!   the target has on its own while medic waits out a cooldown count too, so the shipped
+//!   300 s cooldown cannot hide a loop. When the target is unhealthy and has
+//!   `crash_loop.restarts` crashes within `crash_loop.window`, the next dispatch (after
+//!   backoff and budgets) gives up: it journals `Escalated{GaveUp}`, escalates exactly once,
+//!   runs the fallback if any, and does nothing more until [`Event::Resume`]. An option a
+//!   human approved still runs. Resuming (by an operator, or by health after an escalation)
+//!   forgets the earlier crashes.
 //! - **Dependency order**: a target is not acted on while any target in its `depends_on` is
 //!   unhealthy, degraded, queued, waiting for approval, held or being healed; it is parked and
 //!   woken when the dependency is healthy again. So dependencies heal first and a failure
@@ -44,6 +51,10 @@
 //! - **Maintenance** (per target or tier, with expiry): nothing is started on a target in
 //!   maintenance; its findings are recorded (kept, counted) and acted on when it ends.
 //!   Actions already running finish and are verified.
+//! - **Executable options only**: a target states the strategies it has an action for
+//!   ([`EngineTarget::actions`]). A plan option without one is never acted: a ladder rung
+//!   climbs to the next rung (up to escalate), any other option (e.g. `repair` with no repair
+//!   action) is dropped and the next option is tried ([`Stats::not_executable`]).
 //! - **Approvals**: an option above the tier's `auto_approve_risk` or below its
 //!   `confidence_threshold` is not run: an approval request is journaled and notified; on
 //!   approve it is queued and run under the usual budgets; on deny the finding is dropped; at
@@ -62,7 +73,9 @@
 //!   ran opens it for `circuit_break_duration` ([`Command::Circuit`]); then it goes half-open
 //!   and one [`Command::Verify`] decides: success closes it, failure re-opens it; after
 //!   `max_restart_attempts` failed probes the action closes as failed (the circuit stays open)
-//!   and the target is re-planned. Any later verified heal closes the circuit.
+//!   and the target is re-planned. Any later verified heal closes the circuit. Failed probes
+//!   are counted from their journaled `Verified` entries, so a recovered engine gives up
+//!   after the same number ([`DurableTarget::half_open_failures`]).
 //! - **Graceful degradation**: when the ladder reaches escalate or the engine gives up, a
 //!   target with a fallback action runs it once ([`ActKind::Fallback`]) and is marked degraded
 //!   until a heal succeeds.
@@ -70,6 +83,11 @@
 //!   `dry_run` and closed at once as skipped (counted for cooldowns and attempt limits).
 //! - **Journal**: every durable change is a [`JournalEntry`] emitted as [`Command::Journal`]
 //!   *before* the command it enables (an intent before its act), and outcomes after. The
+//!   finding that opens an incident (actionable, while the target had nothing pending, in
+//!   flight, waiting or held) is journaled first with a readable summary
+//!   ([`JournalEntry::IncidentOpened`]), so a recovered journal shows why an action started;
+//!   later findings of the same incident are not (a recovered engine, which starts without
+//!   findings, journals the next one again). The
 //!   engine changes its durable state only by applying entries, so
 //!   [`Engine::recover`] — which applies a journal to a fresh engine — rebuilds exactly that
 //!   state. An action with an intent and no outcome is verified, never re-run; finished

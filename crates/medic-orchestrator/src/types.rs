@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use medic_core::{Finding, Outcome, Strategy, TargetId, Timestamp};
+use medic_core::{Finding, HealthState, Outcome, Strategy, TargetId, Timestamp};
 use medic_policy::{Replicas, Target};
 use medic_strategy::{Attempt, AttemptResult, BreakerState};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,12 @@ pub struct EngineTarget {
     pub startup_delay: Duration,
     /// Replica bounds and the initial count.
     pub replicas: Replicas,
+    /// The strategies this target has an action for (its `actions:` keys, including the
+    /// supervisor's restart and reset). `None`: not stated, every strategy is taken as
+    /// executable (simulated fleets and tests that model every action). A strategy outside
+    /// the set is never acted: a ladder rung climbs to the next executable one, any other
+    /// option is dropped. Escalate and observe need no action.
+    pub actions: Option<Vec<Strategy>>,
 }
 
 impl EngineTarget {
@@ -62,6 +68,7 @@ impl EngineTarget {
             has_fallback: t.fallback.is_some(),
             startup_delay: t.startup_delay,
             replicas: t.replicas,
+            actions: Some(t.actions.keys().copied().collect()),
         }
     }
 }
@@ -300,6 +307,21 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "entry")]
 pub enum JournalEntry {
+    /// A finding opened an incident: the target had nothing pending, in flight, waiting for
+    /// approval or held, and the finding is actionable (degraded, unhealthy or a failure
+    /// predicted). Written before anything it leads to, so a recovered journal says why an
+    /// action started. An unhealthy one counts as a crash for crash-loop detection.
+    IncidentOpened {
+        /// When.
+        at: Timestamp,
+        /// The target.
+        target: TargetId,
+        /// Its health in the finding.
+        health: HealthState,
+        /// What the finding said, for humans: health, failing levels, diagnosis, anomaly,
+        /// prediction and the metrics present.
+        summary: String,
+    },
     /// An action is about to run (written before its act).
     Intent {
         /// When.
@@ -456,4 +478,8 @@ pub struct Stats {
     pub journal_entries: u64,
     /// Journal entries skipped by recovery (unknown target or action).
     pub recovery_skipped: u64,
+    /// Incidents opened ([`JournalEntry::IncidentOpened`]).
+    pub incidents: u64,
+    /// Plan options dropped or climbed past because the target has no action for them.
+    pub not_executable: u64,
 }

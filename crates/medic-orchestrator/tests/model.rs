@@ -1,6 +1,6 @@
 //! Model-based test, in the spirit of Vector's disk buffer model tests: a small reference
 //! model of the rules for one target (ladder, cooldown, attempts per window, backoff, crash
-//! loop, verification timing, escalation holds), written independently of the engine, is run
+//! loop counted in crashes, verification timing, escalation holds), written independently of the engine, is run
 //! side by side with the engine on random events; after every step both must have issued the
 //! same acts, verifications and escalations.
 
@@ -66,6 +66,9 @@ struct Model {
     held: bool,
     gave_up: bool,
     next_id: u64,
+    /// When the target went down: an unhealthy finding opening an incident, or a failed
+    /// process-starting action.
+    crashes: Vec<Timestamp>,
 }
 
 const STARTUP: u64 = 5;
@@ -91,6 +94,12 @@ impl Model {
         if res == Res::Fail {
             self.failures += 1;
             self.backoff_until = now + self.delay();
+            if matches!(
+                s,
+                Strategy::Restart | Strategy::Reset | Strategy::Recreate | Strategy::Rollback
+            ) {
+                self.crashes.push(now);
+            }
         }
     }
 
@@ -118,12 +127,18 @@ impl Model {
     fn step(&mut self, now: Timestamp, op: &Op) -> Vec<String> {
         let mut out = vec![];
         match op {
-            Op::Unhealthy => self.finding = true,
+            Op::Unhealthy => {
+                if !self.finding && self.inflight.is_none() && !self.held && !self.gave_up {
+                    self.crashes.push(now);
+                }
+                self.finding = true;
+            }
             Op::Healthy => {
                 self.finding = false;
                 if self.held_escalated() {
                     self.held = false;
                     self.incident_start = now;
+                    self.crashes.clear();
                 }
             }
             Op::ActOk => {
@@ -152,6 +167,7 @@ impl Model {
                     self.held = false;
                     self.gave_up = false;
                     self.incident_start = now;
+                    self.crashes.clear();
                 }
             }
             Op::Advance(_) => {
@@ -184,6 +200,14 @@ impl Model {
         if now < self.backoff_until {
             return;
         }
+        let crash_since = now - secs(self.p.crash_window);
+        if self.crashes.iter().filter(|c| **c >= crash_since).count() as u32
+            >= self.p.crash_restarts
+        {
+            self.gave_up = true;
+            out.push("escalate GaveUp".into());
+            return;
+        }
         let window_start = now - secs(self.p.window);
         let mut s = Strategy::Restart;
         while s != Strategy::Escalate
@@ -200,15 +224,6 @@ impl Model {
         if let Some(last) = self.attempts.iter().rev().find(|a| a.1 == s)
             && now < last.0 + secs(self.p.cooldown)
         {
-            return;
-        }
-        let restart_like =
-            |x: Strategy| matches!(x, Strategy::Restart | Strategy::Reset | Strategy::Recreate);
-        if restart_like(s)
-            && self.count(restart_like, now - secs(self.p.crash_window)) >= self.p.crash_restarts
-        {
-            self.gave_up = true;
-            out.push("escalate GaveUp".into());
             return;
         }
         let id = self.next_id;
@@ -286,6 +301,7 @@ fn run(p: Params, ops: Vec<Op>) -> Result<BTreeMap<String, u64>, TestCaseError> 
         held: false,
         gave_up: false,
         next_id: 1,
+        crashes: vec![],
     };
     let mut now = at(1);
     for op in ops {
@@ -327,6 +343,23 @@ fn run(p: Params, ops: Vec<Op>) -> Result<BTreeMap<String, u64>, TestCaseError> 
             })
             .collect();
         prop_assert_eq!(&got, &expected, "at {} after {:?}; model {:?}", now, op, m);
+        let since = now - secs(p.crash_window);
+        let engine_crashes: Vec<Timestamp> = h.engine.durable_state().targets[0]
+            .crashes
+            .iter()
+            .copied()
+            .filter(|c| *c >= since)
+            .collect();
+        let model_crashes: Vec<Timestamp> =
+            m.crashes.iter().copied().filter(|c| *c >= since).collect();
+        prop_assert_eq!(
+            engine_crashes,
+            model_crashes,
+            "crashes at {} after {:?}; model {:?}",
+            now,
+            op,
+            m
+        );
         for l in got {
             let key = if l.starts_with("act ") {
                 l.split(' ').nth(2).unwrap_or("").to_owned()

@@ -223,6 +223,8 @@ struct Checker {
     maint_target: Vec<Option<Timestamp>>,
     maint_tier: [Option<Timestamp>; 2],
     held: Vec<bool>,
+    /// When each target went down, as its journal says (crash-loop detection's input).
+    crashes: Vec<Vec<Timestamp>>,
 }
 
 impl Checker {
@@ -250,6 +252,7 @@ impl Checker {
             maint_target: vec![None; n],
             maint_tier: [None, None],
             held: vec![false; n],
+            crashes: vec![vec![]; n],
         }
     }
 
@@ -282,11 +285,21 @@ impl Checker {
     fn check(&mut self, now: Timestamp, cmds: &[Command]) -> Result<(), String> {
         for (k, c) in cmds.iter().enumerate() {
             match c {
+                Command::Journal(JournalEntry::IncidentOpened { target, health, .. }) => {
+                    let i = Self::idx(target);
+                    if self.open.values().any(|(t, _)| *t == i) || self.held[i] {
+                        return Err(format!("incident opened on busy or held {target}"));
+                    }
+                    if *health == HealthState::Unhealthy {
+                        self.crashes[i].push(now);
+                    }
+                }
                 Command::Journal(JournalEntry::Intent {
                     action,
                     target,
                     kind,
                     key,
+                    reason,
                     ..
                 }) => {
                     let i = Self::idx(target);
@@ -324,20 +337,16 @@ impl Checker {
                         if n as u32 > p.max_restart_attempts {
                             return Err(format!("{n} {s} on {target} within the attempt window"));
                         }
-                        let restart_like = |x: &Strategy| {
-                            matches!(x, Strategy::Restart | Strategy::Reset | Strategy::Recreate)
-                        };
-                        if restart_like(s) {
-                            let n = hist
-                                .iter()
-                                .filter(|(t, x)| restart_like(x) && *t >= now - p.crash_loop.window)
-                                .count()
-                                + 1;
-                            if n as u32 > p.crash_loop.restarts {
-                                return Err(format!(
-                                    "{n} restarts on {target} within the crash-loop window"
-                                ));
-                            }
+                        let since = now - p.crash_loop.window;
+                        let crashes = self.crashes[i].iter().filter(|c| **c >= since).count();
+                        if reason != "approved"
+                            && self.health[i] == HealthState::Unhealthy
+                            && crashes as u32 >= p.crash_loop.restarts
+                        {
+                            return Err(format!(
+                                "{s} on {target}, down again after {crashes} crashes within \
+                                 the crash-loop window"
+                            ));
                         }
                         for d in deps {
                             if self.open.values().any(|(t, _)| *t == d) {
@@ -391,10 +400,23 @@ impl Checker {
                         if *action == a.action => {}
                     _ => return Err(format!("act {} without its intent just before", a.action)),
                 },
-                Command::Journal(JournalEntry::Closed { action, .. })
-                    if self.open.remove(action).is_none() =>
-                {
-                    return Err(format!("closed unknown action {action}"));
+                Command::Journal(JournalEntry::Closed { action, result, .. }) => {
+                    let Some((i, kind)) = self.open.remove(action) else {
+                        return Err(format!("closed unknown action {action}"));
+                    };
+                    if *result == medic_strategy::AttemptResult::Failure
+                        && matches!(
+                            kind,
+                            ActKind::Heal(
+                                Strategy::Restart
+                                    | Strategy::Reset
+                                    | Strategy::Recreate
+                                    | Strategy::Rollback
+                            )
+                        )
+                    {
+                        self.crashes[i].push(now);
+                    }
                 }
                 Command::Journal(JournalEntry::Verified {
                     action, outcome, ..
@@ -423,7 +445,8 @@ impl Checker {
                     }
                 }
                 Command::Journal(JournalEntry::Resumed { target, .. }) => {
-                    self.held[Self::idx(target)] = false
+                    self.held[Self::idx(target)] = false;
+                    self.crashes[Self::idx(target)].clear();
                 }
                 Command::Escalate(e) => match k.checked_sub(1).map(|j| &cmds[j]) {
                     Some(Command::Journal(JournalEntry::Escalated { target, .. }))

@@ -18,9 +18,14 @@ fn one(name: &str) -> Harness {
 #[test]
 fn restart_verify_success_trace() {
     let mut h = one("api");
+    assert_eq!(
+        h.finding(unhealthy("api", 10)),
+        ["J incident api: unhealthy (critical); failing liveness"],
+        "findings only queue; the one that opens an incident is journaled"
+    );
     assert!(
         h.finding(unhealthy("api", 10)).is_empty(),
-        "findings only queue"
+        "a newer finding of the same incident is not journaled again"
     );
     assert_eq!(
         h.tick(10),
@@ -93,6 +98,7 @@ fn ladder_top_escalates_once_and_runs_fallback() {
     t.has_fallback = true;
     let mut p = policy("default");
     p.auto_approve_risk = medic_core::Risk::High; // let rollback run without approval
+    p.crash_loop.restarts = 10; // the ladder, not crash-loop detection, is under test
     let mut h = Harness::new(vec![t], tiers(vec![p]), EngineConfig::standard(10));
     h.finding(unhealthy("api", 0));
     let mut now = 0;
@@ -409,7 +415,8 @@ fn crash_loop_gives_up_and_escalates_exactly_once() {
         tiers(vec![p]),
         EngineConfig::standard(10),
     );
-    for (k, t0) in [0u64, 60, 120].into_iter().enumerate() {
+    // each restart heals it, then it goes down again: crashes at 0 and 60 are restarted
+    for (k, t0) in [0u64, 60].into_iter().enumerate() {
         h.finding(unhealthy("api", t0));
         let l = h.tick(t0);
         assert_eq!(l[1], format!("act a{} api restart", k + 1));
@@ -417,12 +424,13 @@ fn crash_loop_gives_up_and_escalates_exactly_once() {
         h.tick(t0 + 6);
         h.verify(t0 + 7, k as u64 + 1, Outcome::Success);
     }
-    h.finding(unhealthy("api", 180));
+    // the third crash within the window is a crash loop
+    h.finding(unhealthy("api", 120));
     assert_eq!(
-        h.tick(180),
+        h.tick(120),
         ["J escalated api GaveUp", "escalate api GaveUp"]
     );
-    for t in [181, 200, 5000] {
+    for t in [121, 200, 5000] {
         h.finding(unhealthy("api", t));
         assert!(h.tick(t).is_empty());
     }
@@ -442,7 +450,86 @@ fn crash_loop_gives_up_and_escalates_exactly_once() {
         ),
         ["J resumed api"]
     );
-    assert_eq!(h.tick(5003)[1], "act a4 api restart");
+    assert_eq!(
+        h.tick(5003)[1],
+        "act a3 api restart",
+        "resume forgets the crashes"
+    );
+}
+
+#[test]
+fn crash_loop_counts_crashes_not_restarts() {
+    // With a 300 s cooldown medic restarts once; the target keeps dying on its own (its
+    // supervisor restarts it, probes see it go down again): those crashes count too.
+    let mut p = policy("default");
+    p.restart_cooldown = secs(300);
+    p.crash_loop.restarts = 3;
+    p.crash_loop.window = secs(600);
+    let mut h = Harness::new(
+        vec![target("api", "default")],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    h.finding(unhealthy("api", 0));
+    assert_eq!(h.tick(0)[1], "act a1 api restart");
+    h.outcome(1, 1, Outcome::Success);
+    h.tick(6);
+    h.verify(7, 1, Outcome::Success);
+    h.finding(unhealthy("api", 30));
+    assert!(h.tick(30).is_empty(), "restart is cooling down");
+    h.finding(healthy("api", 40));
+    h.finding(unhealthy("api", 50));
+    assert_eq!(
+        h.tick(50),
+        ["J escalated api GaveUp", "escalate api GaveUp"]
+    );
+    assert_eq!(h.acts().len(), 1, "one restart by medic, three crashes");
+    // the journal says why: three incidents opened by unhealthy findings
+    let incidents = h
+        .journal
+        .iter()
+        .filter(|j| matches!(j, JournalEntry::IncidentOpened { .. }))
+        .count();
+    assert_eq!(incidents, 3);
+}
+
+#[test]
+fn crash_loop_counts_failed_restarts() {
+    // Down and never up again: the first finding and every failed process start are
+    // crashes; with 4 in 10 min the engine gives up after restart, reset and recreate
+    // failed, before asking for a rollback.
+    let mut p = policy("default");
+    p.crash_loop.restarts = 4;
+    p.crash_loop.window = secs(600);
+    let mut h = Harness::new(
+        vec![target("api", "default")],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    h.finding(unhealthy("api", 0));
+    let mut lines = vec![];
+    for now in 0..300 {
+        for l in h.tick(now) {
+            if let Some(rest) = l.strip_prefix("act ") {
+                let id: u64 = rest.split(' ').next().unwrap()[1..].parse().unwrap();
+                h.outcome(now, id, Outcome::Failure("still down".into()));
+            }
+            if !l.starts_with("J ") {
+                lines.push(l);
+            }
+        }
+    }
+    assert_eq!(
+        lines,
+        [
+            "act a1 api restart",
+            "act a2 api reset",
+            "act a3 api recreate",
+            "escalate api GaveUp"
+        ]
+    );
+    let crashes = &h.engine.durable_state().targets[0].crashes;
+    assert_eq!(crashes.len(), 4, "{crashes:?}");
 }
 
 #[test]
@@ -670,6 +757,120 @@ fn circuit_breaker_open_half_open_closed() {
             "circuit api Closed",
             "J closed a1 success"
         ]
+    );
+}
+
+#[test]
+fn recover_keeps_the_failed_half_open_probes() {
+    // max_restart_attempts 3: the third failed probe closes the circuit-break as failed,
+    // whether or not medic restarted in between.
+    let mut h = one("api");
+    let mut f = degraded("api", 0);
+    f.error_rate = Some(0.7);
+    h.finding(f);
+    assert_eq!(h.tick(0)[1], "act a1 api circuit_break");
+    h.outcome(1, 1, Outcome::Success);
+    let mut now = 2;
+    let mut probes = 0;
+    while probes < 2 {
+        for l in h.tick(now) {
+            if l.starts_with("verify a1") {
+                probes += 1;
+                h.verify(now, 1, Outcome::Failure("errors".into()));
+            }
+        }
+        now += 1;
+    }
+    let e = h.recovered();
+    assert_eq!(e.durable_state(), h.engine.durable_state());
+    assert_eq!(e.durable_state().targets[0].half_open_failures, 2);
+    // the recovered engine needs exactly one more failed probe
+    let mut e = e;
+    let mut out = vec![];
+    let mut closed_after = None;
+    for t in now..now + 400 {
+        out.clear();
+        e.step(at(t), Event::Tick, &mut out);
+        let verify = out.iter().any(|c| matches!(c, Command::Verify { .. }));
+        if verify {
+            probes += 1;
+            out.clear();
+            e.step(
+                at(t),
+                Event::VerifyResult {
+                    action: ActionId(1),
+                    outcome: Outcome::Failure("errors".into()),
+                },
+                &mut out,
+            );
+            if out.iter().any(|c| {
+                matches!(
+                    c,
+                    Command::Journal(JournalEntry::Closed {
+                        result: medic_strategy::AttemptResult::Failure,
+                        ..
+                    })
+                )
+            }) {
+                closed_after = Some(probes);
+                break;
+            }
+        }
+    }
+    assert_eq!(closed_after, Some(3));
+}
+
+#[test]
+fn repair_needs_a_repair_action() {
+    let config_finding = |t: u64| {
+        let mut f = unhealthy("api", t);
+        f.diagnosis = Some(medic_core::DiagnosisFinding {
+            category: medic_core::DiagnosisCategory::Configuration,
+            confidence: 0.9,
+            pattern_id: Some("bad-port".into()),
+            evidence: vec![],
+        });
+        f
+    };
+    let mut p = policy("default");
+    p.auto_approve_risk = medic_core::Risk::High;
+    p.confidence_threshold = 0.0;
+    // with a repair action, a configuration diagnosis is repaired
+    let mut with = target("api", "default");
+    with.actions = Some(vec![Strategy::Restart, Strategy::Repair]);
+    let mut h = Harness::new(
+        vec![with],
+        tiers(vec![p.clone()]),
+        EngineConfig::standard(10),
+    );
+    let l = h.finding(config_finding(0));
+    assert_eq!(
+        l,
+        [
+            "J incident api: unhealthy (critical); failing liveness; diagnosis configuration (0.90, pattern bad-port)"
+        ]
+    );
+    assert_eq!(h.tick(0)[1], "act a1 api repair");
+    // without one, the engine moves on and never sends an act that cannot run
+    let mut without = target("api", "default");
+    without.actions = Some(vec![Strategy::Restart]);
+    let mut h = Harness::new(vec![without], tiers(vec![p]), EngineConfig::standard(10));
+    h.finding(config_finding(0));
+    assert_eq!(h.tick(0)[1], "act a1 api restart");
+    h.outcome(1, 1, Outcome::Failure("still".into()));
+    // restart failed; reset, recreate and rollback have no action: the ladder ends
+    assert_eq!(
+        h.tick(11),
+        [
+            "J escalated api LadderExhausted",
+            "escalate api LadderExhausted"
+        ]
+    );
+    assert!(h.engine.stats().not_executable > 0);
+    assert!(
+        h.acts()
+            .iter()
+            .all(|(_, a)| a.kind != ActKind::Heal(Strategy::Repair))
     );
 }
 

@@ -96,16 +96,38 @@ impl FaultKind {
         FaultKind::WITH_PRECURSOR.contains(&self)
     }
 
+    /// Whether the fault lives in one instance (its process or host state) rather than in
+    /// what every replica shares (load, version, configuration, an upstream): leaks, creeping
+    /// latency, rising errors, a crash, a hang, flapping.
+    pub fn instance_local(self) -> bool {
+        matches!(
+            self,
+            FaultKind::MemoryLeak
+                | FaultKind::LatencyCreep
+                | FaultKind::ErrorRise
+                | FaultKind::FdLeak
+                | FaultKind::SuddenCrash
+                | FaultKind::Hang
+                | FaultKind::Flapping
+        )
+    }
+
     /// Whether carrying out `strategy` on the faulty target ends the fault.
     ///
     /// The model: a restart (and anything stronger that replaces the process) clears state
     /// that lives in the process — leaks, creeping latency, rising errors, a hang — but not a
     /// bad configuration or a bad version; rollback fixes a bad deploy; repair fixes a bad
     /// configuration; scaling fixes saturation and queue growth; a circuit breaker rides out a
-    /// burst of errors or a dependency outage; nothing fixes a crash loop.
+    /// burst of errors or a dependency outage; rerouting (ejecting the instance from its
+    /// group's traffic; the platform replaces it out of band) ends an
+    /// [instance-local](FaultKind::instance_local) fault for the service; nothing fixes a
+    /// crash loop.
     pub fn fixed_by(self, strategy: Strategy) -> bool {
         use Strategy::*;
         let replaces_process = matches!(strategy, Restart | Reset | Recreate | Rollback);
+        if strategy == Reroute {
+            return self.instance_local();
+        }
         match self {
             FaultKind::MemoryLeak
             | FaultKind::LatencyCreep
@@ -184,6 +206,23 @@ mod tests {
         assert!(FaultKind::BadDeploy.fixed_by(Strategy::Rollback));
         assert!(!FaultKind::BadDeploy.fixed_by(Strategy::Restart));
         assert!(FaultKind::Saturation.fixed_by(Strategy::Scale));
+    }
+
+    #[test]
+    fn reroute_ends_instance_local_faults_only() {
+        assert!(FaultKind::SuddenCrash.fixed_by(Strategy::Reroute));
+        assert!(FaultKind::MemoryLeak.fixed_by(Strategy::Reroute));
+        for k in [
+            FaultKind::BadConfig,
+            FaultKind::BadDeploy,
+            FaultKind::Saturation,
+            FaultKind::QueueGrowth,
+            FaultKind::ErrorBurst,
+            FaultKind::DependencyOutage,
+            FaultKind::CrashLoop,
+        ] {
+            assert!(!k.fixed_by(Strategy::Reroute), "{k}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use medic_core::{ProbeLevel, TargetId};
+use medic_core::{ProbeLevel, Strategy, TargetId};
 use medic_orchestrator::EngineTarget;
 use medic_policy::{Fleet, Replicas, TierPolicy, validate::matching_tiers};
 
@@ -44,7 +44,9 @@ impl SimFleet {
     /// `n` targets generated from `tiers`: agent types cycle through [`AGENT_TYPES`]; target
     /// `i` is named `<type>-<i>` and joins the tier its name matches (else `default`). Every
     /// other block of `6 × GROUP_SIZE` targets forms groups of [`GROUP_SIZE`] replicas of one
-    /// type. Every fifth critical-type target depends on a `worker` with a lower index, and
+    /// type. Every target has an action for every strategy except that every third one
+    /// (`i % 3 == 0`) has no `repair` action, so a configuration fault there must be healed
+    /// another way (or by a human). Every fifth critical-type target depends on a `worker` with a lower index, and
     /// workers depend on nothing, so `depends_on` is acyclic. Every seventh target has a
     /// fallback. Probes: liveness every 10 s with threshold 3 (30 s to notice), metrics every
     /// 15 s with 4 samples (60 s to notice).
@@ -84,6 +86,12 @@ impl SimFleet {
                         min: 1,
                         max: 10,
                     },
+                    actions: Some(
+                        Strategy::ALL
+                            .into_iter()
+                            .filter(|s| *s != Strategy::Repair || !i.is_multiple_of(3))
+                            .collect(),
+                    ),
                 },
                 liveness_delay: Duration::from_secs(30),
                 metrics_delay: Duration::from_secs(60),

@@ -23,7 +23,11 @@
 //!   fault of its own reports a degraded finding blamed on the dependency (dependencies
 //!   level failing, service-dependency diagnosis), healthy again when the dependency is.
 //! - **Actions**: an act finishes after a per-kind duration ([`action_duration`]) with a
-//!   successful outcome; if `fault.fixed_by(strategy)` the fault ends then. A verification is
+//!   successful outcome; if `fault.fixed_by(strategy)` the fault ends then. A reroute ends
+//!   an instance-local fault only while another member of the target's group is free of
+//!   faults to take its traffic. Whether a target *has* an action for a strategy (every
+//!   third generated target has no `repair`) is the engine's business: it never acts a
+//!   strategy the target has no action for. A verification is
 //!   answered one second later: success when the target has no fault and no failing
 //!   dependency, failure otherwise. A target healed by anything reports healthy at its next
 //!   liveness probe (10 s later).
@@ -831,6 +835,7 @@ impl<'f> Sim<'f> {
                 if let Some(&(t, kind)) = self.actions.get(&action) {
                     if let (ActKind::Heal(s), Some(a)) = (kind, self.world[t].fault)
                         && a.kind.fixed_by(s)
+                        && (s != Strategy::Reroute || self.healthy_peer(t))
                     {
                         if a.failed_at.is_none() {
                             self.report.averted += 1;
@@ -1013,6 +1018,15 @@ impl<'f> Sim<'f> {
                 }
             }
         }
+    }
+
+    /// Whether another member of `t`'s group is free of faults and can take its traffic.
+    fn healthy_peer(&self, t: usize) -> bool {
+        self.world[t].group.is_some_and(|g| {
+            self.groups[g]
+                .iter()
+                .any(|m| *m != t && self.world[*m].fault.is_none())
+        })
     }
 
     fn group_health(&self, t: usize) -> Option<(u32, u32)> {

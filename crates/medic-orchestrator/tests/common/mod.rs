@@ -69,6 +69,7 @@ pub fn target(name: &str, tier: &str) -> EngineTarget {
             min: 1,
             max: 10,
         },
+        actions: None,
     }
 }
 
@@ -204,6 +205,9 @@ fn kind(k: &ActKind) -> String {
 pub fn fmt(c: &Command) -> String {
     match c {
         Command::Journal(j) => match j {
+            JournalEntry::IncidentOpened {
+                target, summary, ..
+            } => format!("J incident {target}: {summary}"),
             JournalEntry::Intent {
                 action,
                 target,
