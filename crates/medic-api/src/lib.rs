@@ -51,6 +51,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -70,6 +71,9 @@ pub use view::{
 
 /// Where the API listens unless told otherwise: loopback, port 9797.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9797));
+
+/// How often [`serve`] runs the metrics recorder's upkeep besides every `GET /metrics`.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// What can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +160,8 @@ impl std::fmt::Debug for ApiState {
 }
 
 /// Serves [`router`]`(state)` on `listener` until `shutdown` completes, then finishes the
-/// requests in flight and returns.
+/// requests in flight and returns. While it serves, the metrics recorder's upkeep runs every
+/// [`UPKEEP_EVERY`].
 ///
 /// # Errors
 /// [`Error::Serve`] when the server fails with an I/O error.
@@ -172,8 +177,21 @@ pub async fn serve(
             tracing::warn!(%addr, "HTTP API listening beyond loopback: anyone who can reach it can read the fleet");
         }
     }
-    axum::serve(listener, router(state))
+    // Histogram samples wait in the recorder until upkeep drains them into buckets; without
+    // a scraper they would pile up, so upkeep also runs on a timer while the server lives.
+    let metrics = state.inner.metrics.clone();
+    let upkeep = tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            metrics.run_upkeep();
+        }
+    });
+    let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(Error::Serve)
+        .map_err(Error::Serve);
+    upkeep.abort();
+    result
 }

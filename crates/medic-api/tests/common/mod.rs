@@ -42,7 +42,10 @@ impl Server {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the server stops after its shutdown signal")
+                .expect("the server task ends without panicking");
         }
     }
 }
