@@ -4,7 +4,10 @@
 //! taken verbatim: put a `target: <fleet name>` label on alerts meant for medic (by the
 //! alerting rule or a relabelling) to be sure; `instance` and `job` are fallbacks for rules
 //! whose instance or job already is the fleet name. Alerts with none of the three are
-//! counted and skipped. Unknown fields are ignored, so newer Alertmanagers keep working.
+//! counted and skipped. Alerts carrying the `medic_incident` label are medic's own
+//! notifications (see `medic-notify`) routed back by Alertmanager: they are counted and
+//! skipped too, so an escalation never turns into a finding that feeds another escalation.
+//! Unknown fields are ignored, so newer Alertmanagers keep working.
 
 use std::collections::BTreeMap;
 
@@ -79,18 +82,38 @@ pub struct WebhookAlert {
     pub fingerprint: String,
 }
 
+/// The label medic's own Alertmanager notifications carry.
+pub const MEDIC_INCIDENT_LABEL: &str = "medic_incident";
+
+/// A payload's alerts sorted into what medic acts on and what it skips.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Conversion {
+    /// Alerts naming a target.
+    pub alerts: Vec<ExternalAlert>,
+    /// Alerts without a `target`, `instance` or `job` label.
+    pub without_target: usize,
+    /// medic's own notifications (label [`MEDIC_INCIDENT_LABEL`]).
+    pub from_medic: usize,
+}
+
 impl WebhookPayload {
-    /// The alerts that name a target, and how many did not.
-    pub fn to_alerts(&self) -> (Vec<ExternalAlert>, usize) {
-        let mut out = Vec::with_capacity(self.alerts.len());
-        let mut skipped = 0;
+    /// Sorts the alerts (see the module docs for the rules).
+    pub fn convert(&self) -> Conversion {
+        let mut out = Conversion {
+            alerts: Vec::with_capacity(self.alerts.len()),
+            ..Conversion::default()
+        };
         for a in &self.alerts {
+            if a.labels.contains_key(MEDIC_INCIDENT_LABEL) {
+                out.from_medic += 1;
+                continue;
+            }
             match a.to_alert() {
-                Some(x) => out.push(x),
-                None => skipped += 1,
+                Some(x) => out.alerts.push(x),
+                None => out.without_target += 1,
             }
         }
-        (out, skipped)
+        out
     }
 }
 

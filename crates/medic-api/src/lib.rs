@@ -25,7 +25,7 @@
 //! | `POST /api/v1/maintenance` | `{"target"|"tier": …, "duration": "10m" or seconds, "reason"}` → 201 `{"id"}` |
 //! | `DELETE /api/v1/maintenance/{id}` | ends a window → 200 |
 //! | `POST /api/v1/approvals/{id}` | `{"decision": "approve"|"deny"}` → 200 |
-//! | `POST /api/v1/alerts/alertmanager` | Alertmanager webhook v4 → `{"received","without_target","matched"}` |
+//! | `POST /api/v1/alerts/alertmanager` | Alertmanager webhook v4 → `{"received","without_target","from_medic","matched"}` |
 //!
 //! Invariants:
 //! - Every `POST`/`DELETE` requires `Authorization: Bearer <token>`, compared in constant

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::alertmanager::WebhookPayload;
+use crate::alertmanager::{Conversion, WebhookPayload};
 use crate::request::{ApprovalBody, MaintenanceBody, parse_id};
 use crate::{ApiRequest, ApiState, FleetView, Rejection, TOKEN_ENV};
 
@@ -325,7 +325,11 @@ async fn post_alertmanager(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let payload: WebhookPayload = parse_body(body)?;
-    let (alerts, without_target) = payload.to_alerts();
+    let Conversion {
+        alerts,
+        without_target,
+        from_medic,
+    } = payload.convert();
     let received = payload.alerts.len();
     if without_target > 0 {
         tracing::warn!(
@@ -344,6 +348,7 @@ async fn post_alertmanager(
         &serde_json::json!({
             "received": received,
             "without_target": without_target,
+            "from_medic": from_medic,
             "matched": matched,
         }),
     ))

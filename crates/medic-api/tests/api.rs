@@ -476,6 +476,7 @@ async fn alertmanager_webhook_becomes_alerts() {
     let v = json(r).await;
     assert_eq!(v["received"], 4);
     assert_eq!(v["without_target"], 1);
+    assert_eq!(v["from_medic"], 0);
     assert_eq!(v["matched"], 2);
 
     let alerts = s.alerts.lock().unwrap().clone();
@@ -546,4 +547,31 @@ async fn a_daemon_that_is_gone_gives_503() {
         "the daemon is not accepting requests"
     );
     server.abort();
+}
+
+/// A payload a real Alertmanager delivered, captured by medic-notify's test: medic's own
+/// escalation, which must not come back as a finding.
+#[tokio::test]
+async fn medics_own_notifications_are_not_taken_back() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../medic-notify/tests/fixtures/alertmanager_webhook.json");
+    let Ok(body) = std::fs::read_to_string(&fixture) else {
+        eprintln!("skipping: {} is absent", fixture.display());
+        return;
+    };
+    let s = start(Some(TOKEN)).await;
+    let r = client()
+        .post(format!("{}/api/v1/alerts/alertmanager", s.base))
+        .bearer_auth(TOKEN)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = json(r).await;
+    assert!(v["received"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["from_medic"], v["received"], "{v}");
+    assert_eq!(v["matched"], 0);
+    assert!(s.seen.lock().unwrap().is_empty());
+    s.stop().await;
 }

@@ -32,6 +32,8 @@ pub struct Server {
     /// Requests that reached the "daemon", as debug text.
     pub seen: Arc<Mutex<Vec<String>>>,
     pub alerts: Arc<Mutex<Vec<medic_api::ExternalAlert>>>,
+    /// Signalled (one stored permit) each time alerts reach the "daemon".
+    pub alerts_arrived: Arc<tokio::sync::Notify>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -144,9 +146,11 @@ pub async fn start(token: Option<&str>) -> Server {
     let state = ApiState::new(view.clone(), tx, token.map(Secret::new), metrics);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let alerts = Arc::new(Mutex::new(Vec::new()));
+    let alerts_arrived = Arc::new(tokio::sync::Notify::new());
     {
         let seen = seen.clone();
         let alerts = alerts.clone();
+        let alerts_arrived = alerts_arrived.clone();
         let view = view.clone();
         tokio::spawn(async move {
             while let Some(req) = rx.recv().await {
@@ -189,6 +193,7 @@ pub async fn start(token: Option<&str>) -> Server {
                             .count();
                         drop(v);
                         alerts.lock().unwrap().extend(a);
+                        alerts_arrived.notify_one();
                         let _ = reply.send(Ok(matched));
                     }
                 }
@@ -213,6 +218,7 @@ pub async fn start(token: Option<&str>) -> Server {
         state,
         seen,
         alerts,
+        alerts_arrived,
         shutdown: Some(stop_tx),
         task: Some(task),
     }
