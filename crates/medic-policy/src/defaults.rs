@@ -30,7 +30,7 @@ impl TierPolicy {
     /// | aggressive_recycling | false |
     /// | memory_limit_buffer | 0.1 |
     /// | backoff | 10s doubling to 300s, reset after 10 min healthy |
-    /// | crash_loop | 5 restarts in 10 min |
+    /// | crash_loop | 4 crashes in 15 min |
     /// | max_concurrent | none (only the global budget) |
     /// | max_group_unavailable | 0.1 |
     /// | auto_approve_risk | medium |
@@ -59,8 +59,8 @@ impl TierPolicy {
                 reset_after: secs(600),
             },
             crash_loop: CrashLoop {
-                restarts: 5,
-                window: secs(600),
+                restarts: 4,
+                window: secs(900),
             },
             max_concurrent: None,
             max_group_unavailable: 0.1,

@@ -310,12 +310,13 @@ pub struct Backoff {
     pub reset_after: Duration,
 }
 
-/// Crash-loop detection: `restarts` restarts within `window` → give up and escalate once.
+/// Crash-loop detection: `restarts` crashes (the target went down) within `window` → give
+/// up and escalate once. The engine documents what counts as a crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct CrashLoop {
-    /// Restarts that make a loop (default 5).
+    /// Crashes that make a loop (default 4).
     pub restarts: u32,
-    /// Within this window (default 10 min).
+    /// Within this window (default 15 min).
     pub window: Duration,
 }
 

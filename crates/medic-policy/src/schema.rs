@@ -54,7 +54,7 @@ pub(crate) const POLICY_DOCS: &[(&str, &str)] = &[
     ),
     (
         "crash_loop",
-        "restarts restarts within window make a crash loop: stop restarting and escalate once (default 5 in 10m).",
+        "restarts crashes (the target found down, or still down after a restart, reset, recreate or rollback) within window make a crash loop: stop acting and escalate once (default 4 in 15m).",
     ),
     (
         "max_concurrent",

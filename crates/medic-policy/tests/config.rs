@@ -496,7 +496,7 @@ fn builtin_default_has_the_documented_values() {
     assert_eq!(d.backoff.reset_after, Duration::from_secs(600));
     assert_eq!(
         (d.crash_loop.restarts, d.crash_loop.window),
-        (5, Duration::from_secs(600))
+        (4, Duration::from_secs(900))
     );
     assert_eq!(d.max_group_unavailable, 0.1);
     assert_eq!(d.auto_approve_risk, medic_core::Risk::Medium);

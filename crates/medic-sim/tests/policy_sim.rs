@@ -103,9 +103,8 @@ fn a_bad_deploy_ends_in_rollback() {
 
 #[test]
 fn a_crash_loop_ends_in_give_up_and_one_escalation() {
-    // The shipped default tier (5 restart-like starts in 10 min, 300 s cooldown per
-    // strategy) climbs past restart/reset/recreate to rollback and escalates as
-    // ladder-exhausted before reaching 5; a tier that counts 2 gives up first.
+    // A tier that calls 2 crashes a loop gives up after the first restart failed (the
+    // finding that opened the incident was the first crash).
     let mut tiers = shipped();
     for p in tiers.values_mut() {
         p.crash_loop.restarts = 2;
@@ -130,16 +129,83 @@ fn a_crash_loop_ends_in_give_up_and_one_escalation() {
 }
 
 #[test]
-fn a_crash_loop_under_the_shipped_policy_escalates_exactly_once() {
-    let fleet = small_fleet(shipped());
-    let cfg = two_hours(1);
+fn a_crash_loop_under_the_shipped_policy_gives_up_with_exactly_one_escalation() {
+    // The shipped policies file as it is, in each tier: worker-3 (default), autogpt-1
+    // (critical_agents), semgrep-2 (lightweight_agents).
+    let tiers = shipped();
+    assert_eq!(tiers["default"].restart_cooldown, Duration::from_secs(300));
+    for target in [3, 1, 2] {
+        let fleet = small_fleet(tiers.clone());
+        let cfg = two_hours(1);
+        let r = scripted(
+            &fleet,
+            &cfg,
+            vec![ScheduledFault::new(60, target, FaultKind::CrashLoop)],
+        );
+        let tier = &fleet.targets[target].engine.tier;
+        assert_eq!(r.gave_up, 1, "{tier}: {r:#?}");
+        assert_eq!(r.escalations, 1, "{tier}: {r:#?}");
+        assert_eq!(r.escalations_by_reason.get("gave_up"), Some(&1), "{tier}");
+        assert_eq!(r.unresolved, 1, "{tier}");
+        assert_eq!(
+            r.approvals_requested, 0,
+            "{tier}: gave up before asking for a rollback"
+        );
+    }
+}
+
+/// 24 generated targets: the first block forms groups of four of one type; worker-9 is in
+/// group worker-g0 with worker-3, -15 and -21.
+fn grouped_fleet() -> SimFleet {
+    let mut f = SimFleet::generate(24, shipped());
+    for t in &mut f.targets {
+        t.engine.depends_on.clear();
+        t.engine.has_fallback = false;
+    }
+    assert_eq!(f.targets[9].engine.group.as_deref(), Some("worker-g0"));
+    f
+}
+
+#[test]
+fn a_crashed_instance_in_a_healthy_group_is_rerouted() {
+    let fleet = grouped_fleet();
     let r = scripted(
         &fleet,
-        &cfg,
-        vec![ScheduledFault::new(60, 3, FaultKind::CrashLoop)],
+        &two_hours(1),
+        vec![ScheduledFault::new(60, 9, FaultKind::SuddenCrash)],
     );
+    assert_eq!(started(&r, "reroute"), (1, 1, 0), "{r:#?}");
+    assert_eq!((r.healed_by_engine, r.escalations), (1, 0));
+    // a fault every replica shares is not ended by ejecting one: the error burst is ridden
+    // out by the circuit breaker instead
+    let r = scripted(
+        &fleet,
+        &two_hours(1),
+        vec![ScheduledFault::new(60, 9, FaultKind::ErrorBurst)],
+    );
+    let (_, ok, _) = started(&r, "reroute");
+    assert_eq!(ok, 0, "{r:#?}");
+}
+
+#[test]
+fn a_bad_config_is_repaired_where_a_repair_action_exists() {
+    // shellgpt-4 has a repair action (4 % 3 != 0); worker-3 has none
+    let fleet = small_fleet(shipped());
+    let r = scripted(
+        &fleet,
+        &two_hours(1),
+        vec![ScheduledFault::new(60, 4, FaultKind::BadConfig)],
+    );
+    assert_eq!(started(&r, "repair"), (1, 1, 0), "{r:#?}");
+    assert_eq!((r.healed_by_engine, r.escalations), (1, 0), "{r:#?}");
+    let r = scripted(
+        &fleet,
+        &two_hours(1),
+        vec![ScheduledFault::new(60, 3, FaultKind::BadConfig)],
+    );
+    assert_eq!(started(&r, "repair").0, 0, "no repair action: {r:#?}");
     assert_eq!(r.escalations, 1, "{r:#?}");
-    assert_eq!(r.unresolved, 1);
+    assert!(r.engine.not_executable > 0);
 }
 
 #[test]
