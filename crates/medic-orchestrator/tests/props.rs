@@ -561,7 +561,16 @@ fn run(spec: FleetSpec, ops: Vec<Op>) -> Result<Coverage, TestCaseError> {
             journal.clone(),
         )
         .unwrap();
-        prop_assert_eq!(recovered.durable_state(), engine.durable_state());
+        let state = engine.durable_state();
+        prop_assert_eq!(recovered.durable_state(), state.clone());
+        for t in &state.targets {
+            if t.half_open_failures > 0 {
+                cov.recovered_half_open_failures += 1;
+            }
+            if !t.crashes.is_empty() {
+                cov.recovered_crashes += 1;
+            }
+        }
     }
     cov.in_maintenance += engine.stats().findings_in_maintenance;
     Ok(cov)
@@ -577,6 +586,10 @@ struct Coverage {
     circuits: u64,
     approvals: u64,
     in_maintenance: u64,
+    /// Steps after which a recovered engine had to restore failed half-open probes.
+    recovered_half_open_failures: u64,
+    /// Steps after which a recovered engine had to restore crashes.
+    recovered_crashes: u64,
 }
 
 #[test]
@@ -603,6 +616,8 @@ fn random_schedules_exercise_every_path() {
         total.circuits += c.circuits;
         total.approvals += c.approvals;
         total.in_maintenance += c.in_maintenance;
+        total.recovered_half_open_failures += c.recovered_half_open_failures;
+        total.recovered_crashes += c.recovered_crashes;
     }
     eprintln!("{total:#?}");
     for s in ["restart", "reset", "scale", "circuit_break"] {
@@ -619,6 +634,8 @@ fn random_schedules_exercise_every_path() {
     }
     assert!(total.fallbacks > 0 && total.verifies > 0 && total.circuits > 0);
     assert!(total.approvals > 0 && total.in_maintenance > 0);
+    // recovery was compared on the state this session made durable, not only on empty state
+    assert!(total.recovered_half_open_failures > 0 && total.recovered_crashes > 0);
 }
 
 proptest! {

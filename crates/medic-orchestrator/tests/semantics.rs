@@ -875,6 +875,50 @@ fn repair_needs_a_repair_action() {
 }
 
 #[test]
+fn the_finding_behind_an_action_survives_a_crash_in_the_journal() {
+    let mut h = one("api");
+    let mut f = unhealthy("api", 0);
+    f.memory_ratio = Some(0.97);
+    h.finding(f);
+    h.tick(0);
+    // kill -9 here: the driver persisted the journal as JSON lines
+    let lines: Vec<String> = h
+        .journal
+        .iter()
+        .map(|j| serde_json::to_string(j).unwrap())
+        .collect();
+    let journal: Vec<JournalEntry> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    match &journal[..] {
+        [
+            JournalEntry::IncidentOpened {
+                target, summary, ..
+            },
+            JournalEntry::Intent { reason, .. },
+        ] => {
+            assert_eq!(target.as_str(), "api");
+            assert_eq!(
+                summary,
+                "unhealthy (critical); failing liveness; memory 97%"
+            );
+            assert_eq!(reason, "unresponsive: liveness failing");
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = Engine::recover(
+        h.targets.clone(),
+        h.tiers.clone(),
+        h.config.clone(),
+        journal,
+    )
+    .unwrap();
+    assert_eq!(e.durable_state(), h.engine.durable_state());
+    assert_eq!(e.durable_state().targets[0].crashes, [at(0)]);
+}
+
+#[test]
 fn recover_during_a_half_open_probe_probes_again() {
     let mut h = one("api");
     let mut f = degraded("api", 0);
