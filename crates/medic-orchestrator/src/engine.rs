@@ -862,6 +862,21 @@ impl Engine {
         self.enqueue(i, now);
     }
 
+    /// The target and state of `action` if it is in flight (and, with `acting_only`, still
+    /// waiting for its actuator); otherwise the event is stale and counted as such.
+    fn in_flight(&mut self, action: ActionId, acting_only: bool) -> Option<(u32, InFlight)> {
+        let found = self.actions.get(&action).and_then(|&i| {
+            self.targets[i as usize]
+                .inflight
+                .filter(|f| f.action == action && (!acting_only || f.phase == Phase::Acting))
+                .map(|f| (i, f))
+        });
+        if found.is_none() {
+            self.stats.stale_events += 1;
+        }
+        found
+    }
+
     fn on_action_outcome(
         &mut self,
         now: Timestamp,
@@ -869,19 +884,10 @@ impl Engine {
         outcome: Outcome,
         out: &mut Vec<Command>,
     ) {
-        let Some(&i) = self.actions.get(&action) else {
-            self.stats.stale_events += 1;
+        let Some((i, f)) = self.in_flight(action, true) else {
             return;
         };
-        let t = &self.targets[i as usize];
-        let Some(f) = t
-            .inflight
-            .filter(|f| f.action == action && f.phase == Phase::Acting)
-        else {
-            self.stats.stale_events += 1;
-            return;
-        };
-        let target = t.name.clone();
+        let target = self.targets[i as usize].name.clone();
         self.journal(
             out,
             JournalEntry::Acted {
@@ -934,13 +940,7 @@ impl Engine {
         outcome: Outcome,
         out: &mut Vec<Command>,
     ) {
-        let Some(&i) = self.actions.get(&action) else {
-            self.stats.stale_events += 1;
-            return;
-        };
-        let t = &self.targets[i as usize];
-        let Some(f) = t.inflight.filter(|f| f.action == action) else {
-            self.stats.stale_events += 1;
+        let Some((i, f)) = self.in_flight(action, false) else {
             return;
         };
         match f.phase {
