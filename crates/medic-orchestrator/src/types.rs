@@ -226,7 +226,8 @@ pub struct Act {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EscalationReason {
-    /// Crash loop: too many restarts within the window; the engine stopped acting.
+    /// Crash loop: the target went down `crash_loop.restarts` times within the window; the
+    /// engine stopped acting.
     GaveUp,
     /// The escalation ladder reached its top.
     LadderExhausted,
