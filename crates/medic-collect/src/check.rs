@@ -31,7 +31,7 @@ use crate::health::{
 };
 use crate::probe::{Prober, kind_of};
 use crate::procfs::{self, SysConf};
-use crate::scrape::{self, ErrorSource, PerfMetrics, PerfSnapshot};
+use crate::scrape::{self, ErrorSource, PerfMetrics, PerfSnapshot, ScrapeReport};
 
 /// How a check round runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,8 +119,8 @@ pub async fn check_fleet(
             jobs.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let started = tokio::time::Instant::now();
-                let (verdict, _) =
-                    performance(&prober, &target, &limits, clock.now(), options, None).await;
+                let (verdict, _, _) =
+                    performance(&prober, &target, Some(&limits), clock.now(), options, None).await;
                 (
                     idx,
                     verdict_line(
@@ -307,18 +307,19 @@ fn millis(d: Duration) -> f64 {
 
 /// Scrapes the target's metrics and checks the performance limits, over the counters'
 /// change since `earlier` (the previous scrape) or over the target's lifetime without one.
-/// Returns the verdict and this scrape's snapshot (for the next window).
+/// Returns the verdict, this scrape's snapshot (for the next window) and its report.
+/// Without `limits` the verdict is [`LimitVerdict::NoData`] (a scrape for history only).
 pub(crate) async fn performance(
     prober: &Prober,
     target: &Target,
-    limits: &medic_policy::PerformanceLimits,
+    limits: Option<&medic_policy::PerformanceLimits>,
     now: Timestamp,
     options: CheckOptions,
     earlier: Option<&PerfSnapshot>,
-) -> (LimitVerdict, Option<PerfSnapshot>) {
+) -> (LimitVerdict, Option<PerfSnapshot>, Option<ScrapeReport>) {
     let Some(metrics) = &target.metrics else {
         let why = "performance limits are set but the target has no metrics endpoint";
-        return (LimitVerdict::Fail(why.into()), None);
+        return (LimitVerdict::Fail(why.into()), None, None);
     };
     let report = match scrape::scrape(
         prober.client(),
@@ -331,7 +332,7 @@ pub(crate) async fn performance(
     .await
     {
         Ok(r) => r,
-        Err(e) => return (LimitVerdict::Fail(crate::probe::error_chain(&e)), None),
+        Err(e) => return (LimitVerdict::Fail(crate::probe::error_chain(&e)), None, None),
     };
     let spec = perf_metrics_for(&report.samples);
     let snapshot = PerfSnapshot::from_samples(&report.samples, &spec);
@@ -344,7 +345,8 @@ pub(crate) async fn performance(
         error_rate: r.error_rate,
         queue_depth: r.queue_depth,
     };
-    (evaluate_performance(limits, &reading), Some(snapshot))
+    let verdict = limits.map_or(LimitVerdict::NoData, |l| evaluate_performance(l, &reading));
+    (verdict, Some(snapshot), Some(report))
 }
 
 /// Picks a target's performance metrics by the usual naming conventions: a histogram or

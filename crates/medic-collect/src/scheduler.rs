@@ -70,6 +70,9 @@ pub fn probes_of(fleet: &Fleet) -> Vec<ScheduledProbe> {
 /// A derived level the scheduler measures periodically.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MeasureKind {
+    /// Scrape the metrics endpoint for history only (a target with `metrics:` and no
+    /// performance limits); it has no health slot and yields no report, only samples.
+    Scrape,
     /// Scrape the metrics endpoint and check the performance limits (every `metrics.every`).
     Performance,
     /// Read the target's process in /proc and check the resource limits (every 10 s).
@@ -84,7 +87,7 @@ pub struct ScheduledMeasure {
     /// The index of the target in the fleet.
     pub target_idx: usize,
     /// The health slot: after the target's probes, performance first, then resources
-    /// (the numbering of [`crate::health::FleetHealth`]).
+    /// (the numbering of [`crate::health::FleetHealth`]); `usize::MAX` for [`MeasureKind::Scrape`].
     pub slot: usize,
     /// What is measured.
     pub kind: MeasureKind,
@@ -119,6 +122,18 @@ pub fn measures_of(fleet: &Fleet) -> Vec<ScheduledMeasure> {
                 timeout,
             });
             slot += 1;
+        }
+        if target.performance.is_none()
+            && let Some(metrics) = &target.metrics
+        {
+            out.push(ScheduledMeasure {
+                target: Arc::clone(&shared),
+                target_idx,
+                slot: usize::MAX,
+                kind: MeasureKind::Scrape,
+                every: metrics.every,
+                timeout: metrics.timeout,
+            });
         }
         if target.resources.is_some() {
             out.push(ScheduledMeasure {
@@ -170,6 +185,21 @@ impl ProbeReport {
     }
 }
 
+/// The samples of one scrape, for history and detection (see [`Scheduler::with_samples`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScrapedSamples {
+    /// The index of the target in the fleet.
+    pub target_idx: usize,
+    /// The target.
+    pub target: TargetId,
+    /// When the scrape started.
+    pub at: Timestamp,
+    /// Every valid sample of the page.
+    pub samples: Vec<medic_core::MetricSample>,
+    /// Malformed lines skipped on the page.
+    pub skipped_lines: usize,
+}
+
 /// Counters of a scheduler run, readable while it runs.
 #[derive(Debug, Default)]
 pub struct SchedulerStats {
@@ -181,6 +211,8 @@ pub struct SchedulerStats {
     pub skipped_overlapping: AtomicU64,
     /// Reports dropped because the receiver was gone.
     pub undelivered: AtomicU64,
+    /// Scraped sample batches dropped because the samples channel was full or closed.
+    pub samples_dropped: AtomicU64,
 }
 
 /// Drives a list of probes until `shutdown` resolves or the report receiver is dropped.
@@ -191,6 +223,7 @@ pub struct Scheduler {
     prober: Prober,
     clock: Arc<dyn Clock>,
     stats: Arc<SchedulerStats>,
+    samples: Option<mpsc::Sender<ScrapedSamples>>,
 }
 
 impl Scheduler {
@@ -208,7 +241,16 @@ impl Scheduler {
             prober,
             clock,
             stats: Arc::new(SchedulerStats::default()),
+            samples: None,
         }
+    }
+
+    /// Also delivers every scrape's samples (of performance and scrape-only measures) to
+    /// `samples`. A full channel drops the batch (counted in
+    /// [`SchedulerStats::samples_dropped`]) rather than delay the probes.
+    pub fn with_samples(mut self, samples: mpsc::Sender<ScrapedSamples>) -> Scheduler {
+        self.samples = Some(samples);
+        self
     }
 
     /// Also measures these derived levels; their reports have `probe_idx` equal to
@@ -303,6 +345,7 @@ impl Scheduler {
                 running: Arc::clone(&running),
                 reports: reports.clone(),
                 stats: Arc::clone(&self.stats),
+                samples: self.samples.clone(),
             };
             tasks.spawn(run.go());
         }
@@ -323,6 +366,7 @@ struct ProbeRun {
     running: Arc<[AtomicBool]>,
     reports: mpsc::Sender<ProbeReport>,
     stats: Arc<SchedulerStats>,
+    samples: Option<mpsc::Sender<ScrapedSamples>>,
 }
 
 impl ProbeRun {
@@ -373,28 +417,37 @@ impl ProbeRun {
         let options = CheckOptions::DEFAULT;
         let work = async {
             match m.kind {
-                MeasureKind::Performance => match &target.performance {
-                    Some(limits) => {
-                        // One run per measure at a time (the running flag), so take/put back
-                        // never races.
-                        let slot = &self.perf_windows[m_idx];
-                        let earlier = slot.lock().ok().and_then(|mut s| s.take());
-                        let (verdict, snapshot) = performance(
-                            &self.prober,
-                            target,
-                            limits,
-                            at,
-                            options,
-                            earlier.as_ref(),
-                        )
-                        .await;
-                        if let (Ok(mut s), Some(snapshot)) = (slot.lock(), snapshot) {
-                            *s = Some(snapshot);
-                        }
-                        verdict
+                MeasureKind::Performance | MeasureKind::Scrape => {
+                    // One run per measure at a time (the running flag), so take/put back
+                    // never races.
+                    let slot = &self.perf_windows[m_idx];
+                    let earlier = slot.lock().ok().and_then(|mut s| s.take());
+                    let (verdict, snapshot, report) = performance(
+                        &self.prober,
+                        target,
+                        target.performance.as_ref(),
+                        at,
+                        options,
+                        earlier.as_ref(),
+                    )
+                    .await;
+                    if let (Ok(mut s), Some(snapshot)) = (slot.lock(), snapshot) {
+                        *s = Some(snapshot);
                     }
-                    None => LimitVerdict::NoData,
-                },
+                    if let (Some(tx), Some(report)) = (&self.samples, report) {
+                        let batch = ScrapedSamples {
+                            target_idx: m.target_idx,
+                            target: target.name.clone(),
+                            at,
+                            samples: report.samples,
+                            skipped_lines: report.skipped_lines,
+                        };
+                        if tx.try_send(batch).is_err() {
+                            self.stats.samples_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    verdict
+                }
                 MeasureKind::Resources => match &target.resources {
                     Some(limits) => {
                         match resources_reading(target, self.clock.as_ref(), options).await {
@@ -413,7 +466,9 @@ impl ProbeRun {
             Err(_elapsed) => ProbeOutcome::TimedOut,
         };
         let (level, kind) = match m.kind {
-            MeasureKind::Performance => (ProbeLevel::Performance, ProbeKind::Metrics),
+            MeasureKind::Performance | MeasureKind::Scrape => {
+                (ProbeLevel::Performance, ProbeKind::Metrics)
+            }
             MeasureKind::Resources => (ProbeLevel::Resources, ProbeKind::Resources),
         };
         Some(ProbeReport {
