@@ -21,6 +21,7 @@ pub mod capture;
 pub mod exec;
 pub mod http;
 mod pgroup;
+pub mod supervise;
 
 /// An error and its causes, joined with `: `.
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
