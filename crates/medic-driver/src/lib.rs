@@ -2,15 +2,18 @@
 //!
 //! Main types: [`exec::run`] runs a program as argv with whole-argument placeholders, in its
 //! own process group, under a deadline, keeping the tail of its output; [`http::run`] sends an
-//! HTTP action with a capped response body; [`capture`] holds the bounded output buffers.
-//! Not built yet: the supervisor of `supervise:` targets and the dispatch of engine acts with
-//! post-conditions (see issue 8, item 3).
+//! HTTP action with a capped response body; [`capture`] holds the bounded output buffers;
+//! [`supervise::Supervisor`] spawns and owns the processes of `supervise:` targets (exit
+//! events at once from the child handle, restart / reset / recreate / scale on the next free
+//! ports, output rings, no orphans on stop, shutdown or drop).
+//! Not built yet: the dispatch of engine acts with post-conditions (see issue 8, item 3).
 //!
 //! Invariants:
 //! - nothing runs through a shell unless the policy says `shell: true`, and target data is
 //!   never pasted into a shell script (it goes in as `"$1"`… or `MEDIC_*` variables);
 //! - every child is the leader of its own process group, and stopping it on a timeout signals
-//!   the whole group (SIGTERM, grace, SIGKILL), so nothing of it is left behind;
+//!   the whole group (SIGTERM, grace, SIGKILL), so nothing of it is left behind; a supervised
+//!   process's group never outlives its leader;
 //! - captured output is bounded (a byte tail per stream, a ring of lines per process);
 //! - an action is reported as a [`medic_core::Outcome`], never as an error: a failed action
 //!   is a result, with a reason fit for the journal.
