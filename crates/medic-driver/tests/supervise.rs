@@ -587,3 +587,58 @@ fn a_dropped_runtime_leaves_no_orphans() {
     check.block_on(assert_gone(&[pid, child]));
     drop(sup);
 }
+
+#[tokio::test]
+async fn a_stopped_hung_group_is_restarted() {
+    // A hang injected with SIGSTOP: the group cannot act on SIGTERM while stopped, so the
+    // restart must still end it (SIGCONT with the SIGTERM, or SIGKILL after the grace).
+    let mut h = harness(Duration::from_millis(300));
+    let t = TargetId::new("hung");
+    let old = bounded(
+        h.sup
+            .start(&t, &sh("sleep 300 & echo pid=$!; wait"), &Vars::default()),
+    )
+    .await
+    .unwrap();
+    let tail = tail_until(&h.sup, &t, |l| !printed_pids(l).is_empty()).await;
+    let child = printed_pids(&tail)[0];
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &format!("-{old}")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let new = bounded(h.sup.restart(&t)).await.unwrap();
+    let ev = h.next_event().await;
+    assert_eq!((ev.pid, ev.expected), (old, true));
+    assert!(matches!(ev.exit, ExitStatus::Signal(_)), "{ev:?}");
+    assert_gone(&[old, child]).await;
+    assert!(common::alive(new[0]));
+    bounded(h.sup.stop_all()).await.unwrap();
+    assert_gone(&new).await;
+}
+
+#[tokio::test]
+async fn a_stopped_target_can_be_started_again() {
+    let mut h = harness(Duration::from_secs(5));
+    let t = TargetId::new("again");
+    let first = bounded(h.sup.start(&t, &sh("exec sleep 300"), &Vars::default()))
+        .await
+        .unwrap();
+    bounded(h.sup.stop(&t)).await.unwrap();
+    let ev = h.next_event().await;
+    assert_eq!(
+        (ev.pid, ev.exit, ev.expected),
+        (first, ExitStatus::Signal(libc::SIGTERM), true)
+    );
+    let second = bounded(h.sup.start(&t, &sh("exec sleep 300"), &Vars::default()))
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    let status = h.sup.status(&t).unwrap();
+    assert_eq!(
+        (status.instance, status.restarts, status.last_exit),
+        (Some(0), 0, None)
+    );
+    bounded(h.sup.stop_all()).await.unwrap();
+}
