@@ -120,8 +120,12 @@ async fn a_crash_is_reported_at_once_and_not_as_expected() {
     tail_until(&h.sup, &t, |l| l.iter().any(|l| l == "started")).await;
     h.clock.set(Timestamp::from_secs(2_000));
 
+    // Measured, printed, never asserted: how long from the kill to the event.
+    #[allow(clippy::disallowed_methods)] // elapsed wall time is the measurement itself
+    let sent = std::time::Instant::now();
     common::kill9(pid);
     let ev = h.next_event().await;
+    eprintln!("crash detected {:?} after kill -9", sent.elapsed());
     assert_eq!(
         ev,
         ProcessEvent {
@@ -156,7 +160,13 @@ async fn restart_replaces_the_whole_group_and_flags_the_old_exit_as_expected() {
     let tail = tail_until(&h.sup, &t, |l| !printed_pids(l).is_empty()).await;
     let old_child = printed_pids(&tail)[0];
 
+    #[allow(clippy::disallowed_methods)] // measured and printed, never asserted
+    let began = std::time::Instant::now();
     let new = bounded(h.sup.restart(&t)).await.unwrap();
+    eprintln!(
+        "restart of a SIGTERM-obeying group took {:?}",
+        began.elapsed()
+    );
     assert_eq!(new.len(), 1);
     assert_ne!(new[0], old);
     let ev = h.next_event().await;
