@@ -201,8 +201,8 @@ fn print_report(policies: &Path, r: &SimReport, wall: f64) {
         r.gave_up
     );
     println!(
-        "engine: {} findings, {} ticks, {} journal entries",
-        r.findings, r.ticks, r.engine.journal_entries
+        "engine: {} findings, {} ticks, {} journal entries, {} incidents opened, {} options skipped for want of an action",
+        r.findings, r.ticks, r.engine.journal_entries, r.engine.incidents, r.engine.not_executable
     );
     println!("violations: {}", r.violations);
     for (k, v) in &r.violations_by_kind {
