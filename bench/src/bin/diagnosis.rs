@@ -1,8 +1,11 @@
 //! Diagnosis matching speed: MB/s of log text through `medic_detect::diagnosis::diagnose`
 //! (one `RegexSet` over every pattern's regexes, `is_match` per line, `matches` only on hits)
-//! against the naive reference that tries each compiled regex on each line, side by side.
+//! against two references, side by side: the previous matcher (the same set compiled with
+//! Unicode classes over `&str`, `is_match` then `matches` per line, no bookkeeping) and the
+//! naive loop that tries each compiled regex on each line.
 //!
 //! `cargo run --release -p medic-bench --bin diagnosis [-- PATTERNS_YAML [MB [ITERATIONS]]]`
+//! (`-- --signatures`: the failure-signature figures on the labelled corpus instead)
 //!
 //! The log is generated from a fixed seed: benign service lines (request logs, start-up and
 //! health messages in the formats of nginx, PostgreSQL, Redis, systemd, Go and Java services)
@@ -130,9 +133,95 @@ fn mbps(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
 }
 
+/// `diagnosis --signatures`: failure signatures trained on the labelled corpus (release
+/// build, default parameters): the k scan, purity, nearest-signature agreement on the holdout,
+/// and novelty of a category left out of training.
+fn signatures_report(root: &Path) {
+    use medic_core::DiagnosisCategory;
+    use medic_detect::diagnosis::eval::load_corpus;
+    use medic_detect::diagnosis::signatures::{FailureRecord, TrainParams, train};
+    let load = |name: &str| -> Vec<FailureRecord> {
+        load_corpus(&root.join("tests/data/diagnosis").join(name))
+            .expect("corpus")
+            .into_iter()
+            .filter(|s| s.category != DiagnosisCategory::Unknown)
+            .map(|s| FailureRecord {
+                text: s.text,
+                signals: Signals::default(),
+                label: Some(s.category),
+            })
+            .collect()
+    };
+    let (corpus, holdout) = (load("corpus.jsonl"), load("holdout.jsonl"));
+    for (name, params) in [
+        ("default (k 4..30, 4 runs)", TrainParams::default()),
+        (
+            "test settings (k 10..22, 2 runs)",
+            TrainParams {
+                k_min: 10,
+                k_max: 22,
+                n_runs: 2,
+                ..TrainParams::default()
+            },
+        ),
+    ] {
+        let report = train(&corpus, &params).expect("trains");
+        let card = report.model.card();
+        let scan: Vec<String> = card
+            .scan
+            .iter()
+            .map(|s| format!("{}:{:.3}", s.k, s.silhouette))
+            .collect();
+        println!(
+            "{name}: {} failures, vocabulary {}, k {} silhouette {:.3} purity {:.3}\n  scan {}",
+            card.records,
+            card.vocabulary_size,
+            card.k,
+            card.silhouette,
+            card.purity.unwrap_or(0.0),
+            scan.join(" ")
+        );
+        let (mut agree, mut novel) = (0, 0);
+        for r in &holdout {
+            let a = report.model.assign(&r.text, &r.signals);
+            agree += usize::from(a.category == r.label);
+            novel += usize::from(a.novel);
+        }
+        println!(
+            "  holdout ({}): nearest-signature category agreement {:.3}, novel {:.3}",
+            holdout.len(),
+            agree as f64 / holdout.len() as f64,
+            novel as f64 / holdout.len() as f64
+        );
+        let virt = |r: &FailureRecord| r.label == Some(DiagnosisCategory::Virtualization);
+        let seen: Vec<FailureRecord> = corpus.iter().filter(|r| !virt(r)).cloned().collect();
+        let model = train(&seen, &params).expect("trains").model;
+        let unseen: Vec<&FailureRecord> =
+            corpus.iter().chain(&holdout).filter(|r| virt(r)).collect();
+        let seen_test: Vec<&FailureRecord> = holdout.iter().filter(|r| !virt(r)).collect();
+        let rate = |rs: &[&FailureRecord]| {
+            rs.iter()
+                .filter(|r| model.assign(&r.text, &r.signals).novel)
+                .count() as f64
+                / rs.len() as f64
+        };
+        println!(
+            "  trained without virtualization: novel {:.3} of {} virtualization failures, {:.3} of {} held-out failures of seen kinds",
+            rate(&unseen),
+            unseen.len(),
+            rate(&seen_test),
+            seen_test.len()
+        );
+    }
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if args.peek().is_some_and(|a| a == "--signatures") {
+        signatures_report(&root);
+        return;
+    }
     let patterns = args
         .next()
         .map(PathBuf::from)
@@ -153,6 +242,12 @@ fn main() {
         .flat_map(|p| p.regexes.iter())
         .map(|r| regex::Regex::new(r).expect("validated"))
         .collect();
+    let previous =
+        regex::RegexSetBuilder::new(library.patterns().iter().flat_map(|p| p.regexes.iter()))
+            .size_limit(64 << 20)
+            .dfa_size_limit(32 << 20)
+            .build()
+            .expect("validated");
     let errors = error_lines(&root);
     println!(
         "patterns: {} ({} regexes), error lines available: {}, log size: {mb} MB, iterations: {iterations}",
@@ -161,14 +256,23 @@ fn main() {
         errors.len()
     );
     println!(
-        "{:<22} {:>14} {:>14} {:>16} {:>8}",
-        "mix", "medic MB/s", "(median)", "naive MB/s", "ratio"
+        "{:<18} {:>11} {:>9} {:>14} {:>9} {:>11} {:>8}",
+        "mix", "medic MB/s", "(median)", "previous MB/s", "(median)", "naive MB/s", "vs prev"
     );
     for (name, fraction) in [("1% error lines", 0.01), ("100% error lines", 1.0)] {
         let text = log(mb << 20, fraction, &errors, 7);
         let signals = Signals::default();
         let (best, median, n_causes) = time(iterations, || {
             diagnose(&library, &text, &signals).causes.len()
+        });
+        let (prev_best, prev_median, _) = time(iterations, || {
+            let mut hit_lines = 0;
+            for line in text.lines() {
+                if previous.is_match(line) {
+                    hit_lines += usize::from(previous.matches(line).matched_any());
+                }
+            }
+            hit_lines
         });
         // The naive reference runs once (it is slow); it counts matching (line, regex) pairs.
         let (naive, _, _) = time(1, || {
@@ -184,9 +288,12 @@ fn main() {
         });
         let medic = mbps(text.len(), best);
         let reference = mbps(text.len(), naive);
+        let prev = mbps(text.len(), prev_best);
         println!(
-            "{name:<22} {medic:>14.1} {:>14.1} {reference:>16.1} {:>7.1}x   (causes found: {n_causes})",
+            "{name:<18} {medic:>11.1} {:>9.1} {prev:>14.1} {:>9.1} {reference:>11.1} {:>7.2}x   (causes found: {n_causes}; {:.0}x naive)",
             mbps(text.len(), median),
+            mbps(text.len(), prev_median),
+            medic / prev,
             medic / reference
         );
     }

@@ -7,7 +7,8 @@
 //!   is its base confidence: more evidence lines raise confidence, with diminishing returns;
 //! - patterns of one category combine by noisy-OR, `1 - Π(1 - strength)`, capped at
 //!   [`MAX_CONFIDENCE`];
-//! - categories are ranked by that confidence.
+//! - categories are ranked by that confidence;
+//! - `fallback` patterns (generic wording) count only when no regular pattern matched.
 //!
 //! A cause exists only if a pattern matched or a non-text signal fired, so text that matches
 //! nothing yields no cause and the top category is `unknown`.
@@ -165,20 +166,21 @@ pub fn diagnose(library: &PatternLibrary, text: &str, signals: &Signals) -> Diag
     let set = library.set();
     let mut hits: Vec<Hits> = Vec::new();
     let mut n_lines = 0;
-    let mut seen_in_line: Vec<bool> = Vec::new();
+    // The last line (1-based) each pattern was counted on, so a pattern with several
+    // matching regexes counts a line once, without clearing anything per line.
+    let mut last_line: Vec<usize> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         n_lines = i + 1;
-        if !set.is_match(line) {
+        if !set.is_match(line.as_bytes()) {
             continue;
         }
         if hits.is_empty() {
             hits.resize_with(patterns.len(), Hits::default);
-            seen_in_line.resize(patterns.len(), false);
+            last_line.resize(patterns.len(), 0);
         }
-        seen_in_line.iter_mut().for_each(|s| *s = false);
-        for regex_idx in set.matches(line).iter() {
+        for regex_idx in set.matches(line.as_bytes()).iter() {
             let p = library.owner(regex_idx);
-            if std::mem::replace(&mut seen_in_line[p], true) {
+            if std::mem::replace(&mut last_line[p], i + 1) == i + 1 {
                 continue;
             }
             let h = &mut hits[p];
@@ -193,10 +195,14 @@ pub fn diagnose(library: &PatternLibrary, text: &str, signals: &Signals) -> Diag
         }
     }
 
-    // (category, strength, pattern index or signal, hits)
+    // Fallback (generic-wording) patterns count only when no regular pattern matched.
+    let specific = hits
+        .iter()
+        .zip(patterns)
+        .any(|(h, p)| h.n_lines > 0 && !p.fallback);
     let mut contributions: Vec<Contribution> = Vec::new();
     for (p, h) in hits.into_iter().enumerate() {
-        if h.n_lines == 0 {
+        if h.n_lines == 0 || (specific && patterns[p].fallback) {
             continue;
         }
         let pat = &patterns[p];

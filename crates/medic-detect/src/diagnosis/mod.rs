@@ -12,6 +12,8 @@
 //! - [`shadow`]: shadow errors: a reported success contradicted by a failed post-condition.
 //! - [`learning`]: Beta-posterior success rates per failure signature and strategy that
 //!   re-rank the planner's options (never past the risk limit).
+//! - [`signatures`]: failure signatures: recorded failures clustered offline (k-means,
+//!   k by silhouette), assigned at run time to the nearest centroid or called novel.
 //! - [`eval`]: accuracy, per-category precision/recall and the confusion matrix on a labelled
 //!   corpus.
 //!
@@ -28,6 +30,7 @@ pub mod learning;
 pub mod patterns;
 pub mod planner;
 pub mod shadow;
+pub mod signatures;
 
 pub use analyze::{Cause, Diagnosis, Evidence, Signals, diagnose};
 pub use context::DiagnosticContext;
@@ -81,6 +84,61 @@ pub enum Error {
     #[error("reading corpus {path}")]
     ReadCorpus {
         /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Too few failures (with at least one vocabulary term) to cluster.
+    #[error("{found} failures with known terms, clustering needs at least {need}")]
+    TooFewFailures {
+        /// Failures with a vector.
+        found: usize,
+        /// Failures needed.
+        need: usize,
+    },
+    /// k-means failed.
+    #[error("clustering failures")]
+    Clustering(#[source] linfa_clustering::KMeansError),
+    /// A signature model could not be read.
+    #[error("reading signature model {path}")]
+    ReadModel {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A signature model is not valid JSON of the expected shape.
+    #[error("parsing signature model {path}")]
+    ParseModel {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A signature model is inconsistent.
+    #[error("invalid signature model {path}: {reason}")]
+    InvalidModel {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A signature model could not be encoded.
+    #[error("encoding signature model {path}")]
+    EncodeModel {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A signature model could not be written.
+    #[error("writing signature model {path}")]
+    WriteModel {
+        /// The file or directory.
         path: PathBuf,
         /// The cause.
         #[source]

@@ -14,6 +14,8 @@
 //!     commands:                        # shown to a human, never run by medic
 //!       - journalctl -k --since -1h | grep -i oom
 //!     description: The kernel OOM killer killed a process.
+//!     fallback: false                  # optional; true: counts only when no regular
+//!                                      # pattern matched the text (generic wording)
 //! ```
 //!
 //! Validation reports every problem at once as `file:line:col: key.path: message`.
@@ -23,7 +25,7 @@ use std::path::Path;
 
 use medic_core::{DiagnosisCategory, Strategy};
 use medic_policy::yaml::{Decoder, Node, ValidationErrors, Value, parse_yaml};
-use regex::{RegexSet, RegexSetBuilder};
+use regex::bytes::{RegexSet, RegexSetBuilder};
 
 use super::Error;
 
@@ -59,6 +61,9 @@ pub struct Pattern {
     pub commands: Vec<String>,
     /// What the pattern means, in words.
     pub description: String,
+    /// A generic-wording pattern: it counts only when no regular pattern matched the text,
+    /// so it names a cause where nothing specific does without outvoting specific evidence.
+    pub fallback: bool,
 }
 
 /// The validated patterns with their regexes compiled into one set.
@@ -100,10 +105,18 @@ impl PatternLibrary {
                 owner.push(i);
             }
         }
-        let set = RegexSetBuilder::new(&sources)
-            .size_limit(SET_SIZE_LIMIT)
-            .dfa_size_limit(SET_DFA_LIMIT)
-            .build()
+        // Log lines are matched as bytes with ASCII-only classes (`\d`, `\w`, `\b`, `(?i)`):
+        // the automaton is far smaller than with Unicode classes, so the lazy DFA keeps up
+        // with many patterns at once. A library that needs Unicode classes (`\p{…}`) gets them.
+        let build = |unicode: bool| {
+            RegexSetBuilder::new(&sources)
+                .unicode(unicode)
+                .size_limit(SET_SIZE_LIMIT)
+                .dfa_size_limit(SET_DFA_LIMIT)
+                .build()
+        };
+        let set = build(false)
+            .or_else(|_| build(true))
             .map_err(Error::CompileSet)?;
         Ok(PatternLibrary {
             patterns,
@@ -122,7 +135,7 @@ impl PatternLibrary {
         self.patterns.iter().find(|p| p.id == id)
     }
 
-    /// The compiled set (one entry per regex).
+    /// The compiled set (one entry per regex), matched against a line's bytes.
     pub(crate) fn set(&self) -> &RegexSet {
         &self.set
     }
@@ -141,6 +154,7 @@ const PATTERN_KEYS: &[&str] = &[
     "strategies",
     "commands",
     "description",
+    "fallback",
 ];
 
 fn validate(file: &str, root: &Node) -> Result<Vec<Pattern>, ValidationErrors> {
@@ -235,6 +249,9 @@ fn validate(file: &str, root: &Node) -> Result<Vec<Pattern>, ValidationErrors> {
         let description = dec
             .opt_string(map.get("description"), &format!("{base}.description"))
             .unwrap_or_default();
+        let fallback = dec
+            .opt_bool(map.get("fallback"), &format!("{base}.fallback"))
+            .unwrap_or(false);
         if let (Some(id), Some(category), Some(confidence)) = (id, category, confidence) {
             out.push(Pattern {
                 id,
@@ -244,6 +261,7 @@ fn validate(file: &str, root: &Node) -> Result<Vec<Pattern>, ValidationErrors> {
                 strategies,
                 commands,
                 description,
+                fallback,
             });
         }
     }
