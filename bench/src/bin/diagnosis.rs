@@ -5,7 +5,8 @@
 //! naive loop that tries each compiled regex on each line.
 //!
 //! `cargo run --release -p medic-bench --bin diagnosis [-- PATTERNS_YAML [MB [ITERATIONS]]]`
-//! (`-- --signatures`: the failure-signature figures on the labelled corpus instead)
+//! (`-- --signatures`: the failure-signature figures on the labelled corpus instead;
+//! `-- --eval PATTERNS FILE…`: accuracy of a pattern file on labelled corpora)
 //!
 //! The log is generated from a fixed seed: benign service lines (request logs, start-up and
 //! health messages in the formats of nginx, PostgreSQL, Redis, systemd, Go and Java services)
@@ -220,6 +221,23 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     if args.peek().is_some_and(|a| a == "--signatures") {
         signatures_report(&root);
+        return;
+    }
+    if args.peek().is_some_and(|a| a == "--eval") {
+        // `--eval PATTERNS FILE…`: accuracy of a pattern file on labelled corpora (what
+        // `medic eval diagnose` prints, without building the CLI).
+        args.next();
+        let patterns = PathBuf::from(args.next().expect("--eval PATTERNS FILE…"));
+        let library = PatternLibrary::load(&patterns).expect("valid patterns");
+        for file in args {
+            let samples =
+                medic_detect::diagnosis::eval::load_corpus(Path::new(&file)).expect("corpus");
+            let r = medic_detect::diagnosis::eval::evaluate(&library, &samples);
+            println!(
+                "{file}: accuracy {:.3} ({}/{}), confident wrong {}",
+                r.accuracy, r.correct, r.n, r.confident_wrong
+            );
+        }
         return;
     }
     let patterns = args
