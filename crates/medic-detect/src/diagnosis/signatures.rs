@@ -718,14 +718,13 @@ pub fn silhouette(dist: &Array2<f64>, members: &[usize], k: usize) -> f64 {
     }
     let mut total = 0.0;
     let mut sums = vec![0.0; k];
-    for i in 0..n {
-        let own = members[i];
+    for (i, &own) in members.iter().enumerate() {
         if sizes[own] <= 1 {
             continue;
         }
         sums.iter_mut().for_each(|s| *s = 0.0);
-        for j in 0..n {
-            sums[members[j]] += dist[[i, j]];
+        for (&m, d) in members.iter().zip(dist.row(i)) {
+            sums[m] += d;
         }
         let a = sums[own] / (sizes[own] - 1) as f64;
         let b = (0..k)
