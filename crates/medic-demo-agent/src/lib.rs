@@ -133,6 +133,10 @@ pub struct Args {
     /// Requests per second the agent sends itself on `/work`; 0 disables.
     #[arg(long, default_value_t = 4.0)]
     pub load_rps: f64,
+    /// Exit with status 1 at start-up while this file exists: a crash loop that no restart,
+    /// reset or recreate fixes (a human has to remove the file), as `medic demo` uses it.
+    #[arg(long)]
+    pub crash_marker: Option<PathBuf>,
     /// Seed of the simulated work latencies (default: the port).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -469,6 +473,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => (None, false),
     };
+    if let Some(marker) = &args.crash_marker
+        && marker.exists()
+    {
+        eprintln!(
+            "{}: crashing at start-up ({} exists)",
+            args.name,
+            marker.display()
+        );
+        std::process::exit(1);
+    }
     if args.faults.contains(&FaultKind::Crash) {
         eprintln!("{}: crashing at start-up (crash fault)", args.name);
         std::process::exit(1);

@@ -21,10 +21,17 @@
 //! This crate holds the tokio side; `medic-orchestrator` (the engine) stays free of it.
 
 pub mod capture;
+pub mod daemon;
+pub mod dispatch;
 pub mod exec;
 pub mod http;
 mod pgroup;
 pub mod supervise;
+
+/// An error and its causes, joined with `: ` (for messages to users).
+pub fn error_text(err: &dyn std::error::Error) -> String {
+    error_chain(err)
+}
 
 /// An error and its causes, joined with `: `.
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {

@@ -24,9 +24,14 @@ pub(crate) fn signal_group(pgid: u32, signal: libc::c_int) -> bool {
     rc == 0
 }
 
-/// SIGTERM to the group.
+/// SIGTERM to the group, then SIGCONT: a stopped process (a hang injected with SIGSTOP, or
+/// one stopped by a debugger) only acts on the SIGTERM once it runs again, so without the
+/// SIGCONT every stop of a stopped group would wait out the whole grace period (as systemd
+/// does for the same reason).
 pub(crate) fn term_group(pgid: u32) -> bool {
-    signal_group(pgid, libc::SIGTERM)
+    let exists = signal_group(pgid, libc::SIGTERM);
+    signal_group(pgid, libc::SIGCONT);
+    exists
 }
 
 /// SIGKILL to the group.

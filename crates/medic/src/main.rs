@@ -30,6 +30,14 @@ enum Command {
     Eval(cmd::eval::EvalCommand),
     /// Run the healing engine over a simulated fleet and days; compare two policy sets.
     Simulate(cmd::simulate::Args),
+    /// Run the daemon: probe, detect, decide, heal, journal; API and dashboard on loopback.
+    Run(cmd::run::Args),
+    /// One preemptive healing run: forecast the whole fleet, act on those about to fail.
+    Heal(cmd::heal::Args),
+    /// Watch medic heal real processes: six demo agents, scripted faults, a results table.
+    Demo(cmd::demo::Args),
+    /// Run one demo agent (a small HTTP service with injectable faults; used by `medic demo`).
+    DemoAgent(medic_demo_agent::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +50,10 @@ fn main() -> ExitCode {
         Command::Diagnose(args) => cmd::diagnose::run(args),
         Command::Eval(command) => cmd::eval::run(command),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Heal(args) => cmd::heal::run(args),
+        Command::DemoAgent(args) => cmd::demo_agent(args),
     };
     match result {
         Ok(code) => code,

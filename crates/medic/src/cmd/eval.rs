@@ -18,6 +18,11 @@ pub enum EvalCommand {
     /// reward_low_FP_rate, reward_low_FN_rate) from medic's own NAB scorer, beside a rolling
     /// z-score baseline scored by the same code.
     Nab(NabArgs),
+    /// Failure predictor on a fresh simulated fleet history (a seed not used in training):
+    /// event-level precision/recall/F1 at the card's threshold, window-level ROC/PR-AUC, lead
+    /// time (p10/p50/p90), false alarms per agent-day, look-alike false alarm rate, sudden
+    /// failures apart. Exit 2 when the model file is missing.
+    Predict(PredictArgs),
 }
 
 /// Arguments of `medic eval odds`.
@@ -117,6 +122,35 @@ pub struct NabArgs {
     pub json: bool,
 }
 
+/// Arguments of `medic eval predict`.
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// The ONNX model (its card is `<model>.card.json`, or inside the file).
+    #[arg(long, default_value = "models/failure_lstm.onnx")]
+    pub model: std::path::PathBuf,
+    /// Seed of the simulated history; must differ from the training seed in the card.
+    #[arg(long, alias = "seed", default_value_t = 1001)]
+    pub sim_seed: u64,
+    /// Simulated agents.
+    #[arg(long, default_value_t = 40)]
+    pub agents: usize,
+    /// Simulated days.
+    #[arg(long, default_value_t = 3.0)]
+    pub days: f64,
+    /// Score every N-th minute (1 = every minute, as the daemon does).
+    #[arg(long, default_value_t = 1)]
+    pub stride: usize,
+    /// Alarm threshold [default: the card's].
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Planned batch size of the tract plan.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// One JSON object per fault kind, then the summary line.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Runs an evaluation.
 pub fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -124,7 +158,173 @@ pub fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
         EvalCommand::Smd(args) => run_smd(args),
         EvalCommand::Diagnose(args) => super::diagnose::run_eval(args),
         EvalCommand::Nab(args) => run_nab(args),
+        EvalCommand::Predict(args) => run_predict(args),
     }
+}
+
+/// A simulated history as the predictor's per-agent series.
+fn sim_series(h: &medic_sim::History) -> Vec<medic_detect::predict::AgentSeries> {
+    use medic_detect::predict::dataset::{AgentSeries, Column, EpisodeMark, FailureMark};
+    h.agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| AgentSeries {
+            agent: a.name.clone(),
+            start: h.start,
+            step: std::time::Duration::from_secs(h.step_s),
+            columns: medic_sim::Metric::ALL
+                .iter()
+                .map(|m| Column {
+                    name: m.name().to_owned(),
+                    values: a.series(*m).collect(),
+                })
+                .collect(),
+            failures: h
+                .failures
+                .iter()
+                .filter(|f| f.agent == i)
+                .map(|f| FailureMark {
+                    at: h.timestamp(f.at_step),
+                    predictable: f.predictable(),
+                    kind: f.kind.name().to_owned(),
+                })
+                .collect(),
+            lookalikes: h
+                .episodes
+                .iter()
+                .filter(|e| e.agent == i)
+                .map(|e| EpisodeMark {
+                    start: h.timestamp(e.start),
+                    end: h.timestamp(e.end),
+                    kind: e.kind.name().to_owned(),
+                })
+                .collect(),
+            preemptive_actions: Vec::new(),
+        })
+        .collect()
+}
+
+fn run_predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    use medic_detect::predict::eval::{EvalConfig, evaluate};
+    use medic_detect::predict::{Predictor, PredictorOptions};
+
+    if !args.model.exists() {
+        eprintln!(
+            "medic: no model at {} (train one with `medic train lstm --from sim --out models/`, \
+             or pass --model FILE)",
+            args.model.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let mut predictor = Predictor::load_with(&args.model, PredictorOptions { batch: args.batch })
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let training = &predictor.card().training;
+    anyhow::ensure!(
+        !(training.source.starts_with("sim") && training.seed == args.sim_seed),
+        "seed {} was used to train this model; evaluate on another --sim-seed",
+        args.sim_seed
+    );
+    let history = medic_sim::generate(&medic_sim::HistoryConfig::new(
+        args.sim_seed,
+        args.agents,
+        args.days,
+    ));
+    let series = sim_series(&history);
+    let cfg = EvalConfig {
+        stride: args.stride,
+        threshold: args.threshold,
+        ..EvalConfig::default()
+    };
+    let r = evaluate(&mut predictor, &series, &cfg)?;
+    let secs = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{:.1}", s / 60.0));
+    if args.json {
+        for (kind, k) in &r.per_kind {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "kind": kind, "failures": k.failures, "caught": k.caught,
+                    "lead_time_median_s": k.lead_time_s.p50,
+                    "lead_time_p10_s": k.lead_time_s.p10, "lead_time_p90_s": k.lead_time_s.p90,
+                })
+            );
+        }
+        let mut v = serde_json::to_value(&r)?;
+        v["summary"] = serde_json::json!(true);
+        v["model"] = serde_json::json!(args.model);
+        v["sim_seed"] = serde_json::json!(args.sim_seed);
+        v["lead_time_median_s"] = serde_json::json!(r.lead_time_s.p50);
+        println!("{v}");
+    } else {
+        println!(
+            "model {} on sim seed {}: {} agents × {} days ({:.1} agent-days), {} windows scored \
+             (stride {}), threshold {:.3}",
+            args.model.display(),
+            args.sim_seed,
+            args.agents,
+            args.days,
+            r.agent_days,
+            r.windows_scored,
+            args.stride,
+            r.threshold
+        );
+        println!(
+            "events:  precision {:.3}  recall {:.3}  F1 {:.3}   ({} of {} predictable failures \
+             caught; {} alarm episodes, {} false)",
+            r.precision,
+            r.recall,
+            r.f1,
+            r.caught,
+            r.predictable_failures,
+            r.alarm_episodes,
+            r.false_alarms
+        );
+        println!(
+            "windows: precision {:.3}  recall {:.3}  F1 {:.3}  ROC-AUC {}  PR-AUC {}   ({} pos, {} \
+             neg, {} excluded)",
+            r.window.precision,
+            r.window.recall,
+            r.window.f1,
+            r.roc_auc.map_or("-".into(), |v| format!("{v:.4}")),
+            r.pr_auc.map_or("-".into(), |v| format!("{v:.4}")),
+            r.windows_positive,
+            r.windows_negative,
+            r.windows_excluded
+        );
+        println!(
+            "lead time (min): p10 {}  median {}  p90 {}",
+            secs(r.lead_time_s.p10),
+            secs(r.lead_time_s.p50),
+            secs(r.lead_time_s.p90)
+        );
+        println!(
+            "false alarms per agent-day {:.3}; look-alike episodes alarmed {} of {} ({:.3})",
+            r.false_alarms_per_agent_day,
+            r.lookalikes_alarmed,
+            r.lookalikes,
+            r.lookalike_false_alarm_rate
+        );
+        println!(
+            "sudden failures (no precursor; not counted as misses): {} ({} had an alarm before)",
+            r.sudden_failures, r.sudden_alarmed
+        );
+        println!(
+            "{:<20} {:>8} {:>7} {:>10} {:>10} {:>10}",
+            "kind", "failures", "caught", "lead p10", "lead p50", "lead p90"
+        );
+        for (kind, k) in &r.per_kind {
+            println!(
+                "{:<20} {:>8} {:>7} {:>10} {:>10} {:>10}",
+                kind,
+                k.failures,
+                k.caught,
+                secs(k.lead_time_s.p10),
+                secs(k.lead_time_s.p50),
+                secs(k.lead_time_s.p90)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_nab(args: NabArgs) -> anyhow::Result<ExitCode> {

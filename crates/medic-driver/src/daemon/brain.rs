@@ -1,0 +1,1321 @@
+//! The decision thread: health, detection, the engine, the journal, incidents.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use medic_collect::health::FleetHealth;
+use medic_collect::probe::Prober;
+use medic_collect::scheduler::{ProbeReport, ScrapedSamples};
+use medic_core::{
+    Clock, Finding, HealthState, LevelSet, Outcome, PredictionFinding, ProbeLevel, Severity,
+    Strategy, TargetId, Timestamp,
+};
+use medic_orchestrator::{
+    ActKind, ActionId, Command, Engine, EngineConfig, EngineTarget, Event, JournalEntry, Stats,
+};
+use medic_policy::{Fleet, Target};
+use medic_store::{IncidentId, Store};
+use medic_strategy::AttemptResult;
+use serde::Serialize;
+use serde_json::json;
+
+use super::DaemonError;
+use super::detect::LeakForecast;
+use crate::dispatch::{ActReport, Dispatcher};
+use crate::supervise::{ProcessEvent, Supervisor};
+
+/// What the brain is told.
+pub(crate) enum Input {
+    Probe(ProbeReport),
+    Samples(ScrapedSamples),
+    Acted {
+        action: ActionId,
+        report: ActReport,
+    },
+    Verified {
+        action: ActionId,
+        outcome: Outcome,
+    },
+    Exited(ProcessEvent),
+    /// A request of the HTTP API.
+    Api(medic_api::ApiRequest),
+    Reload(Box<Fleet>),
+    Stop {
+        grace: Duration,
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+}
+
+/// Everything a reader (API, dashboard, demo) sees of the daemon, refreshed every tick.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DaemonSnapshot {
+    /// When the snapshot was taken.
+    pub at: Timestamp,
+    /// Every target, in fleet order.
+    pub targets: Vec<TargetRecord>,
+    /// Open incidents and the most recent closed ones (at most 200), oldest first.
+    pub incidents: Vec<IncidentRecord>,
+    /// The most recent actions (at most 200), oldest first.
+    pub actions: Vec<ActionRecord>,
+    /// Mean time to recovery over the healed incidents, seconds.
+    pub mttr_s: Option<f64>,
+    /// The engine's counters.
+    pub stats: Stats,
+    /// Targets waiting in the engine's queue.
+    pub queue_depth: usize,
+    /// Whether the daemon executes nothing.
+    pub dry_run: bool,
+}
+
+/// One target as the daemon sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetRecord {
+    /// Its name.
+    pub name: TargetId,
+    /// Its tier.
+    pub tier: String,
+    /// Combined health.
+    pub state: HealthState,
+    /// The levels failing.
+    pub failing: Vec<&'static str>,
+    /// The latest finding, in words.
+    pub last_finding: Option<String>,
+    /// RSS as a fraction of its limit.
+    pub memory_ratio: Option<f64>,
+    /// Failure forecast probability.
+    pub probability: Option<f64>,
+    /// The supervised process, if any.
+    pub pid: Option<u32>,
+    /// Recent failure-forecast probabilities (oldest first), for sparklines.
+    pub probability_history: Vec<f32>,
+}
+
+/// One incident: from the first sign of failure to the verified heal.
+#[derive(Clone, Debug, Serialize)]
+pub struct IncidentRecord {
+    /// Durable id (the store's).
+    pub id: i64,
+    /// The target.
+    pub target: TargetId,
+    /// When the failure was first observed (process exit, first failed probe, forecast).
+    pub failed_at: Timestamp,
+    /// When the daemon decided it was a failure (threshold crossed, exit, forecast alarm).
+    pub detected_at: Timestamp,
+    /// How: `process-exit`, `probe:<level>`, `prediction`.
+    pub detected_by: String,
+    /// What was wrong, in words.
+    pub summary: String,
+    /// The first strategy run.
+    pub strategy: Option<Strategy>,
+    /// When the first action started.
+    pub acted_at: Option<Timestamp>,
+    /// When a heal was verified.
+    pub healed_at: Option<Timestamp>,
+    /// Acted on a forecast while the target was still healthy.
+    pub preemptive: bool,
+    /// A human was called.
+    pub escalated: bool,
+    /// When it was closed.
+    pub closed_at: Option<Timestamp>,
+}
+
+/// One action.
+#[derive(Clone, Debug, Serialize)]
+pub struct ActionRecord {
+    /// Its id.
+    pub id: u64,
+    /// The target.
+    pub target: TargetId,
+    /// The strategy, or `fallback`.
+    pub kind: String,
+    /// Why it was chosen.
+    pub reason: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it closed.
+    pub finished_at: Option<Timestamp>,
+    /// `success`, `failure`, `unknown`, `skipped` once closed, or the actuator's outcome.
+    pub outcome: Option<String>,
+    /// The actuator that ran it.
+    pub via: Option<&'static str>,
+    /// Not executed.
+    pub dry_run: bool,
+}
+
+const HISTORY: usize = 120;
+const KEEP_RECORDS: usize = 200;
+/// A failing target is re-reported to the engine at most this often.
+const REFINDING: Duration = Duration::from_millis(500);
+
+#[derive(Default)]
+struct TargetRt {
+    exited_at: Option<Timestamp>,
+    exit_reason: Option<String>,
+    first_fail_at: Option<Timestamp>,
+    last_error: Option<String>,
+    leak: LeakForecast,
+    memory_ratio: Option<f64>,
+    prediction: Option<PredictionFinding>,
+    anomaly: Option<medic_core::AnomalyFinding>,
+    last_sent: Option<(Timestamp, HealthState, bool)>,
+    /// A firing external alert (Alertmanager): its severity, name and summary.
+    alert: Option<(Severity, String, String)>,
+    incident: Option<usize>,
+    probability_history: VecDeque<f32>,
+}
+
+pub(crate) struct Brain {
+    fleet: Fleet,
+    index: HashMap<TargetId, usize>,
+    engine: Engine,
+    config: EngineConfig,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    inputs: Sender<Input>,
+    rt: tokio::runtime::Handle,
+    dispatcher: Dispatcher,
+    prober: Prober,
+    supervisor: Supervisor,
+    snapshot: Arc<RwLock<DaemonSnapshot>>,
+    tick: Duration,
+    health: FleetHealth,
+    targets: Vec<TargetRt>,
+    /// The target of every action the journal or this run knows.
+    action_targets: HashMap<ActionId, TargetId>,
+    /// Reasons of intents whose act has not been logged yet.
+    reasons: HashMap<ActionId, String>,
+    action_log: VecDeque<ActionRecord>,
+    incidents: VecDeque<IncidentRecord>,
+    incident_ids: HashMap<i64, IncidentId>,
+    incident_seq: u64,
+    mttr: Vec<f64>,
+    inflight: usize,
+    out: Vec<Command>,
+    journal_broken: bool,
+    view: Arc<RwLock<medic_api::FleetView>>,
+    notifier: Option<medic_notify::Notifier>,
+    maintenance: Vec<medic_api::MaintenanceView>,
+    maintenance_seq: u64,
+    approvals: Vec<medic_api::ApprovalView>,
+}
+
+impl Brain {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        fleet: Fleet,
+        config: EngineConfig,
+        journal: Vec<JournalEntry>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        inputs: Sender<Input>,
+        rt: tokio::runtime::Handle,
+        dispatcher: Dispatcher,
+        prober: Prober,
+        supervisor: Supervisor,
+        snapshot: Arc<RwLock<DaemonSnapshot>>,
+        tick: Duration,
+        view: Arc<RwLock<medic_api::FleetView>>,
+        notifier: Option<medic_notify::Notifier>,
+    ) -> Result<Brain, DaemonError> {
+        let action_targets = journal
+            .iter()
+            .filter_map(|e| match e {
+                JournalEntry::Intent { action, target, .. } => Some((*action, target.clone())),
+                _ => None,
+            })
+            .collect();
+        let engine = recover(&fleet, &config, journal)?;
+        if engine.stats().journal_entries > 0 {
+            tracing::info!(
+                entries = engine.stats().journal_entries,
+                skipped = engine.stats().recovery_skipped,
+                "recovered the engine from the journal"
+            );
+        }
+        let mut brain = Brain {
+            index: HashMap::new(),
+            health: FleetHealth::new(&fleet),
+            targets: Vec::new(),
+            fleet,
+            engine,
+            config,
+            store,
+            clock,
+            inputs,
+            rt,
+            dispatcher,
+            prober,
+            supervisor,
+            snapshot,
+            tick,
+            action_targets,
+            reasons: HashMap::new(),
+            action_log: VecDeque::new(),
+            incidents: VecDeque::new(),
+            incident_ids: HashMap::new(),
+            incident_seq: 0,
+            mttr: Vec::new(),
+            inflight: 0,
+            out: Vec::new(),
+            journal_broken: false,
+            view,
+            notifier,
+            maintenance: Vec::new(),
+            maintenance_seq: 0,
+            approvals: Vec::new(),
+        };
+        brain.reindex();
+        Ok(brain)
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .fleet
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        self.targets
+            .resize_with(self.fleet.targets.len(), TargetRt::default);
+    }
+
+    pub(crate) fn run(mut self, inputs: Receiver<Input>) {
+        let mut next_tick = self.clock.now();
+        loop {
+            let now = self.clock.now();
+            if now >= next_tick {
+                self.step(now, Event::Tick);
+                self.publish(now);
+                next_tick = now + self.tick;
+            }
+            let wait = next_tick.since(self.clock.now());
+            match inputs.recv_timeout(wait) {
+                Ok(Input::Stop { grace, done }) => {
+                    self.drain(&inputs, grace);
+                    self.publish(self.clock.now());
+                    let _ = done.send(());
+                    return;
+                }
+                Ok(input) => self.handle(input),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Keeps taking outcomes (not findings) until nothing is in flight or `grace` passed.
+    fn drain(&mut self, inputs: &Receiver<Input>, grace: Duration) {
+        let deadline = self.clock.now() + grace;
+        while self.inflight > 0 {
+            let now = self.clock.now();
+            if now >= deadline {
+                tracing::warn!(
+                    inflight = self.inflight,
+                    "shutting down with actions in flight; they will be verified at the next start"
+                );
+                return;
+            }
+            match inputs.recv_timeout(deadline.since(now).min(self.tick)) {
+                Ok(input @ (Input::Acted { .. } | Input::Verified { .. })) => self.handle(input),
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        let now = self.clock.now();
+        match input {
+            Input::Probe(report) => self.on_probe(now, report),
+            Input::Samples(batch) => self.on_samples(now, batch),
+            Input::Acted { action, report } => self.on_acted(now, action, report),
+            Input::Verified { action, outcome } => {
+                self.inflight = self.inflight.saturating_sub(1);
+                self.step(now, Event::VerifyResult { action, outcome });
+            }
+            Input::Exited(event) => self.on_exit(now, event),
+            Input::Api(request) => self.on_api(now, request),
+            Input::Reload(fleet) => self.reload(*fleet),
+            Input::Stop { done, .. } => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn on_probe(&mut self, now: Timestamp, report: ProbeReport) {
+        let i = report.target_idx;
+        if i >= self.targets.len() {
+            return;
+        }
+        metrics::histogram!("medic_probe_duration_seconds", "level" => report.result.level.as_str())
+            .record(report.result.latency.as_secs_f64());
+        let ok = report.result.outcome.is_ok();
+        let rt = &mut self.targets[i];
+        if ok {
+            if rt.exited_at.is_none() {
+                rt.first_fail_at = None;
+            }
+        } else {
+            rt.first_fail_at.get_or_insert(report.result.at);
+            rt.last_error = report
+                .result
+                .outcome
+                .error()
+                .map(|e| format!("{}: {e}", report.result.level.as_str()));
+        }
+        let changed = self.health.record(i, report.slot, ok);
+        if let Some(change) = changed {
+            tracing::info!(target = %self.fleet.targets[i].name, from = ?change.from, to = ?change.to, "health changed");
+            let _ = self
+                .store
+                .record_transition(&medic_store::HealthTransition {
+                    target: self.fleet.targets[i].name.clone(),
+                    at: now,
+                    from: change.from,
+                    to: change.to,
+                    reason: self.targets[i].last_error.clone().unwrap_or_default(),
+                });
+        }
+        self.report(i, now, changed.is_some());
+    }
+
+    fn on_samples(&mut self, now: Timestamp, batch: ScrapedSamples) {
+        let i = batch.target_idx;
+        if i >= self.targets.len() {
+            return;
+        }
+        if let Err(e) = self.store.insert_samples(&batch.samples) {
+            tracing::warn!(target = %batch.target, error = %crate::error_chain(&e), "storing samples");
+        }
+        let limit = self.fleet.targets[i]
+            .resources
+            .as_ref()
+            .and_then(|r| r.max_rss_bytes)
+            .map(|b| b as f64);
+        let rss = batch
+            .samples
+            .iter()
+            .find(|s| s.name == "process_resident_memory_bytes")
+            .map(|s| s.value);
+        let rt = &mut self.targets[i];
+        if let Some(rss) = rss {
+            rt.leak.push(batch.at, rss);
+            if let Some(limit) = limit.filter(|l| *l > 0.0) {
+                rt.memory_ratio = Some(rss / limit);
+                rt.prediction = rt.leak.prediction(limit);
+                rt.anomaly = rt.leak.anomaly(limit);
+            }
+        }
+        let p = rt.prediction.as_ref().map_or(0.0, |p| p.probability) as f32;
+        if rt.probability_history.len() == HISTORY {
+            rt.probability_history.pop_front();
+        }
+        rt.probability_history.push_back(p);
+        let alarm = rt.prediction.as_ref().is_some_and(|p| p.alarm);
+        if alarm {
+            metrics::counter!("medic_prediction_alarms_total").increment(1);
+        }
+        let target = self.fleet.targets[i].name.to_string();
+        metrics::gauge!("medic_prediction_probability", "target" => target).set(f64::from(p));
+        self.report(i, now, false);
+    }
+
+    fn on_exit(&mut self, now: Timestamp, event: ProcessEvent) {
+        if event.expected {
+            return;
+        }
+        let Some(&i) = self.index.get(&event.target) else {
+            return;
+        };
+        tracing::warn!(target = %event.target, pid = event.pid, exit = %event.exit, "supervised process exited");
+        let rt = &mut self.targets[i];
+        rt.exited_at = Some(event.at);
+        rt.first_fail_at.get_or_insert(event.at);
+        rt.exit_reason = Some(format!("process {} {}", event.pid, event.exit));
+        self.report(i, now, true);
+    }
+
+    fn on_acted(&mut self, now: Timestamp, action: ActionId, report: ActReport) {
+        self.inflight = self.inflight.saturating_sub(1);
+        if let Some(rec) = self.action_log.iter_mut().rev().find(|r| r.id == action.0) {
+            rec.via = Some(report.via);
+            rec.outcome = Some(report.outcome.as_str().to_owned());
+            if let Some(&i) = self.index.get(&rec.target)
+                && report.outcome == Outcome::Success
+                && matches!(
+                    rec.kind.as_str(),
+                    "restart" | "reset" | "recreate" | "rollback"
+                )
+            {
+                let rt = &mut self.targets[i];
+                rt.exited_at = None;
+                rt.exit_reason = None;
+                rt.leak.reset();
+                rt.prediction = None;
+                rt.anomaly = None;
+            }
+        }
+        if let Outcome::Failure(why) = &report.outcome {
+            tracing::warn!(%action, reason = %why, "action failed");
+        }
+        self.step(
+            now,
+            Event::ActionOutcome {
+                action,
+                outcome: report.outcome,
+            },
+        );
+    }
+
+    /// Sends the target's finding to the engine when it changed or keeps failing.
+    fn report(&mut self, i: usize, now: Timestamp, changed: bool) {
+        let finding = self.finding(i, now);
+        let alarm = finding.prediction.as_ref().is_some_and(|p| p.alarm);
+        let rt = &mut self.targets[i];
+        let due = match rt.last_sent {
+            None => true,
+            Some((at, state, was_alarm)) => {
+                changed
+                    || state != finding.health
+                    || was_alarm != alarm
+                    || (finding.health != HealthState::Healthy || alarm)
+                        && now.since(at) >= REFINDING
+            }
+        };
+        if !due {
+            return;
+        }
+        rt.last_sent = Some((now, finding.health, alarm));
+        self.track_incident(i, now, &finding);
+        self.step(now, Event::Finding(finding));
+    }
+
+    fn finding(&self, i: usize, now: Timestamp) -> Finding {
+        let target = &self.fleet.targets[i];
+        let rt = &self.targets[i];
+        let (state, failing) = match self.health.target(i) {
+            Some(h) => (h.state(), h.levels().1),
+            None => (HealthState::Unknown, LevelSet::EMPTY),
+        };
+        let mut f = Finding::from_health(target.name.clone(), now, state, failing);
+        if rt.exited_at.is_some() {
+            f.health = HealthState::Unhealthy;
+            f.failing.insert(ProbeLevel::Liveness);
+            f.severity = Severity::Critical;
+        }
+        if let Some((severity, _, _)) = &rt.alert {
+            if *severity == Severity::Critical {
+                f.health = HealthState::Unhealthy;
+                f.failing.insert(ProbeLevel::Liveness);
+            } else if f.health != HealthState::Unhealthy {
+                f.health = HealthState::Degraded;
+                f.failing.insert(ProbeLevel::Performance);
+            }
+            f.severity = f.severity.max(*severity);
+        }
+        f.memory_ratio = rt.memory_ratio;
+        f.prediction = rt.prediction.clone();
+        f.anomaly = rt.anomaly.clone();
+        f
+    }
+
+    fn track_incident(&mut self, i: usize, now: Timestamp, f: &Finding) {
+        let alarm = f.prediction.as_ref().is_some_and(|p| p.alarm);
+        let failing = matches!(f.health, HealthState::Unhealthy | HealthState::Degraded);
+        let rt = &self.targets[i];
+        if rt.incident.is_some() || !(failing || alarm) {
+            return;
+        }
+        let target = self.fleet.targets[i].name.clone();
+        let (detected_by, summary) = if let Some(why) = &rt.exit_reason {
+            ("process-exit".to_owned(), why.clone())
+        } else if let Some((_, name, summary)) = &rt.alert {
+            (format!("alert:{name}"), summary.clone())
+        } else if failing {
+            let level = ProbeLevel::ALL
+                .into_iter()
+                .find(|l| f.failing.contains(*l))
+                .map_or("health", |l| l.as_str());
+            (
+                format!("probe:{level}"),
+                rt.last_error
+                    .clone()
+                    .unwrap_or_else(|| format!("{level} failing")),
+            )
+        } else {
+            let p = f.prediction.as_ref().map_or(0.0, |p| p.probability);
+            (
+                "prediction".to_owned(),
+                format!(
+                    "memory at {:.0}% of its limit and rising (forecast p={p:.2})",
+                    f.memory_ratio.unwrap_or(0.0) * 100.0
+                ),
+            )
+        };
+        let failed_at = if failing {
+            rt.first_fail_at.unwrap_or(now)
+        } else {
+            now
+        };
+        let signature = json!({ "detected_by": detected_by, "summary": summary });
+        let id = match self
+            .store
+            .open_incident(&target, failed_at, &signature, &json!({}))
+        {
+            Ok(id) => id.0,
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "opening an incident");
+                -i64::try_from(self.incident_seq + 1).unwrap_or(i64::MAX)
+            }
+        };
+        self.incident_ids.insert(id, IncidentId(id));
+        tracing::warn!(target = %target, incident = id, %detected_by, %summary, "incident opened");
+        let rec = IncidentRecord {
+            id,
+            target,
+            failed_at,
+            detected_at: now,
+            detected_by,
+            summary,
+            strategy: None,
+            acted_at: None,
+            healed_at: None,
+            preemptive: !failing,
+            escalated: false,
+            closed_at: None,
+        };
+        self.push_incident(i, rec);
+    }
+
+    fn push_incident(&mut self, i: usize, rec: IncidentRecord) {
+        self.incident_seq += 1;
+        if self.incidents.len() == KEEP_RECORDS
+            && let Some(front) = self.incidents.front()
+            && front.closed_at.is_some()
+        {
+            self.incidents.pop_front();
+            for rt in &mut self.targets {
+                if let Some(k) = rt.incident.as_mut() {
+                    *k = k.saturating_sub(1);
+                }
+            }
+        }
+        self.incidents.push_back(rec);
+        self.targets[i].incident = Some(self.incidents.len() - 1);
+    }
+
+    fn close_incident(&mut self, i: usize, now: Timestamp, healed: bool) {
+        let Some(k) = self.targets[i].incident.take() else {
+            return;
+        };
+        let Some(rec) = self.incidents.get_mut(k) else {
+            return;
+        };
+        rec.closed_at = Some(now);
+        if healed {
+            rec.healed_at = Some(now);
+            let mttr = now.since(rec.failed_at).as_secs_f64();
+            self.mttr.push(mttr);
+            metrics::gauge!("medic_mttr_seconds").set(mean(&self.mttr).unwrap_or(0.0));
+            tracing::info!(target = %rec.target, incident = rec.id, mttr_s = mttr, "healed");
+            if let Some(n) = self.notifier.as_mut() {
+                n.resolve_target(&rec.target, now);
+            }
+        }
+        if let Some(id) = self.incident_ids.get(&rec.id).copied() {
+            let summary = serde_json::to_value(&*rec).unwrap_or_default();
+            if let Err(e) = self.store.close_incident(id, now, &summary) {
+                tracing::warn!(error = %crate::error_chain(&e), "closing an incident");
+            }
+        }
+    }
+
+    fn step(&mut self, now: Timestamp, event: Event) {
+        let mut out = std::mem::take(&mut self.out);
+        self.engine.step(now, event, &mut out);
+        for command in out.drain(..) {
+            self.carry_out(now, command);
+        }
+        self.out = out;
+    }
+
+    fn carry_out(&mut self, now: Timestamp, command: Command) {
+        match command {
+            Command::Journal(entry) => self.journal(now, &entry),
+            Command::Act(act) => {
+                let Some(&i) = self.index.get(&act.target) else {
+                    return;
+                };
+                let kind = match act.kind {
+                    ActKind::Heal(s) => s.as_str().to_owned(),
+                    ActKind::Fallback => "fallback".to_owned(),
+                };
+                tracing::info!(target = %act.target, action = %act.action, %kind, replicas = ?act.replicas, dry_run = act.dry_run, "act");
+                if let Some(k) = self.targets[i].incident
+                    && let Some(inc) = self.incidents.get_mut(k)
+                    && inc.strategy.is_none()
+                    && let ActKind::Heal(s) = act.kind
+                {
+                    inc.strategy = Some(s);
+                    inc.acted_at = Some(now);
+                }
+                let reason = self.reasons.remove(&act.action).unwrap_or_default();
+                self.log_action(ActionRecord {
+                    id: act.action.0,
+                    target: act.target.clone(),
+                    kind,
+                    reason,
+                    started_at: now,
+                    finished_at: None,
+                    outcome: None,
+                    via: None,
+                    dry_run: act.dry_run,
+                });
+                if self.journal_broken {
+                    // Never act on something the journal does not know about.
+                    let _ = self.inputs.send(Input::Acted {
+                        action: act.action,
+                        report: ActReport {
+                            outcome: Outcome::Skipped("the journal could not be written".into()),
+                            output: Vec::new(),
+                            via: "none",
+                        },
+                    });
+                    self.inflight += 1;
+                    return;
+                }
+                let target = Arc::new(self.fleet.targets[i].clone());
+                let dispatcher = self.dispatcher.clone();
+                let inputs = self.inputs.clone();
+                self.inflight += 1;
+                self.rt.spawn(async move {
+                    let report = dispatcher.carry_out(&act, &target).await;
+                    let _ = inputs.send(Input::Acted {
+                        action: act.action,
+                        report,
+                    });
+                });
+            }
+            Command::Verify {
+                action,
+                target,
+                deadline,
+            } => {
+                let Some(&i) = self.index.get(&target) else {
+                    return;
+                };
+                let target = Arc::new(self.fleet.targets[i].clone());
+                let prober = self.prober.clone();
+                let supervisor = self.supervisor.clone();
+                let clock = Arc::clone(&self.clock);
+                let inputs = self.inputs.clone();
+                self.inflight += 1;
+                self.rt.spawn(async move {
+                    let outcome =
+                        verify(&prober, Some(&supervisor), &target, deadline, clock).await;
+                    let _ = inputs.send(Input::Verified { action, outcome });
+                });
+            }
+            Command::Circuit { target, state } => {
+                tracing::info!(target = %target, state = ?state, "circuit breaker");
+            }
+            Command::Notify(notice) => {
+                tracing::warn!(notice = ?notice, "notice");
+                if let medic_orchestrator::Notice::ApprovalRequested {
+                    approval,
+                    target,
+                    strategy,
+                    reason,
+                    deadline,
+                } = &notice
+                {
+                    self.approvals.push(medic_api::ApprovalView {
+                        id: *approval,
+                        target: target.clone(),
+                        strategy: *strategy,
+                        reason: reason.clone(),
+                        deadline: *deadline,
+                    });
+                }
+                let target = match &notice {
+                    medic_orchestrator::Notice::ApprovalRequested { target, .. }
+                    | medic_orchestrator::Notice::Degraded { target } => target.clone(),
+                };
+                let tier = self.tier_of(&target);
+                if let Some(n) = self.notifier.as_mut() {
+                    n.notify(medic_notify::Notification::notice(&notice, &tier, now), now);
+                }
+            }
+            Command::Escalate(escalation) => {
+                metrics::counter!("medic_escalations_total").increment(1);
+                tracing::error!(
+                    target = %escalation.target,
+                    reason = ?escalation.reason,
+                    attempts = escalation.history.len(),
+                    "escalated to a human"
+                );
+                if let Some(&i) = self.index.get(&escalation.target)
+                    && let Some(k) = self.targets[i].incident
+                    && let Some(inc) = self.incidents.get_mut(k)
+                {
+                    inc.escalated = true;
+                }
+                let tier = self.tier_of(&escalation.target);
+                if let Some(n) = self.notifier.as_mut() {
+                    n.notify(
+                        medic_notify::Notification::escalation(&escalation, &tier, now),
+                        now,
+                    );
+                }
+            }
+        }
+    }
+
+    fn journal(&mut self, now: Timestamp, entry: &JournalEntry) {
+        let payload = match serde_json::to_value(entry) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "encoding a journal entry");
+                self.journal_broken = true;
+                return;
+            }
+        };
+        let kind = payload
+            .get("entry")
+            .and_then(|k| k.as_str())
+            .unwrap_or("unknown")
+            .to_owned();
+        let (target, key) = self.entry_target(entry);
+        let record = medic_store::JournalEntry {
+            at: now,
+            target,
+            kind,
+            idempotency_key: key,
+            payload,
+        };
+        match self.store.append_journal(&record) {
+            Ok(_) => self.journal_broken = false,
+            Err(e) => {
+                tracing::error!(error = %crate::error_chain(&e), "journal write failed: acting is suspended until it works again");
+                self.journal_broken = true;
+            }
+        }
+        self.after_journal(now, entry);
+    }
+
+    fn entry_target(&self, entry: &JournalEntry) -> (TargetId, Option<String>) {
+        let by_action = |action: &ActionId| {
+            let target = self
+                .action_targets
+                .get(action)
+                .cloned()
+                .unwrap_or_else(|| TargetId::new(""));
+            let key = format!("{target}/{action}");
+            (target, Some(key))
+        };
+        match entry {
+            JournalEntry::Intent { target, key, .. } => (target.clone(), Some(key.clone())),
+            JournalEntry::Acted { action, .. }
+            | JournalEntry::Verified { action, .. }
+            | JournalEntry::Closed { action, .. } => by_action(action),
+            JournalEntry::ApprovalRequested { target, .. }
+            | JournalEntry::IncidentOpened { target, .. }
+            | JournalEntry::Escalated { target, .. }
+            | JournalEntry::Resumed { target, .. }
+            | JournalEntry::Degraded { target, .. }
+            | JournalEntry::Breaker { target, .. }
+            | JournalEntry::BackoffReset { target, .. } => (target.clone(), None),
+            JournalEntry::ApprovalDecided { .. } | JournalEntry::Maintenance { .. } => {
+                (TargetId::new(""), None)
+            }
+        }
+    }
+
+    /// Bookkeeping that follows the engine's durable changes.
+    fn after_journal(&mut self, now: Timestamp, entry: &JournalEntry) {
+        match entry {
+            JournalEntry::Intent {
+                action,
+                target,
+                reason,
+                ..
+            } => {
+                // The act that follows logs the record; keep the reason for it.
+                self.action_targets.insert(*action, target.clone());
+                self.reasons.insert(*action, reason.clone());
+            }
+            JournalEntry::Closed { action, result, .. } => {
+                let Some(rec) = self.action_log.iter_mut().rev().find(|r| r.id == action.0) else {
+                    return;
+                };
+                rec.finished_at = Some(now);
+                let result_name = attempt_name(*result);
+                rec.outcome = Some(result_name.to_owned());
+                let target = rec.target.clone();
+                let kind = rec.kind.clone();
+                let duration = now.since(rec.started_at).as_secs_f64();
+                let Some(&i) = self.index.get(&target) else {
+                    return;
+                };
+                let tier = self.fleet.targets[i].tier.clone();
+                metrics::counter!("medic_healing_actions_total", "strategy" => kind, "outcome" => result_name, "tier" => tier).increment(1);
+                metrics::histogram!("medic_healing_duration_seconds").record(duration);
+                if *result == AttemptResult::Success {
+                    self.close_incident(i, now, true);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Brain {
+    fn log_action(&mut self, rec: ActionRecord) {
+        if self.action_log.len() == KEEP_RECORDS {
+            self.action_log.pop_front();
+        }
+        self.action_log.push_back(rec);
+    }
+
+    /// Health returned on its own (or after an action whose verification closed it): an open
+    /// incident of a target that is healthy, not exited and not forecast to fail is over.
+    fn settle(&mut self, now: Timestamp) {
+        for i in 0..self.targets.len() {
+            let rt = &self.targets[i];
+            if rt.incident.is_none() || rt.exited_at.is_some() {
+                continue;
+            }
+            let healthy = self
+                .health
+                .target(i)
+                .is_some_and(|h| h.state() == HealthState::Healthy);
+            let alarm = rt.prediction.as_ref().is_some_and(|p| p.alarm);
+            let busy = self
+                .engine
+                .target_view(self.fleet.targets[i].name.as_str())
+                .is_some_and(|v| v.in_flight.is_some() || v.awaiting_approval.is_some());
+            if healthy && !alarm && !busy {
+                let acted = rt
+                    .incident
+                    .and_then(|k| self.incidents.get(k))
+                    .is_some_and(|inc| inc.acted_at.is_some());
+                self.close_incident(i, now, acted);
+            }
+        }
+    }
+
+    fn reload(&mut self, fleet: Fleet) {
+        let journal = match self.store.journal_all() {
+            Ok(records) => records
+                .into_iter()
+                .filter_map(|r| serde_json::from_value::<JournalEntry>(r.entry.payload).ok())
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::error!(error = %crate::error_chain(&e), "reload: reading the journal; keeping the running config");
+                return;
+            }
+        };
+        let engine = match recover(&fleet, &self.config, journal) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %crate::error_chain(&e), "reload rejected; keeping the running config");
+                return;
+            }
+        };
+        let mut old: HashMap<TargetId, TargetRt> = self
+            .fleet
+            .targets
+            .iter()
+            .map(|t| t.name.clone())
+            .zip(std::mem::take(&mut self.targets))
+            .collect();
+        self.targets = fleet
+            .targets
+            .iter()
+            .map(|t| {
+                let mut rt = old.remove(&t.name).unwrap_or_default();
+                rt.incident = None;
+                rt.last_sent = None;
+                rt
+            })
+            .collect();
+        // Incident positions are by index: re-link the open ones by target name.
+        for (k, inc) in self.incidents.iter().enumerate() {
+            if inc.closed_at.is_none()
+                && let Some(i) = fleet.targets.iter().position(|t| t.name == inc.target)
+            {
+                self.targets[i].incident = Some(k);
+            }
+        }
+        self.health = FleetHealth::new(&fleet);
+        self.engine = engine;
+        self.fleet = fleet;
+        self.reindex();
+        tracing::info!(targets = self.fleet.targets.len(), "configuration reloaded");
+    }
+
+    fn publish(&mut self, now: Timestamp) {
+        self.settle(now);
+        let targets: Vec<TargetRecord> = self
+            .fleet
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| self.target_record(i, t, now))
+            .collect();
+        for state in [
+            HealthState::Healthy,
+            HealthState::Degraded,
+            HealthState::Unhealthy,
+            HealthState::Unknown,
+        ] {
+            let n = targets.iter().filter(|t| t.state == state).count();
+            metrics::gauge!("medic_targets", "state" => state.as_str()).set(n as f64);
+        }
+        metrics::gauge!("medic_queue_depth").set(self.engine.n_queued() as f64);
+        let snapshot = DaemonSnapshot {
+            at: now,
+            targets,
+            incidents: self.incidents.iter().cloned().collect(),
+            actions: self.action_log.iter().cloned().collect(),
+            mttr_s: mean(&self.mttr),
+            stats: *self.engine.stats(),
+            queue_depth: self.engine.n_queued(),
+            dry_run: self.config.mode == medic_orchestrator::RunMode::DryRun,
+        };
+        self.publish_view(now, &snapshot);
+        if let Some(n) = self.notifier.as_mut() {
+            n.tick(now);
+        }
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = snapshot;
+        }
+    }
+
+    fn target_record(&self, i: usize, t: &Target, now: Timestamp) -> TargetRecord {
+        let f = self.finding(i, now);
+        let rt = &self.targets[i];
+        TargetRecord {
+            name: t.name.clone(),
+            tier: t.tier.clone(),
+            state: f.health,
+            failing: ProbeLevel::ALL
+                .into_iter()
+                .filter(|l| f.failing.contains(*l))
+                .map(ProbeLevel::as_str)
+                .collect(),
+            last_finding: rt.exit_reason.clone().or_else(|| {
+                (f.health != HealthState::Healthy)
+                    .then(|| rt.last_error.clone())
+                    .flatten()
+            }),
+            memory_ratio: rt.memory_ratio,
+            probability: rt.prediction.as_ref().map(|p| p.probability),
+            pid: self.supervisor.pids(&t.name).first().copied(),
+            probability_history: rt.probability_history.iter().copied().collect(),
+        }
+    }
+}
+
+pub(crate) fn recover(
+    fleet: &Fleet,
+    config: &EngineConfig,
+    journal: Vec<JournalEntry>,
+) -> Result<Engine, DaemonError> {
+    Ok(Engine::recover(
+        fleet
+            .targets
+            .iter()
+            .map(EngineTarget::from_target)
+            .collect(),
+        fleet.tiers.clone(),
+        config.clone(),
+        journal,
+    )?)
+}
+
+fn mean(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+fn attempt_name(r: AttemptResult) -> &'static str {
+    match r {
+        AttemptResult::Success => "success",
+        AttemptResult::Failure => "failure",
+        AttemptResult::Unknown => "unknown",
+        AttemptResult::Skipped => "skipped",
+        AttemptResult::Pending => "pending",
+    }
+}
+
+/// Probes the target afresh until its liveness and readiness probes (and its supervised
+/// process, if any) all pass, or the deadline is near.
+pub(crate) async fn verify(
+    prober: &Prober,
+    supervisor: Option<&Supervisor>,
+    target: &Target,
+    deadline: Timestamp,
+    clock: Arc<dyn Clock>,
+) -> Outcome {
+    let checks: Vec<_> = target
+        .probes
+        .iter()
+        .filter(|p| matches!(p.level, ProbeLevel::Liveness | ProbeLevel::Readiness))
+        .collect();
+    if checks.is_empty() && target.supervise.is_none() {
+        return Outcome::Unknown;
+    }
+    let margin = Duration::from_millis(300);
+    let mut last = String::from("not checked");
+    loop {
+        let mut ok = true;
+        if target.supervise.is_some()
+            && let Some(supervisor) = supervisor
+            && supervisor.pids(&target.name).is_empty()
+        {
+            // The supervisor does not restart on its own: a process that is gone after the
+            // action will not come back before the deadline.
+            return Outcome::Failure("the supervised process is not running".into());
+        }
+        for p in &checks {
+            if !ok {
+                break;
+            }
+            let (outcome, _) = prober.run_check(&target.name, &p.check, p.timeout).await;
+            if let Some(e) = outcome.error() {
+                ok = false;
+                last = format!("{}: {e}", p.level.as_str());
+            }
+        }
+        if ok {
+            return Outcome::Success;
+        }
+        let now = clock.now();
+        if now + margin >= deadline {
+            return Outcome::Failure(format!("still failing: {last}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200).min(deadline.since(now + margin))).await;
+    }
+}
+
+impl Brain {
+    fn tier_of(&self, target: &TargetId) -> String {
+        self.index.get(target).map_or_else(
+            || "default".to_owned(),
+            |&i| self.fleet.targets[i].tier.clone(),
+        )
+    }
+
+    fn on_api(&mut self, now: Timestamp, request: medic_api::ApiRequest) {
+        use medic_api::{ApiRequest, Rejection};
+        use medic_orchestrator::MaintenanceScope;
+        match request {
+            ApiRequest::Maintenance {
+                scope,
+                duration,
+                reason,
+                reply,
+            } => {
+                let known = match &scope {
+                    MaintenanceScope::Target(t) => self.index.contains_key(t),
+                    MaintenanceScope::Tier(t) => self.fleet.tiers.contains_key(t),
+                };
+                if !known {
+                    let _ = reply.send(Err(Rejection::NotFound(format!("no such {scope:?}"))));
+                    return;
+                }
+                self.maintenance_seq += 1;
+                let id = self.maintenance_seq;
+                let until = now + duration;
+                tracing::info!(id, ?scope, %reason, ?duration, "maintenance started");
+                self.maintenance.push(medic_api::MaintenanceView {
+                    id,
+                    scope: scope.clone(),
+                    until,
+                    reason,
+                });
+                self.step(
+                    now,
+                    Event::Maintenance {
+                        scope,
+                        until: Some(until),
+                    },
+                );
+                let _ = reply.send(Ok(id));
+            }
+            ApiRequest::EndMaintenance { id, reply } => {
+                let Some(pos) = self.maintenance.iter().position(|m| m.id == id) else {
+                    let _ = reply.send(Err(Rejection::NotFound(format!(
+                        "no maintenance window {id}"
+                    ))));
+                    return;
+                };
+                let m = self.maintenance.remove(pos);
+                tracing::info!(id, scope = ?m.scope, "maintenance ended");
+                self.step(
+                    now,
+                    Event::Maintenance {
+                        scope: m.scope,
+                        until: None,
+                    },
+                );
+                let _ = reply.send(Ok(()));
+            }
+            ApiRequest::Approval {
+                id,
+                decision,
+                reply,
+            } => {
+                let Some(pos) = self.approvals.iter().position(|a| a.id == id) else {
+                    let _ = reply.send(Err(Rejection::NotFound(format!(
+                        "no approval request {id} is waiting"
+                    ))));
+                    return;
+                };
+                let a = self.approvals.remove(pos);
+                tracing::info!(%id, target = %a.target, ?decision, "approval decided");
+                if let Some(n) = self.notifier.as_mut() {
+                    n.resolve(
+                        &medic_notify::IncidentKey {
+                            target: a.target.clone(),
+                            kind: medic_notify::IncidentKind::Approval(id),
+                        },
+                        now,
+                    );
+                }
+                self.step(
+                    now,
+                    Event::Approval {
+                        approval: id,
+                        decision,
+                    },
+                );
+                let _ = reply.send(Ok(()));
+            }
+            ApiRequest::Alerts { alerts, reply } => {
+                let mut matched = 0;
+                for alert in alerts {
+                    let Some(&i) = self.index.get(&alert.target) else {
+                        continue;
+                    };
+                    matched += 1;
+                    let rt = &mut self.targets[i];
+                    rt.alert = alert.firing.then(|| {
+                        (
+                            alert.severity,
+                            alert.alertname.clone(),
+                            alert.summary.clone(),
+                        )
+                    });
+                    tracing::info!(target = %alert.target, alert = %alert.alertname, firing = alert.firing, "external alert");
+                    self.report(i, now, true);
+                }
+                let _ = reply.send(Ok(matched));
+            }
+        }
+    }
+
+    fn publish_view(&mut self, now: Timestamp, snapshot: &DaemonSnapshot) {
+        use medic_api::{ActionView, FindingSummary, IncidentStatus, IncidentView, TargetView};
+        self.maintenance.retain(|m| m.until > now);
+        self.approvals.retain(|a| a.deadline > now);
+        let Ok(mut view) = self.view.write() else {
+            return;
+        };
+        view.now = now;
+        let mut targets = Vec::with_capacity(snapshot.targets.len());
+        for (i, t) in snapshot.targets.iter().enumerate() {
+            let mut tv = view
+                .target(t.name.as_str())
+                .cloned()
+                .unwrap_or_else(|| TargetView::new(t.name.clone(), t.tier.clone()));
+            tv.tier = t.tier.clone();
+            tv.state = t.state;
+            tv.pid = t.pid;
+            tv.last_finding = t.last_finding.as_ref().map(|summary| FindingSummary {
+                at: now,
+                severity: match t.state {
+                    HealthState::Unhealthy => Severity::Critical,
+                    HealthState::Degraded => Severity::Warning,
+                    _ => Severity::Info,
+                },
+                summary: summary.clone(),
+            });
+            if let Some(p) = t.probability {
+                tv.probability.push(now, p);
+            }
+            if let Some(m) = t.memory_ratio {
+                tv.anomaly.push(now, m);
+            }
+            let name = &self.fleet.targets[i].name;
+            tv.in_maintenance = self.maintenance.iter().any(|m| match &m.scope {
+                medic_orchestrator::MaintenanceScope::Target(x) => x == name,
+                medic_orchestrator::MaintenanceScope::Tier(x) => *x == t.tier,
+            });
+            targets.push(tv);
+        }
+        view.targets = targets;
+        view.incidents = snapshot
+            .incidents
+            .iter()
+            .filter(|inc| inc.closed_at.is_none())
+            .map(|inc| IncidentView {
+                id: u64::try_from(inc.id).unwrap_or(0),
+                target: inc.target.clone(),
+                opened_at: inc.detected_at,
+                severity: if inc.preemptive {
+                    Severity::Warning
+                } else {
+                    Severity::Critical
+                },
+                summary: format!("{} ({})", inc.summary, inc.detected_by),
+                status: if inc.escalated {
+                    IncidentStatus::Escalated
+                } else if self.approvals.iter().any(|a| a.target == inc.target) {
+                    IncidentStatus::AwaitingApproval
+                } else if inc.acted_at.is_some() {
+                    IncidentStatus::Healing
+                } else {
+                    IncidentStatus::Open
+                },
+                attempts: u32::try_from(
+                    snapshot
+                        .actions
+                        .iter()
+                        .filter(|a| a.target == inc.target && a.started_at >= inc.detected_at)
+                        .count(),
+                )
+                .unwrap_or(u32::MAX),
+            })
+            .collect();
+        let mut log = medic_api::ActionLog::default();
+        for a in &snapshot.actions {
+            log.push(ActionView {
+                id: ActionId(a.id),
+                target: a.target.clone(),
+                strategy: Strategy::parse(&a.kind),
+                outcome: match a.outcome.as_deref() {
+                    Some("success") => AttemptResult::Success,
+                    Some("failure") => AttemptResult::Failure,
+                    Some("unknown") => AttemptResult::Unknown,
+                    Some("skipped") => AttemptResult::Skipped,
+                    _ => AttemptResult::Pending,
+                },
+                started_at: a.started_at,
+                duration_ms: a
+                    .finished_at
+                    .map(|f| f.since(a.started_at).as_millis() as u64),
+                reason: a.reason.clone(),
+                dry_run: a.dry_run,
+            });
+        }
+        view.actions = log;
+        view.mttr_seconds = snapshot.mttr_s;
+        view.healed = self.mttr.len() as u64;
+        view.maintenance = self.maintenance.clone();
+        view.approvals = self.approvals.clone();
+    }
+}

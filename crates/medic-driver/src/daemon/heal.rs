@@ -1,0 +1,321 @@
+//! `medic heal --preemptive`: one preemptive healing run over the whole fleet.
+//!
+//! 1. Scrape every target with metrics `rounds` times, `interval` apart, into the store
+//!    (not in a dry run), so a fresh store has enough points for a trend;
+//! 2. forecast every target at once from its recent RSS history in the store (the daemon's
+//!    forecast, [`super::LeakForecast`], over the last `history`);
+//! 3. probe the fleet once (`medic check`'s round) for each target's health;
+//! 4. hand the findings of the targets forecast to fail to the same engine the daemon uses,
+//!    rebuilt from the same journal — so budgets, cooldowns and attempt limits include the
+//!    daemon's recent actions and a run never fights it — and carry out its commands:
+//!    journal first, then act (exec and http actions; supervised processes belong to the
+//!    daemon that spawned them), then verify;
+//! 5. report, per target forecast to fail: probability, factors, action and outcome.
+//!
+//! In a dry run the engine runs in [`RunMode::DryRun`]: the plan is decided and printed,
+//! nothing is executed and nothing is written.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use medic_collect::check::{CheckOptions, check_fleet};
+use medic_collect::probe::Prober;
+use medic_core::{Clock, Finding, Outcome, SystemClock};
+use medic_orchestrator::{ActKind, Command, EngineConfig, Event, RunMode};
+use medic_policy::Fleet;
+use serde::Serialize;
+
+use super::detect::LeakForecast;
+use super::{DaemonError, DaemonOptions};
+use crate::dispatch::Dispatcher;
+
+/// How a preemptive run gathers evidence.
+#[derive(Clone, Copy, Debug)]
+pub struct HealOptions {
+    /// Scrape rounds before deciding.
+    pub rounds: usize,
+    /// Between rounds.
+    pub interval: Duration,
+    /// How far back the store's history counts.
+    pub history: Duration,
+    /// Give up waiting for actions and verifications after this long.
+    pub deadline: Duration,
+}
+
+impl Default for HealOptions {
+    fn default() -> Self {
+        HealOptions {
+            rounds: 8,
+            interval: Duration::from_secs(1),
+            history: Duration::from_secs(600),
+            deadline: Duration::from_secs(120),
+        }
+    }
+}
+
+/// One target forecast to fail, and what was done.
+#[derive(Clone, Debug, Serialize)]
+pub struct HealLine {
+    /// The target.
+    pub target: String,
+    /// Failure probability (forecast confidence).
+    pub probability: f64,
+    /// Contributing factors.
+    pub factors: Vec<(String, f64)>,
+    /// Memory as a fraction of the limit.
+    pub memory_ratio: Option<f64>,
+    /// The strategy decided, if any.
+    pub action: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// How it ended: `success`, `failure: …`, `planned (dry run)`, `not acted`.
+    pub outcome: String,
+}
+
+/// The report of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct HealReport {
+    /// Targets considered.
+    pub targets: usize,
+    /// The ones forecast to fail.
+    pub lines: Vec<HealLine>,
+    /// Nothing was executed.
+    pub dry_run: bool,
+}
+
+impl HealReport {
+    /// Nothing needed doing, or everything done succeeded (a dry run always succeeds).
+    pub fn ok(&self) -> bool {
+        self.dry_run
+            || self
+                .lines
+                .iter()
+                .all(|l| l.outcome == "success" || l.action.is_none() && l.outcome == "not acted")
+    }
+}
+
+/// Runs one preemptive healing pass.
+///
+/// # Errors
+/// An unreadable store or journal, or an engine that rejects the fleet.
+pub async fn heal_once(
+    options: &DaemonOptions,
+    fleet: &Fleet,
+    heal: HealOptions,
+) -> Result<HealReport, DaemonError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+        DaemonError::Config(format!(
+            "{}: expected a writable data directory, found {e}",
+            options.data_dir.display()
+        ))
+    })?;
+    let mut store = medic_store::Store::open_data_dir(&options.data_dir)?;
+    let client = medic_collect::http::client()?;
+    let prober = Prober::new(client.clone(), medic_collect::http::DEFAULT_MAX_BODY_BYTES);
+
+    for round in 0..heal.rounds.max(1) {
+        if round > 0 {
+            tokio::time::sleep(heal.interval).await;
+        }
+        for target in &fleet.targets {
+            let Some(m) = &target.metrics else { continue };
+            match medic_collect::scrape::scrape(
+                &client,
+                &target.name,
+                &m.url,
+                m.timeout,
+                medic_collect::http::DEFAULT_MAX_BODY_BYTES,
+                clock.now(),
+            )
+            .await
+            {
+                Ok(report) if !options.dry_run => {
+                    store.insert_samples(&report.samples)?;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(target = %target.name, error = %crate::error_chain(&e), "scrape failed; skipped");
+                }
+            }
+        }
+    }
+
+    let now = clock.now();
+    let checks = check_fleet(fleet, &prober, Arc::clone(&clock), CheckOptions::DEFAULT).await;
+    let mut findings = Vec::new();
+    for (target, check) in fleet.targets.iter().zip(&checks) {
+        let Some(limit) = target
+            .resources
+            .as_ref()
+            .and_then(|r| r.max_rss_bytes)
+            .map(|b| b as f64)
+        else {
+            continue;
+        };
+        let mut forecast = LeakForecast::default();
+        let history = store.samples(
+            target.name.as_str(),
+            "process_resident_memory_bytes",
+            (now - heal.history)..(now + Duration::from_secs(1)),
+        )?;
+        let mut last = None;
+        for s in &history {
+            forecast.push(s.at, s.value);
+            last = Some(s.value);
+        }
+        let Some(prediction) = forecast.prediction(limit).filter(|p| p.alarm) else {
+            continue;
+        };
+        let mut f = Finding::from_health(target.name.clone(), now, check.state, Default::default());
+        f.memory_ratio = last.map(|r| r / limit);
+        f.anomaly = forecast.anomaly(limit);
+        f.prediction = Some(prediction);
+        findings.push(f);
+    }
+
+    let mut config = EngineConfig::standard(options.max_concurrent.max(1));
+    if options.dry_run {
+        config.mode = RunMode::DryRun;
+    }
+    let journal = store
+        .journal_all()?
+        .into_iter()
+        .map(|r| {
+            serde_json::from_value(r.entry.payload)
+                .map_err(|source| DaemonError::Journal { seq: r.seq, source })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut engine = super::brain::recover(fleet, &config, journal)?;
+    let dispatcher = Dispatcher::new(client, prober.clone(), None);
+    let mut lines: Vec<HealLine> = findings
+        .iter()
+        .map(|f| {
+            let p = f.prediction.as_ref();
+            HealLine {
+                target: f.target.to_string(),
+                probability: p.map_or(0.0, |p| p.probability),
+                factors: p.map(|p| p.factors.clone()).unwrap_or_default(),
+                memory_ratio: f.memory_ratio,
+                action: None,
+                reason: None,
+                outcome: "not acted".into(),
+            }
+        })
+        .collect();
+
+    let mut out = Vec::new();
+    let mut pending: Vec<Event> = findings.into_iter().map(Event::Finding).collect();
+    pending.push(Event::Tick);
+    let deadline = clock.now() + heal.deadline;
+    let mut inflight = 0usize;
+    let mut targets_of = std::collections::HashMap::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    loop {
+        for event in pending.drain(..) {
+            engine.step(clock.now(), event, &mut out);
+        }
+        for command in out.drain(..) {
+            match command {
+                Command::Journal(entry) => {
+                    if options.dry_run {
+                        continue;
+                    }
+                    let payload = serde_json::to_value(&entry).unwrap_or_default();
+                    let kind = payload
+                        .get("entry")
+                        .and_then(|k| k.as_str())
+                        .unwrap_or("unknown")
+                        .to_owned();
+                    store.append_journal(&medic_store::JournalEntry {
+                        at: clock.now(),
+                        target: medic_core::TargetId::new(""),
+                        kind,
+                        idempotency_key: None,
+                        payload,
+                    })?;
+                }
+                Command::Act(act) => {
+                    targets_of.insert(act.action, act.target.to_string());
+                    let line = lines.iter_mut().find(|l| l.target == act.target.as_str());
+                    if let (Some(line), ActKind::Heal(s)) = (line, act.kind) {
+                        line.action = Some(s.as_str().to_owned());
+                        line.outcome = if act.dry_run {
+                            "planned (dry run)".into()
+                        } else {
+                            "running".into()
+                        };
+                    }
+                    let Some(target) = fleet.target(act.target.as_str()).cloned() else {
+                        continue;
+                    };
+                    let (dispatcher, tx) = (dispatcher.clone(), tx.clone());
+                    inflight += 1;
+                    tokio::spawn(async move {
+                        let report = dispatcher.carry_out(&act, &target).await;
+                        let _ = tx.send(Event::ActionOutcome {
+                            action: act.action,
+                            outcome: report.outcome,
+                        });
+                    });
+                }
+                Command::Verify {
+                    action,
+                    target,
+                    deadline,
+                } => {
+                    let Some(target) = fleet.target(target.as_str()).cloned() else {
+                        continue;
+                    };
+                    let (prober, tx, clock) = (prober.clone(), tx.clone(), Arc::clone(&clock));
+                    inflight += 1;
+                    tokio::spawn(async move {
+                        let outcome =
+                            super::brain::verify(&prober, None, &target, deadline, clock).await;
+                        let _ = tx.send(Event::VerifyResult { action, outcome });
+                    });
+                }
+                Command::Circuit { .. } | Command::Notify(_) | Command::Escalate(_) => {}
+            }
+        }
+        if inflight == 0 || clock.now() >= deadline {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+            Ok(Some(event)) => {
+                inflight -= 1;
+                let (action, outcome, verified) = match &event {
+                    Event::ActionOutcome { action, outcome } => (*action, outcome.clone(), false),
+                    Event::VerifyResult { action, outcome } => (*action, outcome.clone(), true),
+                    _ => continue,
+                };
+                if let Some(line) = targets_of
+                    .get(&action)
+                    .and_then(|t| lines.iter_mut().find(|l| &l.target == t))
+                {
+                    match outcome {
+                        Outcome::Failure(why) => line.outcome = format!("failure: {why}"),
+                        Outcome::Success if verified => line.outcome = "success".into(),
+                        Outcome::Unknown if verified => line.outcome = "unknown".into(),
+                        Outcome::Skipped(why) => line.outcome = format!("skipped: {why}"),
+                        _ => {}
+                    }
+                }
+                pending.push(event);
+            }
+            Ok(None) => break,
+            Err(_) => {}
+        }
+        pending.push(Event::Tick);
+    }
+    for line in &mut lines {
+        if line.outcome == "running" {
+            line.outcome = "unknown (deadline passed)".into();
+        }
+    }
+    Ok(HealReport {
+        targets: fleet.targets.len(),
+        lines,
+        dry_run: options.dry_run,
+    })
+}

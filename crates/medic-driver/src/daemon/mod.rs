@@ -1,0 +1,453 @@
+//! The daemon: the tokio driver around the pure engine (`medic run`, `medic demo`).
+//!
+//! ```text
+//!  Scheduler ──ProbeReport/ScrapedSamples──┐
+//!  Supervisor ──ProcessEvent───────────────┤
+//!  act / verify tasks ──outcomes───────────┼──▶ brain thread (std::thread)
+//!  API ──maintenance/approvals/alerts──────┤      health, detection, Engine::step,
+//!  reload / shutdown ──────────────────────┘      journal (SQLite, synced) BEFORE acts
+//!                                                  │ spawns on the runtime
+//!                                                  ▼
+//!                           Dispatcher (exec / http / supervisor), verification probes
+//! ```
+//!
+//! The *brain* is one OS thread that owns the [`medic_orchestrator::Engine`], the
+//! [`medic_store::Store`] and the detectors. It is the only writer of decisions, it does the
+//! CPU-bound work (scoring) and the blocking work (SQLite with `synchronous=FULL`) away from
+//! the async workers, and it appends every journal entry the engine emits *before* it spawns
+//! the act that entry enables. The async side only performs I/O: probes, scrapes, actions,
+//! verification, the HTTP API.
+//!
+//! Start-up replays the journal into the engine ([`medic_orchestrator::Engine::recover`]):
+//! after a `kill -9` an action whose intent was journaled but whose outcome was not is
+//! verified, never repeated, and finished actions are not forgotten.
+//!
+//! Reload (SIGHUP in `medic run`): the fleet and policies are parsed and validated again; an
+//! invalid config is rejected with its errors and the running one stays. A valid one replaces
+//! the engine by replaying the journal against the new fleet (targets removed from the fleet
+//! are skipped and counted).
+//!
+//! Shutdown: the brain stops taking findings, waits (bounded) for actions in flight to report
+//! so their outcomes are journaled, then the supervisor stops every supervised process.
+
+mod brain;
+mod detect;
+mod heal;
+
+pub use brain::{ActionRecord, DaemonSnapshot, IncidentRecord, TargetRecord};
+pub use detect::LeakForecast;
+pub use heal::{HealLine, HealOptions, HealReport, heal_once};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use medic_collect::probe::{Prober, SupervisedPids};
+use medic_collect::scheduler::{Scheduler, SchedulerConfig, measures_of, probes_of};
+use medic_core::{Clock, SystemClock, TargetId};
+use medic_orchestrator::{EngineConfig, RunMode};
+use medic_policy::Fleet;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::dispatch::Dispatcher;
+use crate::supervise::{Supervisor, Vars as SuperviseVars};
+use brain::{Brain, Input};
+
+/// How to run the daemon.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// The fleet file.
+    pub fleet_path: PathBuf,
+    /// The directory of tier policies.
+    pub policies_dir: PathBuf,
+    /// Where the SQLite store (samples, incidents, journal) lives.
+    pub data_dir: PathBuf,
+    /// Decide and journal, but execute nothing.
+    pub dry_run: bool,
+    /// How often the engine ticks (default 200 ms).
+    pub tick: Duration,
+    /// Actions at once, fleet-wide.
+    pub max_concurrent: u32,
+    /// Probes at once, fleet-wide.
+    pub max_probes: usize,
+    /// Seed of the probe phase jitter.
+    pub seed: u64,
+    /// Where the HTTP API and dashboard listen (`None`: no API).
+    pub listen: Option<SocketAddr>,
+    /// The bearer token of the API's mutating endpoints (`None`: they answer 403).
+    pub token: Option<medic_api::Secret>,
+    /// Where notifications go.
+    pub notify: medic_notify::NotifySettings,
+}
+
+impl DaemonOptions {
+    /// Options with the defaults: tick 200 ms, 8 actions and 256 probes at once, live, no
+    /// API, no notifications.
+    pub fn new(fleet_path: PathBuf, policies_dir: PathBuf, data_dir: PathBuf) -> DaemonOptions {
+        DaemonOptions {
+            fleet_path,
+            policies_dir,
+            data_dir,
+            dry_run: false,
+            tick: Duration::from_millis(200),
+            max_concurrent: 8,
+            max_probes: 256,
+            seed: 0x006d_6564_6963,
+            listen: None,
+            token: None,
+            notify: medic_notify::NotifySettings::none(),
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The fleet or policies are invalid (every error, one per line).
+    #[error("invalid configuration:\n{0}")]
+    Config(String),
+    /// The store could not be opened or read.
+    #[error("store")]
+    Store(#[from] medic_store::StoreError),
+    /// The engine rejected the fleet.
+    #[error("engine")]
+    Engine(#[from] medic_orchestrator::Error),
+    /// A journal entry could not be decoded.
+    #[error("journal entry {seq} is not an engine entry")]
+    Journal {
+        /// Its sequence number.
+        seq: u64,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("http client")]
+    Http(#[from] medic_collect::http::HttpError),
+    /// The brain thread could not be started.
+    #[error("starting the decision thread")]
+    Thread(#[source] std::io::Error),
+    /// The notifier could not be started.
+    #[error("notifications")]
+    Notify(#[from] medic_notify::Error),
+    /// The API address could not be bound.
+    #[error("binding the API to {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Loads and validates the fleet and policies; every error, one per line.
+pub fn load_fleet(options: &DaemonOptions) -> Result<Fleet, DaemonError> {
+    medic_policy::load(&options.fleet_path, &options.policies_dir)
+        .map_err(|e| DaemonError::Config(e.to_string()))
+}
+
+/// What a (re)started scheduler needs.
+#[derive(Clone)]
+struct CollectParts {
+    prober: Prober,
+    clock: Arc<dyn Clock>,
+    max_probes: usize,
+    seed: u64,
+}
+
+/// A running daemon: its state for readers (API, demo) and its control.
+pub struct DaemonHandle {
+    snapshot: Arc<RwLock<DaemonSnapshot>>,
+    inputs: std::sync::mpsc::Sender<Input>,
+    supervisor: Supervisor,
+    brain: Option<std::thread::JoinHandle<()>>,
+    tasks: tokio::task::JoinSet<()>,
+    stop_probes: Option<oneshot::Sender<()>>,
+    collect: CollectParts,
+    api: Option<(SocketAddr, oneshot::Sender<()>)>,
+}
+
+impl DaemonHandle {
+    /// The latest published state (refreshed every tick).
+    pub fn snapshot(&self) -> DaemonSnapshot {
+        self.snapshot.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The supervisor of the `supervise:` targets.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// The address the API listens on, if it runs.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().map(|(a, _)| *a)
+    }
+
+    /// Loads `fleet` (already validated) in place of the running one: the engine is rebuilt
+    /// from the journal against it, probes are rescheduled, and supervised targets new in it
+    /// are started (supervised targets removed from it keep running until shutdown).
+    pub async fn reload(&mut self, fleet: Fleet) {
+        start_supervised(&self.supervisor, &fleet).await;
+        if let Some(stop) = self.stop_probes.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.inputs.send(Input::Reload(Box::new(fleet.clone())));
+        self.stop_probes = Some(spawn_collect(
+            &mut self.tasks,
+            &fleet,
+            self.collect.clone(),
+            self.inputs.clone(),
+        ));
+    }
+
+    /// Stops the daemon: no new probes, in-flight actions are waited for (at most `grace`)
+    /// and journaled, then the API stops and supervised processes are stopped.
+    pub async fn shutdown(mut self, grace: Duration) {
+        if let Some(stop) = self.stop_probes.take() {
+            let _ = stop.send(());
+        }
+        let (done_tx, done_rx) = oneshot::channel();
+        let _ = self.inputs.send(Input::Stop {
+            grace,
+            done: done_tx,
+        });
+        let _ = done_rx.await;
+        if let Some(brain) = self.brain.take() {
+            let _ = tokio::task::spawn_blocking(move || brain.join()).await;
+        }
+        if let Some((_, stop)) = self.api.take() {
+            let _ = stop.send(());
+        }
+        self.tasks.abort_all();
+        if let Err(e) = self.supervisor.stop_all().await {
+            tracing::warn!(error = %crate::error_chain(&e), "stopping supervised processes");
+        }
+    }
+}
+
+struct SupervisorPids(Supervisor);
+
+impl SupervisedPids for SupervisorPids {
+    fn pid_of(&self, target: &TargetId) -> Option<u32> {
+        self.0.pids(target).first().copied()
+    }
+}
+
+async fn start_supervised(supervisor: &Supervisor, fleet: &Fleet) {
+    for target in &fleet.targets {
+        let Some(spec) = &target.supervise else {
+            continue;
+        };
+        if supervisor.status(&target.name).is_some() {
+            continue;
+        }
+        match supervisor
+            .start(&target.name, spec, &SuperviseVars::default())
+            .await
+        {
+            Ok(pid) => tracing::info!(target = %target.name, pid, "started supervised process"),
+            Err(e) => tracing::error!(
+                target = %target.name,
+                error = %crate::error_chain(&e),
+                "could not start supervised process"
+            ),
+        }
+    }
+}
+
+/// Starts the daemon on the current tokio runtime: recovers the engine from the journal,
+/// starts the supervised targets, the probe scheduler, the brain thread, the notifier and
+/// (with `listen`) the HTTP API.
+///
+/// # Errors
+/// An unwritable data directory, an unreadable store or journal, an engine that rejects the
+/// fleet, a notifier that cannot start, or an API address that cannot be bound.
+pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle, DaemonError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+        DaemonError::Config(format!(
+            "{}: expected a writable data directory, found {e}",
+            options.data_dir.display()
+        ))
+    })?;
+    let store = medic_store::Store::open_data_dir(&options.data_dir)?;
+    let mut entries = Vec::new();
+    for record in store.journal_all()? {
+        let entry = serde_json::from_value(record.entry.payload).map_err(|source| {
+            DaemonError::Journal {
+                seq: record.seq,
+                source,
+            }
+        })?;
+        entries.push(entry);
+    }
+    let mut config = EngineConfig::standard(options.max_concurrent.max(1));
+    if options.dry_run {
+        config.mode = RunMode::DryRun;
+    }
+
+    let (proc_tx, mut proc_rx) = mpsc::unbounded_channel();
+    let supervisor = Supervisor::new(proc_tx);
+    let (inputs, inputs_rx) = std::sync::mpsc::channel::<Input>();
+    let snapshot = Arc::new(RwLock::new(DaemonSnapshot::default()));
+    let client = medic_collect::http::client()?;
+    let prober = Prober::new(client.clone(), medic_collect::http::DEFAULT_MAX_BODY_BYTES)
+        .with_supervised_pids(Arc::new(SupervisorPids(supervisor.clone())));
+    let dispatcher = Dispatcher::new(client, prober.clone(), Some(supervisor.clone()));
+
+    let view = Arc::new(RwLock::new(medic_api::FleetView::default()));
+    let (api_tx, mut api_rx) = mpsc::channel::<medic_api::ApiRequest>(64);
+    let api_state = medic_api::ApiState::new(
+        Arc::clone(&view),
+        api_tx,
+        options.token.clone(),
+        medic_api::install_metrics(),
+    );
+    let on_report: medic_notify::OnReport = Arc::new(|r: &medic_notify::DeliveryReport| {
+        let outcome = if r.result.is_ok() { "ok" } else { "failed" };
+        metrics::counter!("medic_notifications_total", "outcome" => outcome).increment(1);
+    });
+    let notifier = if options.notify.sinks.is_empty() {
+        None
+    } else {
+        Some(medic_notify::Notifier::start(
+            options.notify.clone(),
+            on_report,
+        )?)
+    };
+
+    // Supervised targets are started before the first probe.
+    start_supervised(&supervisor, &fleet).await;
+
+    let brain = Brain::new(
+        fleet.clone(),
+        config,
+        entries,
+        store,
+        Arc::clone(&clock),
+        inputs.clone(),
+        tokio::runtime::Handle::current(),
+        dispatcher,
+        prober.clone(),
+        supervisor.clone(),
+        Arc::clone(&snapshot),
+        options.tick,
+        view,
+        notifier,
+    )?;
+    let brain = std::thread::Builder::new()
+        .name("medic-brain".into())
+        .spawn(move || brain.run(inputs_rx))
+        .map_err(DaemonError::Thread)?;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let to_brain = inputs.clone();
+    tasks.spawn(async move {
+        while let Some(request) = api_rx.recv().await {
+            if to_brain.send(Input::Api(request)).is_err() {
+                break;
+            }
+        }
+    });
+    // Process exits go straight to the brain: a crash is seen at once, not at the next probe.
+    let to_brain = inputs.clone();
+    tasks.spawn(async move {
+        while let Some(event) = proc_rx.recv().await {
+            if to_brain.send(Input::Exited(event)).is_err() {
+                break;
+            }
+        }
+    });
+    let collect = CollectParts {
+        prober,
+        clock,
+        max_probes: options.max_probes,
+        seed: options.seed,
+    };
+    let stop_probes = spawn_collect(&mut tasks, &fleet, collect.clone(), inputs.clone());
+    let api = match options.listen {
+        Some(addr) => Some(spawn_api(&mut tasks, addr, api_state).await?),
+        None => None,
+    };
+    Ok(DaemonHandle {
+        snapshot,
+        inputs,
+        supervisor,
+        brain: Some(brain),
+        tasks,
+        stop_probes: Some(stop_probes),
+        collect,
+        api,
+    })
+}
+
+/// Starts the probe scheduler for `fleet`, forwarding its reports and samples to the brain.
+fn spawn_collect(
+    tasks: &mut tokio::task::JoinSet<()>,
+    fleet: &Fleet,
+    parts: CollectParts,
+    to_brain: std::sync::mpsc::Sender<Input>,
+) -> oneshot::Sender<()> {
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let (report_tx, mut report_rx) = mpsc::channel(4096);
+    let (samples_tx, mut samples_rx) = mpsc::channel(1024);
+    let scheduler = Scheduler::new(
+        probes_of(fleet),
+        SchedulerConfig {
+            max_concurrent: parts.max_probes.max(1),
+            seed: parts.seed,
+        },
+        parts.prober,
+        parts.clock,
+    )
+    .with_measures(measures_of(fleet))
+    .with_samples(samples_tx);
+    tasks.spawn(async move {
+        scheduler
+            .run(report_tx, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+    });
+    tasks.spawn(async move {
+        loop {
+            let input = tokio::select! {
+                Some(r) = report_rx.recv() => Input::Probe(r),
+                Some(s) = samples_rx.recv() => Input::Samples(s),
+                else => break,
+            };
+            if to_brain.send(input).is_err() {
+                break;
+            }
+        }
+    });
+    stop
+}
+
+/// Binds the API and serves it until the returned sender fires.
+async fn spawn_api(
+    tasks: &mut tokio::task::JoinSet<()>,
+    addr: SocketAddr,
+    state: medic_api::ApiState,
+) -> Result<(SocketAddr, oneshot::Sender<()>), DaemonError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Listen { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen { addr, source })?;
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    state.set_ready(true);
+    tasks.spawn(async move {
+        let shutdown = async {
+            let _ = stop_rx.await;
+        };
+        if let Err(e) = medic_api::serve(listener, state, shutdown).await {
+            tracing::error!(error = %crate::error_chain(&e), "the HTTP API stopped");
+        }
+    });
+    tracing::info!(url = %format!("http://{bound}/"), "API and dashboard listening");
+    Ok((bound, stop))
+}

@@ -1,0 +1,220 @@
+//! Carrying out the engine's acts: strategy → the target's configured action (or its
+//! supervisor), then the action's post-condition.
+//!
+//! An act is resolved in this order:
+//! 1. the target's `actions:` entry for the strategy: exec, http, or `supervisor: true` (the
+//!    supervisor's own restart / reset / recreate / scale; validation gives every
+//!    `supervise:` target supervisor restart and reset unless configured otherwise);
+//! 2. otherwise the act fails with "no … action configured", which the engine treats as a
+//!    failed attempt (it never plans such options, so this is a guard).
+//!
+//! A configured action that reports success is then checked against its `post_condition`
+//! (if any). A post-condition that fails turns the success into a failure whose reason
+//! starts with `shadow error:` — the action said it worked but did not do its job.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use medic_core::{Outcome, Strategy};
+use medic_orchestrator::{Act, ActKind};
+use medic_policy::{ActionKind, ActionSpec, Target};
+
+use crate::exec::{self, ExecLimits, Vars};
+use crate::http::{self, HttpRequest};
+use crate::supervise::{Supervisor, outcome_of};
+
+/// How an act ended, with what it printed (kept for diagnosis).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActReport {
+    /// The outcome to hand to the engine.
+    pub outcome: Outcome,
+    /// The last lines the action printed (stdout then stderr), at most a few KiB.
+    pub output: Vec<String>,
+    /// Which actuator ran it, e.g. `exec`, `http`, `supervisor`, `none`.
+    pub via: &'static str,
+}
+
+impl ActReport {
+    fn failed(reason: impl Into<String>) -> ActReport {
+        ActReport {
+            outcome: Outcome::Failure(reason.into()),
+            output: Vec::new(),
+            via: "none",
+        }
+    }
+}
+
+/// The actuators the daemon dispatches to.
+#[derive(Clone)]
+pub struct Dispatcher {
+    client: reqwest::Client,
+    prober: medic_collect::probe::Prober,
+    supervisor: Option<Supervisor>,
+    seen: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Dispatcher {
+    /// Dispatches with `client` for http actions, `prober` for post-conditions, and
+    /// `supervisor` for supervised targets.
+    pub fn new(
+        client: reqwest::Client,
+        prober: medic_collect::probe::Prober,
+        supervisor: Option<Supervisor>,
+    ) -> Dispatcher {
+        Dispatcher {
+            client,
+            prober,
+            supervisor,
+            seen: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    /// Carries out `act` on `target`. Never panics and never returns an error: every problem
+    /// is a failed outcome with its reason. An idempotency key seen before is not run again
+    /// (the outcome is `Skipped`).
+    pub async fn carry_out(&self, act: &Act, target: &Target) -> ActReport {
+        if act.dry_run {
+            return ActReport {
+                outcome: Outcome::Skipped("dry run".into()),
+                output: Vec::new(),
+                via: "none",
+            };
+        }
+        let fresh = self
+            .seen
+            .lock()
+            .map(|mut s| s.insert(act.idempotency_key.clone()))
+            .unwrap_or(true);
+        if !fresh {
+            return ActReport {
+                outcome: Outcome::Skipped(format!("{} already carried out", act.idempotency_key)),
+                output: Vec::new(),
+                via: "none",
+            };
+        }
+        let (spec, strategy_name) = match act.kind {
+            ActKind::Fallback => (target.fallback.as_ref(), "fallback"),
+            ActKind::Heal(strategy) => (target.actions.get(&strategy), strategy.as_str()),
+        };
+        let vars = Vars {
+            target: target.name.as_str().to_owned(),
+            replicas: act.replicas,
+            strategy: strategy_name.to_owned(),
+            action_id: act.action.to_string(),
+        };
+        let Some(spec) = spec else {
+            return ActReport::failed(format!(
+                "no {strategy_name} action configured for {}",
+                target.name
+            ));
+        };
+        let mut report = match (&spec.kind, act.kind) {
+            (ActionKind::Supervisor, ActKind::Heal(strategy)) => {
+                self.supervise(strategy, act.replicas, target).await
+            }
+            (ActionKind::Supervisor, ActKind::Fallback) => {
+                ActReport::failed("the supervisor has no fallback; configure an exec or http one")
+            }
+            _ => self.run_spec(spec, &vars).await,
+        };
+        if report.outcome == Outcome::Success
+            && let Some(check) = &spec.post_condition
+        {
+            let (outcome, _) = self
+                .prober
+                .run_check(
+                    &target.name,
+                    check,
+                    spec.timeout.min(Duration::from_secs(30)),
+                )
+                .await;
+            if let Some(why) = outcome.error() {
+                report.outcome = Outcome::Failure(format!(
+                    "shadow error: the {strategy_name} action reported success but its post-condition failed: {why}"
+                ));
+            }
+        }
+        report
+    }
+
+    /// The supervisor's own restart / reset / recreate / scale.
+    async fn supervise(
+        &self,
+        strategy: Strategy,
+        replicas: Option<u32>,
+        target: &Target,
+    ) -> ActReport {
+        let Some(supervisor) = &self.supervisor else {
+            return ActReport::failed("no supervisor runs in this process");
+        };
+        let name = &target.name;
+        let outcome = match strategy {
+            Strategy::Restart => outcome_of(&supervisor.restart(name).await),
+            Strategy::Reset => outcome_of(&supervisor.reset(name).await),
+            Strategy::Recreate => outcome_of(&supervisor.recreate(name).await),
+            Strategy::Scale => match replicas {
+                Some(n) => outcome_of(&supervisor.scale(name, n).await),
+                None => Outcome::Failure("scale without a replica count".into()),
+            },
+            other => Outcome::Failure(format!(
+                "the supervisor does restart, reset, recreate and scale, not {}",
+                other.as_str()
+            )),
+        };
+        ActReport {
+            outcome,
+            output: supervisor
+                .output_tail(name)
+                .into_iter()
+                .rev()
+                .take(20)
+                .rev()
+                .collect(),
+            via: "supervisor",
+        }
+    }
+
+    async fn run_spec(&self, spec: &ActionSpec, vars: &Vars) -> ActReport {
+        match &spec.kind {
+            ActionKind::Exec { argv, shell } => {
+                let r = exec::run(argv, *shell, vars, ExecLimits::with_timeout(spec.timeout)).await;
+                let mut output = tail_lines(&r.stdout.text(), 20);
+                output.extend(tail_lines(&r.stderr.text(), 20));
+                ActReport {
+                    outcome: r.outcome,
+                    output,
+                    via: "exec",
+                }
+            }
+            ActionKind::Supervisor => {
+                ActReport::failed("a supervisor action reached the exec path")
+            }
+            ActionKind::Http {
+                method,
+                url,
+                body,
+                expect_status,
+            } => {
+                let req = HttpRequest {
+                    method,
+                    url,
+                    body: body.as_deref(),
+                    expect_status: *expect_status,
+                };
+                let r = http::run(&self.client, req, spec.timeout, http::DEFAULT_BODY_CAP).await;
+                ActReport {
+                    outcome: r.outcome,
+                    output: tail_lines(&String::from_utf8_lossy(&r.body), 20),
+                    via: "http",
+                }
+            }
+        }
+    }
+}
+
+fn tail_lines(text: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].iter().map(|l| (*l).to_owned()).collect()
+}
