@@ -1,0 +1,282 @@
+//! The failure-prediction LSTM through tract (medic's `Predictor`) against onnxruntime (Python,
+//! one thread), same ONNX file and same inputs, side by side in one run.
+//!
+//! Prints single-window latency (p50/p99, batch-1 plan), per-sample time at each batch size
+//! (batch plans fixed at that size), tract/onnxruntime ratios (< 1 = tract faster), and the
+//! largest absolute difference of the two runtimes' outputs over all windows (and, for the
+//! generated model, against the plain-Rust reference forward pass). The Python side also runs
+//! `onnx.checker` on the file.
+//!
+//! usage: `cargo run --release -p medic-bench --bin lstm_vs_onnxruntime -- [MODEL.onnx]
+//! [--windows N] [--single-runs N] [--batches 64,1024]` (run from the repository root).
+//! Without MODEL a model of the issue's architecture (LSTM 128 → 64 → 32, dense 16, sigmoid;
+//! 20 steps × 10 features) is written from seeded random weights. Needs `pip install
+//! onnxruntime onnx`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use medic_detect::predict::card::{CARD_FORMAT, CARD_VERSION, PredictorCard};
+use medic_detect::predict::steps::default_step_spec;
+use medic_detect::predict::{LstmWeights, Predictor, PredictorOptions, reference, write_model};
+use medic_detect::scaler::{Scaler, ScalerKind};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+struct Args {
+    model: Option<PathBuf>,
+    windows: usize,
+    single_runs: usize,
+    batches: Vec<usize>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        model: None,
+        windows: 2048,
+        single_runs: 2000,
+        batches: vec![64, 1024],
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(s) = it.next() {
+        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match s.as_str() {
+            "--windows" => a.windows = val("--windows")?.parse().map_err(|e| format!("{e}"))?,
+            "--single-runs" => {
+                a.single_runs = val("--single-runs")?.parse().map_err(|e| format!("{e}"))?
+            }
+            "--batches" => {
+                a.batches = val("--batches")?
+                    .split(',')
+                    .map(|b| b.parse().map_err(|e| format!("{e}")))
+                    .collect::<Result<_, _>>()?
+            }
+            _ if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            _ => a.model = Some(PathBuf::from(s)),
+        }
+    }
+    if a.batches.is_empty() || a.batches.contains(&0) || a.windows == 0 {
+        return Err("batches and windows must be positive".into());
+    }
+    let max_b = *a.batches.iter().max().unwrap_or(&1);
+    a.windows = a.windows.max(max_b);
+    Ok(a)
+}
+
+fn generated_model(dir: &Path) -> Result<(PathBuf, LstmWeights), String> {
+    let w = LstmWeights::random(20, 10, &[128, 64, 32], &[16], 7);
+    let spec = default_step_spec();
+    let card = PredictorCard {
+        format: CARD_FORMAT.into(),
+        version: CARD_VERSION,
+        feature_names: spec.names(),
+        feature_spec: spec,
+        feature_window: 10,
+        seq_len: 20,
+        step_s: 60,
+        horizon_s: 1800,
+        scaler: Scaler {
+            kind: ScalerKind::Standard,
+            center: vec![0.0; 10],
+            scale: vec![1.0; 10],
+        },
+        threshold: 0.5,
+        lstm_sizes: vec![128, 64, 32],
+        dense_sizes: vec![16],
+        metrics: Default::default(),
+        training: Default::default(),
+    };
+    let path = dir.join("bench_lstm.onnx");
+    write_model(&w, &card, &path).map_err(|e| e.to_string())?;
+    Ok((path, w))
+}
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lstm_vs_onnxruntime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+// Measuring elapsed wall time is the point of a bench.
+#[allow(clippy::disallowed_methods)]
+fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (model, weights) = match &args.model {
+        Some(p) => (p.clone(), None),
+        None => {
+            let (p, w) = generated_model(dir.path())?;
+            (p, Some(w))
+        }
+    };
+    let mut single =
+        Predictor::load_with(&model, PredictorOptions { batch: 1 }).map_err(|e| format!("{e}"))?;
+    let (seq, feat) = (single.seq_len(), single.n_features());
+    let wl = single.window_len();
+    let n = args.windows;
+    let mut rng = ChaCha8Rng::seed_from_u64(2026);
+    let x: Vec<f32> = (0..n * wl).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let input = dir.path().join("x.f32");
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&input, bytes).map_err(|e| e.to_string())?;
+    println!(
+        "model {} ({} steps × {} features), {} random windows; tract 0.23.9 single thread vs \
+         onnxruntime (1 intra-op thread)",
+        model.display(),
+        seq,
+        feat,
+        n
+    );
+
+    // tract: single-window latency on the batch-1 plan.
+    let mut p = [0.0f32];
+    for i in 0..20 {
+        single
+            .predict_into(&x[i * wl..(i + 1) * wl], &mut p)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut tract_single = Vec::with_capacity(args.single_runs);
+    for i in 0..args.single_runs {
+        let w = &x[(i % n) * wl..(i % n + 1) * wl];
+        let t0 = Instant::now();
+        single.predict_into(w, &mut p).map_err(|e| e.to_string())?;
+        tract_single.push(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    // tract: per-sample time per batch size, each with its own fixed-size plan.
+    let mut tract_batch = Vec::new();
+    let mut tract_out = vec![0.0f32; n];
+    let max_b = *args.batches.iter().max().unwrap_or(&1);
+    for &b in &args.batches {
+        let mut pred = Predictor::load_with(&model, PredictorOptions { batch: b })
+            .map_err(|e| e.to_string())?;
+        let mut out = vec![0.0f32; b];
+        pred.predict_into(&x[..b * wl], &mut out)
+            .map_err(|e| e.to_string())?;
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            pred.predict_into(&x[..b * wl], &mut out)
+                .map_err(|e| e.to_string())?;
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        tract_batch.push((b, best / b as f64 * 1e6));
+        if b == max_b {
+            pred.predict_into(&x, &mut tract_out)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+
+    // onnxruntime in Python.
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/lstm_ort.py");
+    let ort_out = dir.path().join("ort.f32");
+    let batches: Vec<String> = args.batches.iter().map(|b| b.to_string()).collect();
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&model)
+        .arg(&input)
+        .args([n.to_string(), seq.to_string(), feat.to_string()])
+        .arg(&ort_out)
+        .args(["--single-runs", &args.single_runs.to_string()])
+        .args(["--batches", &batches.join(",")])
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|_| {
+        format!(
+            "reference script failed ({}); needs `pip install onnxruntime onnx`:\n{}{}",
+            out.status,
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    if let Some(e) = v.get("error") {
+        return Err(format!("reference script: {e}"));
+    }
+    let mut ort_single: Vec<f64> = v["single_us"]
+        .as_array()
+        .ok_or("no single_us")?
+        .iter()
+        .filter_map(|x| x.as_f64())
+        .collect();
+    let ort_probs: Vec<f32> = std::fs::read(&ort_out)
+        .map_err(|e| e.to_string())?
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if ort_probs.len() != n {
+        return Err(format!(
+            "onnxruntime gave {} outputs for {n}",
+            ort_probs.len()
+        ));
+    }
+    let diff = tract_out
+        .iter()
+        .zip(&ort_probs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+
+    println!(
+        "onnx.checker: {}; onnxruntime {}",
+        v["checker"].as_str().unwrap_or("?"),
+        v["ort_version"].as_str().unwrap_or("?")
+    );
+    let (t50, t99) = (
+        quantile(&mut tract_single, 0.5),
+        quantile(&mut tract_single, 0.99),
+    );
+    let (o50, o99) = (
+        quantile(&mut ort_single, 0.5),
+        quantile(&mut ort_single, 0.99),
+    );
+    println!(
+        "{:<28} {:>12} {:>14} {:>10}",
+        "", "tract", "onnxruntime", "tract/ort"
+    );
+    println!(
+        "{:<28} {:>12.1} {:>14.1} {:>9.2}×",
+        "batch 1 latency p50 (µs)",
+        t50,
+        o50,
+        t50 / o50
+    );
+    println!(
+        "{:<28} {:>12.1} {:>14.1} {:>9.2}×",
+        "batch 1 latency p99 (µs)",
+        t99,
+        o99,
+        t99 / o99
+    );
+    for (b, t) in &tract_batch {
+        let o = v["batch"][b.to_string()]["per_sample_us"]
+            .as_f64()
+            .ok_or("missing batch figure")?;
+        println!(
+            "{:<28} {:>12.2} {:>14.2} {:>9.2}×",
+            format!("batch {b}: µs per sample"),
+            t,
+            o,
+            t / o
+        );
+    }
+    println!("outputs: max |tract − onnxruntime| over {n} windows = {diff:.2e}");
+    if let Some(w) = &weights {
+        let r = x
+            .chunks(wl)
+            .zip(&tract_out)
+            .map(|(c, t)| (reference::forward(w, c) - t).abs())
+            .fold(0.0f32, f32::max);
+        println!("outputs: max |tract − plain-Rust reference| = {r:.2e}");
+    }
+    Ok(())
+}
