@@ -354,7 +354,14 @@ fn scoring_builds_the_same_window_as_training() {
             .collect();
         let refs: Vec<&[f64]> = cols.iter().map(|c| c.as_slice()).collect();
         p.window_from_raw(&times, &refs, &mut window).unwrap();
-        assert_eq!(window.as_slice(), ds.window(i), "window {i}");
+        // The dataset keeps unscaled features as f32 before scaling, the predictor scales
+        // from f64: equal up to f32 rounding of the slope features.
+        let d = window
+            .iter()
+            .zip(ds.window(i))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d < 1e-5, "window {i}: max diff {d}");
         checked += 1;
     }
     assert!(checked > 5);
