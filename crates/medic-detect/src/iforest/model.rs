@@ -276,6 +276,7 @@ impl ModelFile {
             seed: card.seed,
             contamination: card.contamination,
         };
+        let dense = super::dense::Dense::build(&nodes, &leaf_value, &roots, &depths, d);
         let forest = IsolationForest {
             params,
             n_features: d,
@@ -286,6 +287,7 @@ impl ModelFile {
             roots,
             depths,
             threshold: card.threshold,
+            dense,
         };
         Ok(ModelFile { card, forest })
     }

@@ -1,4 +1,4 @@
-//! Streaming detectors (rolling z-score, MAD, EWMA, CUSUM, trend), O(1) per sample.
+//! Streaming detectors (rolling z-score, MAD, EWMA, CUSUM, trend, Mann-Kendall), fixed memory.
 //!
 //! Every detector takes one `f64` sample at a time, keeps a fixed amount of state allocated at
 //! construction and returns a [`Detection`]: a score in `[0, 1]` and a flag. By convention the
@@ -12,6 +12,7 @@
 //! | [`Ewma`] | fast EWMA, slow mean and variance | O(1) |
 //! | [`Cusum`] | two sums, slow and fast means | O(1) |
 //! | [`Trend`] | ring buffer of `w` samples, running least-squares sums | O(1) (exact re-sum every `4w` samples) |
+//! | [`MannKendall`] | ring buffer of `w` samples, `S` and the tie correction | O(w) sign comparisons (exact); Sen's slope O(w²) on request |
 //! | [`AnomalyLikelihood`] | two ring buffers of raw scores | O(1) |
 //!
 //! [`Combiner`] merges these (and an optional isolation-forest score) into one anomaly score per
@@ -25,6 +26,7 @@ mod cusum;
 mod ewma;
 mod likelihood;
 mod mad;
+mod mann_kendall;
 mod nab;
 mod seasonal;
 mod trend;
@@ -36,6 +38,9 @@ pub use cusum::Cusum;
 pub use ewma::Ewma;
 pub use likelihood::AnomalyLikelihood;
 pub use mad::RollingMad;
+pub use mann_kendall::{
+    MANN_KENDALL_MAX_WINDOW, MannKendall, MannKendallTest, TrendDirection, mann_kendall,
+};
 pub use nab::{NabDetector, NabDetectorKind};
 pub use seasonal::Seasonal;
 pub use trend::Trend;
@@ -85,6 +90,12 @@ pub enum StreamError {
         value: f64,
         /// What is accepted.
         expected: &'static str,
+    },
+    /// A batch input holds a NaN or an infinity.
+    #[error("sample {index} is not finite")]
+    NonFinite {
+        /// Position of the first such sample.
+        index: usize,
     },
 }
 
