@@ -114,11 +114,14 @@ pub async fn heal_once(
     let client = medic_collect::http::client()?;
     let prober = Prober::new(client.clone(), medic_collect::http::DEFAULT_MAX_BODY_BYTES);
 
+    let started = clock.now();
+    // This run's RSS samples, by target index (kept in memory: a dry run writes nothing).
+    let mut fresh: Vec<Vec<(medic_core::Timestamp, f64)>> = vec![Vec::new(); fleet.targets.len()];
     for round in 0..heal.rounds.max(1) {
         if round > 0 {
             tokio::time::sleep(heal.interval).await;
         }
-        for target in &fleet.targets {
+        for (i, target) in fleet.targets.iter().enumerate() {
             let Some(m) = &target.metrics else { continue };
             match medic_collect::scrape::scrape(
                 &client,
@@ -130,10 +133,18 @@ pub async fn heal_once(
             )
             .await
             {
-                Ok(report) if !options.dry_run => {
-                    store.insert_samples(&report.samples)?;
+                Ok(report) => {
+                    fresh[i].extend(
+                        report
+                            .samples
+                            .iter()
+                            .filter(|s| s.name == "process_resident_memory_bytes")
+                            .map(|s| (s.at, s.value)),
+                    );
+                    if !options.dry_run {
+                        store.insert_samples(&report.samples)?;
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(target = %target.name, error = %crate::error_chain(&e), "scrape failed; skipped");
                 }
@@ -144,7 +155,7 @@ pub async fn heal_once(
     let now = clock.now();
     let checks = check_fleet(fleet, &prober, Arc::clone(&clock), CheckOptions::DEFAULT).await;
     let mut findings = Vec::new();
-    for (target, check) in fleet.targets.iter().zip(&checks) {
+    for (i, (target, check)) in fleet.targets.iter().zip(&checks).enumerate() {
         let Some(limit) = target
             .resources
             .as_ref()
@@ -157,12 +168,13 @@ pub async fn heal_once(
         let history = store.samples(
             target.name.as_str(),
             "process_resident_memory_bytes",
-            (now - heal.history)..(now + Duration::from_secs(1)),
+            (now - heal.history)..started,
         )?;
         let mut last = None;
-        for s in &history {
-            forecast.push(s.at, s.value);
-            last = Some(s.value);
+        let points = history.iter().map(|s| (s.at, s.value));
+        for (at, value) in points.chain(fresh[i].iter().copied()) {
+            forecast.push(at, value);
+            last = Some(value);
         }
         let Some(prediction) = forecast.prediction(limit).filter(|p| p.alarm) else {
             continue;
@@ -246,6 +258,10 @@ pub async fn heal_once(
                             "running".into()
                         };
                     }
+                    // The engine closes a dry-run act itself; nothing is carried out.
+                    if act.dry_run {
+                        continue;
+                    }
                     let Some(target) = fleet.target(act.target.as_str()).cloned() else {
                         continue;
                     };
@@ -278,7 +294,7 @@ pub async fn heal_once(
                 Command::Circuit { .. } | Command::Notify(_) | Command::Escalate(_) => {}
             }
         }
-        if inflight == 0 || clock.now() >= deadline {
+        if inflight == 0 && engine.n_active() == 0 || clock.now() >= deadline {
             break;
         }
         match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
