@@ -332,7 +332,13 @@ pub(crate) async fn performance(
     .await
     {
         Ok(r) => r,
-        Err(e) => return (LimitVerdict::Fail(crate::probe::error_chain(&e)), None, None),
+        Err(e) => {
+            return (
+                LimitVerdict::Fail(crate::probe::error_chain(&e)),
+                None,
+                None,
+            );
+        }
     };
     let spec = perf_metrics_for(&report.samples);
     let snapshot = PerfSnapshot::from_samples(&report.samples, &spec);
