@@ -473,6 +473,8 @@ pub fn evaluate_machine(
         if seg.dims.is_empty() {
             continue;
         }
+        // `r` indexes three matrices and the scores alike.
+        #[allow(clippy::needless_range_loop)]
         for r in seg.start..seg.end.min(ftest.nrows()) {
             let (f100, f150) = rank_hits(test_attr.row(r), &seg.dims);
             let (b100, b150) = rank_hits(contrast.row(r), &seg.dims);

@@ -28,7 +28,7 @@ pub(crate) const BLOCK: usize = 32;
 
 /// Rows descending a tree level by level together (their indices live in registers).
 const GROUP: usize = 16;
-const _: () = assert!(BLOCK % GROUP == 0);
+const _: () = assert!(BLOCK.is_multiple_of(GROUP));
 
 /// The packed node that sends every row left: split `+∞`, feature 0.
 const PASS_LEFT: u64 = f32::INFINITY.to_bits() as u64;

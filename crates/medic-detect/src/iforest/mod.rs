@@ -507,14 +507,14 @@ impl IsolationForest {
     }
 }
 
-/// Whether every value is finite: `v − v` is 0 for finite `v` and NaN otherwise, summed in 8
+/// Whether every value is finite: `v × 0` is 0 for finite `v` and NaN otherwise, summed in 8
 /// independent lanes so the loop vectorises.
 fn all_finite(flat: &[f64]) -> bool {
     let mut acc = [0.0f64; 8];
     let mut chunks = flat.chunks_exact(8);
     for c in &mut chunks {
         for (a, v) in acc.iter_mut().zip(c) {
-            *a += v - v;
+            *a += v * 0.0;
         }
     }
     acc.iter().all(|a| *a == 0.0) && chunks.remainder().iter().all(|v| v.is_finite())
