@@ -318,6 +318,12 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         )?)
     };
 
+    // Said once: the learned models are not used by the daemon yet.
+    tracing::info!(
+        "no anomaly or failure-prediction model is loaded; findings come from probes, process \
+         exits, alerts and the RSS trend forecast"
+    );
+
     // Supervised targets are started before the first probe.
     start_supervised(&supervisor, &fleet).await;
 
