@@ -23,6 +23,7 @@ use serde_json::json;
 
 use super::DaemonError;
 use super::detect::LeakForecast;
+use super::journal::JournalWriter;
 use crate::dispatch::{ActReport, Dispatcher};
 use crate::supervise::{ProcessEvent, Supervisor};
 
@@ -182,8 +183,8 @@ pub(crate) struct Brain {
     tick: Duration,
     health: FleetHealth,
     targets: Vec<TargetRt>,
-    /// The target of every action the journal or this run knows.
-    action_targets: HashMap<ActionId, TargetId>,
+    /// Writes journal rows with their target and key (knows every action's target).
+    journal: JournalWriter,
     /// Reasons of intents whose act has not been logged yet.
     reasons: HashMap<ActionId, String>,
     action_log: VecDeque<ActionRecord>,
@@ -219,13 +220,7 @@ impl Brain {
         view: Arc<RwLock<medic_api::FleetView>>,
         notifier: Option<medic_notify::Notifier>,
     ) -> Result<Brain, DaemonError> {
-        let action_targets = journal
-            .iter()
-            .filter_map(|e| match e {
-                JournalEntry::Intent { action, target, .. } => Some((*action, target.clone())),
-                _ => None,
-            })
-            .collect();
+        let writer = JournalWriter::new(&journal);
         let engine = recover(&fleet, &config, journal)?;
         if engine.stats().journal_entries > 0 {
             tracing::info!(
@@ -250,7 +245,7 @@ impl Brain {
             supervisor,
             snapshot,
             tick,
-            action_targets,
+            journal: writer,
             reasons: HashMap::new(),
             action_log: VecDeque::new(),
             incidents: VecDeque::new(),
@@ -775,28 +770,7 @@ impl Brain {
     }
 
     fn journal(&mut self, now: Timestamp, entry: &JournalEntry) {
-        let payload = match serde_json::to_value(entry) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(error = %e, "encoding a journal entry");
-                self.journal_broken = true;
-                return;
-            }
-        };
-        let kind = payload
-            .get("entry")
-            .and_then(|k| k.as_str())
-            .unwrap_or("unknown")
-            .to_owned();
-        let (target, key) = self.entry_target(entry);
-        let record = medic_store::JournalEntry {
-            at: now,
-            target,
-            kind,
-            idempotency_key: key,
-            payload,
-        };
-        match self.store.append_journal(&record) {
+        match self.journal.append(&mut self.store, now, entry) {
             Ok(_) => self.journal_broken = false,
             Err(e) => {
                 tracing::error!(error = %crate::error_chain(&e), "journal write failed: acting is suspended until it works again");
@@ -806,45 +780,11 @@ impl Brain {
         self.after_journal(now, entry);
     }
 
-    fn entry_target(&self, entry: &JournalEntry) -> (TargetId, Option<String>) {
-        let by_action = |action: &ActionId| {
-            let target = self
-                .action_targets
-                .get(action)
-                .cloned()
-                .unwrap_or_else(|| TargetId::new(""));
-            let key = format!("{target}/{action}");
-            (target, Some(key))
-        };
-        match entry {
-            JournalEntry::Intent { target, key, .. } => (target.clone(), Some(key.clone())),
-            JournalEntry::Acted { action, .. }
-            | JournalEntry::Verified { action, .. }
-            | JournalEntry::Closed { action, .. } => by_action(action),
-            JournalEntry::ApprovalRequested { target, .. }
-            | JournalEntry::IncidentOpened { target, .. }
-            | JournalEntry::Escalated { target, .. }
-            | JournalEntry::Resumed { target, .. }
-            | JournalEntry::Degraded { target, .. }
-            | JournalEntry::Breaker { target, .. }
-            | JournalEntry::BackoffReset { target, .. } => (target.clone(), None),
-            JournalEntry::ApprovalDecided { .. } | JournalEntry::Maintenance { .. } => {
-                (TargetId::new(""), None)
-            }
-        }
-    }
-
     /// Bookkeeping that follows the engine's durable changes.
     fn after_journal(&mut self, now: Timestamp, entry: &JournalEntry) {
         match entry {
-            JournalEntry::Intent {
-                action,
-                target,
-                reason,
-                ..
-            } => {
+            JournalEntry::Intent { action, reason, .. } => {
                 // The act that follows logs the record; keep the reason for it.
-                self.action_targets.insert(*action, target.clone());
                 self.reasons.insert(*action, reason.clone());
             }
             JournalEntry::Closed { action, result, .. } => {

@@ -26,6 +26,7 @@ use medic_policy::Fleet;
 use serde::Serialize;
 
 use super::detect::LeakForecast;
+use super::journal::JournalWriter;
 use super::{DaemonError, DaemonOptions};
 use crate::dispatch::Dispatcher;
 
@@ -198,6 +199,7 @@ pub async fn heal_once(
                 .map_err(|source| DaemonError::Journal { seq: r.seq, source })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut writer = JournalWriter::new(&journal);
     let mut engine = super::brain::recover(fleet, &config, journal)?;
     let dispatcher = Dispatcher::new(client, prober.clone(), None);
     let mut lines: Vec<HealLine> = findings
@@ -233,19 +235,7 @@ pub async fn heal_once(
                     if options.dry_run {
                         continue;
                     }
-                    let payload = serde_json::to_value(&entry).unwrap_or_default();
-                    let kind = payload
-                        .get("entry")
-                        .and_then(|k| k.as_str())
-                        .unwrap_or("unknown")
-                        .to_owned();
-                    store.append_journal(&medic_store::JournalEntry {
-                        at: clock.now(),
-                        target: medic_core::TargetId::new(""),
-                        kind,
-                        idempotency_key: None,
-                        payload,
-                    })?;
+                    writer.append(&mut store, clock.now(), &entry)?;
                 }
                 Command::Act(act) => {
                     targets_of.insert(act.action, act.target.to_string());

@@ -33,10 +33,12 @@
 mod brain;
 mod detect;
 mod heal;
+mod journal;
 
 pub use brain::{ActionRecord, DaemonSnapshot, IncidentRecord, TargetRecord};
 pub use detect::LeakForecast;
 pub use heal::{HealLine, HealOptions, HealReport, heal_once};
+pub use journal::JournalWriteError;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -122,6 +124,9 @@ pub enum DaemonError {
         #[source]
         source: serde_json::Error,
     },
+    /// A journal entry could not be written.
+    #[error("journal")]
+    JournalWrite(#[from] JournalWriteError),
     /// The HTTP client could not be built.
     #[error("http client")]
     Http(#[from] medic_collect::http::HttpError),
