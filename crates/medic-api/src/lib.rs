@@ -65,8 +65,8 @@ pub use telemetry::{
     record_probe, set_anomaly, set_mttr, set_prediction, set_queue_depth, set_target_states,
 };
 pub use view::{
-    ACTIONS_KEPT, ActionLog, ActionView, ApprovalView, FindingSummary, FleetView, HISTORY_LEN,
-    History, IncidentStatus, IncidentView, MaintenanceView, Point, TargetView,
+    ACTIONS_KEPT, ActionLog, ActionView, ApprovalView, CircuitView, FindingSummary, FleetView,
+    HISTORY_LEN, History, IncidentStatus, IncidentView, MaintenanceView, Point, TargetView,
 };
 
 /// Where the API listens unless told otherwise: loopback, port 9797.

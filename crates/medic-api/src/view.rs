@@ -67,6 +67,21 @@ pub struct TargetView {
     pub pid: Option<u32>,
     /// A maintenance window covers the target.
     pub in_maintenance: bool,
+    /// Its circuit breaker, once medic has opened it (`None`: never opened).
+    #[serde(default)]
+    pub circuit: Option<CircuitView>,
+}
+
+/// A target's circuit breaker as the daemon last set it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CircuitView {
+    /// Where it is: `{"state": "open", "until": …}`, `{"state": "half_open"}` or
+    /// `{"state": "closed"}`.
+    pub breaker: medic_strategy::BreakerState,
+    /// When it got there.
+    pub since: Timestamp,
+    /// Times it opened, re-opens after a failed half-open probe included.
+    pub opened: u32,
 }
 
 impl TargetView {
@@ -81,6 +96,7 @@ impl TargetView {
             probability: History::default(),
             pid: None,
             in_maintenance: false,
+            circuit: None,
         }
     }
 }

@@ -23,6 +23,9 @@
 //! | `GET /` or `GET /work` | a simulated request: 5–30 ms of work plus latency creep; 500 under `errors` |
 //! | `POST /fault/{kind}` | injects a fault: `crash`, `hang`, `leak`, `errors`, `slow`, `dependency`, `corrupt-state` |
 //! | `POST /fault/clear` | clears `errors`, `slow`, `leak` (frees the memory) and `dependency` |
+//! | `POST /admin/circuit/open` | opens the circuit: `/work` is refused with 503 at once (shed, not counted as a request or an error) until closed |
+//! | `POST /admin/circuit/close` | closes the circuit: `/work` is served again |
+//! | `GET /admin/circuit` | `open` or `closed` |
 //!
 //! ## Faults
 //!
@@ -44,13 +47,23 @@
 //!   survives restarts and `POST /fault/clear`, so only removing the state directory (the
 //!   `reset` strategy) heals it.
 //!
+//! ## Circuit
+//!
+//! The circuit is how an operator (or medic's `circuit_break` action and its `close`) stops
+//! sending work to the agent without stopping it: while it is open, `/work` answers 503
+//! `circuit open` immediately, the background load keeps knocking but its refused requests
+//! count only in `demo_shed_total`, so the error rate is not fed by them. `/health` and
+//! `/ready` do not follow the circuit: they say whether the agent *could* serve, which is what
+//! a half-open probe asks. The state is not persisted (a restarted agent starts closed).
+//!
 //! ## Metrics
 //!
 //! `demo_request_duration_seconds` (histogram of `/work` latency, buckets 5 ms … 10 s),
 //! `demo_requests_total`, `demo_errors_total`, `demo_queue_depth` (requests in flight),
 //! `demo_leaked_bytes`, `demo_version{name,version}` (always 1; `--app-version` sets the label),
-//! `demo_dependency_up` (with `--depends-on`), `demo_starts` (with `--state-dir`: starts
-//! recorded there), `process_resident_memory_bytes` (from `/proc/self/statm`),
+//! `demo_dependency_up` (with `--depends-on`), `demo_circuit_open`, `demo_shed_total`,
+//! `demo_starts` (with `--state-dir`: starts recorded there), `process_resident_memory_bytes`
+//! (from `/proc/self/statm`),
 //! `process_cpu_seconds_total`, `process_open_fds`, and `demo_fault_active{kind}`: the injected
 //! faults, as ground truth for labelling recorded data; it is not a symptom and detectors must
 //! not use it.
@@ -155,6 +168,7 @@ struct App {
     slow_max: Duration,
     dependency: Option<HttpUrl>,
     dependency_up: AtomicBool,
+    circuit_open: AtomicBool,
     state_dir: Option<PathBuf>,
     starts: Option<u64>,
     rng: Mutex<ChaCha8Rng>,
@@ -259,6 +273,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             faults: &app.faults,
             dependency_up: app.dependency.as_ref().map(|_| !app.dependency_down()),
             starts: app.starts,
+            circuit_open: app.circuit_open.load(Ordering::Relaxed),
         },
     );
     (
@@ -281,6 +296,13 @@ impl Drop for InFlight<'_> {
 }
 
 async fn work(State(app): State<Arc<App>>) -> (StatusCode, &'static str) {
+    if app.circuit_open.load(Ordering::Relaxed) {
+        app.metrics.shed.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "circuit open: not taking work\n",
+        );
+    }
     let start = now();
     app.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(&app.metrics);
@@ -325,6 +347,38 @@ async fn fault(State(app): State<Arc<App>>, Path(kind): Path<String>) -> (Status
                 ),
             )
         }
+    }
+}
+
+/// `POST /admin/circuit/{open|close}`: stops or resumes taking work.
+async fn set_circuit(
+    State(app): State<Arc<App>>,
+    Path(state): Path<String>,
+) -> (StatusCode, String) {
+    let open = match state.as_str() {
+        "open" => true,
+        "close" | "closed" => false,
+        other => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("unknown circuit state {other:?}; expected open or close\n"),
+            );
+        }
+    };
+    let was = app.circuit_open.swap(open, Ordering::Relaxed);
+    let state = if open { "open" } else { "closed" };
+    if was != open {
+        eprintln!("{}: circuit {state}", app.name);
+    }
+    (StatusCode::OK, format!("circuit {state}\n"))
+}
+
+/// `GET /admin/circuit`: `open` or `closed`.
+async fn circuit(State(app): State<Arc<App>>) -> &'static str {
+    if app.circuit_open.load(Ordering::Relaxed) {
+        "open\n"
+    } else {
+        "closed\n"
     }
 }
 
@@ -445,6 +499,8 @@ fn router(app: Arc<App>) -> Router {
         .route("/", get(work))
         .route("/work", get(work))
         .route("/fault/{kind}", post(fault))
+        .route("/admin/circuit", get(circuit))
+        .route("/admin/circuit/{state}", post(set_circuit))
         .layer(middleware::from_fn_with_state(app.clone(), hang_gate))
         .with_state(app)
 }
@@ -507,6 +563,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         slow_max: Duration::from_millis(args.slow_max_ms),
         dependency: dependency.clone(),
         dependency_up: AtomicBool::new(false),
+        circuit_open: AtomicBool::new(false),
         state_dir: args.state_dir.clone(),
         starts,
         rng: Mutex::new(ChaCha8Rng::seed_from_u64(

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub queue_depth: AtomicI64,
     /// Bytes held by the leak fault.
     pub leaked_bytes: AtomicU64,
+    /// `/work` requests refused (503) while the circuit is open; neither requests nor errors.
+    pub shed: AtomicU64,
 }
 
 impl Metrics {
@@ -57,6 +59,8 @@ pub struct Exposition<'a> {
     pub dependency_up: Option<bool>,
     /// Starts recorded in the state directory, when there is one.
     pub starts: Option<u64>,
+    /// Whether the circuit is open (work refused).
+    pub circuit_open: bool,
 }
 
 /// Renders every metric in the Prometheus text format 0.0.4.
@@ -122,6 +126,18 @@ pub fn render(m: &Metrics, x: &Exposition<'_>) -> String {
         "demo_leaked_bytes",
         "Bytes held by the leak fault.",
         m.leaked_bytes.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        &mut out,
+        "demo_shed_total",
+        "Requests to /work refused with 503 while the circuit was open.",
+        m.shed.load(Ordering::Relaxed),
+    );
+    gauge(
+        &mut out,
+        "demo_circuit_open",
+        "Whether the circuit is open: /work refused, set by POST /admin/circuit/{open,close}.",
+        if x.circuit_open { 1.0 } else { 0.0 },
     );
     if let Some(up) = x.dependency_up {
         gauge(
@@ -249,6 +265,7 @@ mod tests {
                 faults: &faults,
                 dependency_up: None,
                 starts: None,
+                circuit_open: false,
             },
         );
         assert!(text.contains("demo_request_duration_seconds_bucket{le=\"0.005\"} 1\n"));

@@ -487,3 +487,31 @@ fn a_killed_agent_can_be_restarted_on_the_same_port_at_once() {
     assert_eq!(line.trim(), format!("listening on http://127.0.0.1:{port}"));
     assert_eq!(again.get("/health").0, 200);
 }
+
+#[test]
+fn an_open_circuit_sheds_work_without_counting_it_until_closed() {
+    let agent = Agent::start(&["--name", "t-circuit", "--load-rps", "0"]);
+    assert_eq!(agent.get("/admin/circuit").1, "closed\n");
+    assert_eq!(agent.post("/fault/errors").0, 200);
+    assert_eq!(agent.get("/work").0, 500);
+    assert_eq!(agent.post("/admin/circuit/open").0, 200);
+    assert_eq!(agent.get("/admin/circuit").1, "open\n");
+    for _ in 0..3 {
+        assert_eq!(agent.get("/work").0, 503);
+    }
+    let m = agent.metrics();
+    assert_eq!(m["demo_requests_total"], 1.0);
+    assert_eq!(m["demo_errors_total"], 1.0);
+    assert_eq!(m["demo_shed_total"], 3.0);
+    assert_eq!(m["demo_circuit_open"], 1.0);
+    // Health says whether the agent could serve, whatever the circuit.
+    assert_eq!(agent.get("/health").0, 500);
+    assert_eq!(agent.post("/fault/clear").0, 200);
+    assert_eq!(agent.get("/health").0, 200);
+    assert_eq!(agent.get("/work").0, 503, "still open until closed");
+    assert_eq!(agent.post("/admin/circuit/close").0, 200);
+    assert_eq!(agent.get("/admin/circuit").1, "closed\n");
+    assert_eq!(agent.get("/work").0, 200);
+    assert_eq!(agent.metrics()["demo_circuit_open"], 0.0);
+    assert_eq!(agent.post("/admin/circuit/ajar").0, 400);
+}

@@ -128,6 +128,7 @@ pub const ACTION_KEYS: &[&str] = &[
     "supervisor",
     "timeout",
     "post_condition",
+    "close",
 ];
 /// Keys of an action's `http:`.
 pub const ACTION_HTTP_KEYS: &[&str] = &["method", "url", "body", "expect_status"];
@@ -1016,6 +1017,36 @@ fn decode_action(dec: &mut Decoder, node: &Node, path: &str) -> Option<ActionSpe
         }
         None => Some(None),
     };
+    // `Some(None)`: no close action; `None`: a broken one (already reported).
+    let close: Option<Option<Box<ActionSpec>>> = match m.get("close") {
+        Some(c) => {
+            let cp = join(path, "close");
+            let at = m.key_node("close").map_or(node.loc, |n| n.loc);
+            if !path.ends_with(".circuit_break") {
+                dec.error_at(
+                    at,
+                    &cp,
+                    "expected close only on actions.circuit_break (it lets work flow again when the circuit closes)"
+                        .to_owned(),
+                );
+                None
+            } else {
+                match decode_action(dec, c, &cp) {
+                    Some(a) if a.kind == ActionKind::Supervisor => {
+                        dec.error_at(
+                            at,
+                            &join(&cp, "supervisor"),
+                            "expected exec or http to close a circuit, found supervisor".to_owned(),
+                        );
+                        None
+                    }
+                    Some(a) => Some(Some(Box::new(a))),
+                    None => None,
+                }
+            }
+        }
+        None => Some(None),
+    };
     let kind = match kinds[0] {
         "exec" => ActionKind::Exec {
             argv: argv(dec, m.get("exec")?, &join(path, "exec"))?,
@@ -1063,6 +1094,7 @@ fn decode_action(dec: &mut Decoder, node: &Node, path: &str) -> Option<ActionSpe
         kind,
         timeout: timeout.unwrap_or(Duration::from_secs(30)),
         post_condition: post_condition?,
+        close: close?,
     })
 }
 

@@ -186,6 +186,9 @@ pub struct ActionSpec {
     pub timeout: Duration,
     /// Checked after the action reports success; a failure is a shadow error.
     pub post_condition: Option<Check>,
+    /// Only on `actions.circuit_break` (which stops work going to the target): what lets work
+    /// flow again when the circuit closes. Never `supervisor`, never nested.
+    pub close: Option<Box<ActionSpec>>,
 }
 
 /// The two ways to act.

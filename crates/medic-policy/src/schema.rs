@@ -423,6 +423,13 @@ pub fn fleet_schema() -> Value {
                 ),
             ),
             ("post_condition", r("check")),
+            (
+                "close",
+                with_doc(
+                    r("action"),
+                    "Only on circuit_break: the exec or http action that lets work flow again when the circuit closes.",
+                ),
+            ),
         ],
         &[],
     );

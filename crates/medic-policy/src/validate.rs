@@ -370,6 +370,7 @@ pub fn build_fleet(
                     kind: ActionKind::Supervisor,
                     timeout: Duration::from_secs(30),
                     post_condition: None,
+                    close: None,
                 });
             }
             if !probes.iter().any(|p| p.level == ProbeLevel::Liveness) {

@@ -741,3 +741,36 @@ mod no_panic {
         assert!(parse_policies_str(bomb, "p.yaml").is_err());
     }
 }
+
+#[test]
+fn circuit_break_may_say_how_to_close_the_circuit_and_nothing_else_may() {
+    let fleet = parse_fleet_str(
+        "targets:\n  - name: gw\n    actions:\n      circuit_break:\n        http: { url: \"http://127.0.0.1:9/admin/circuit/open\" }\n        close: { http: { url: \"http://127.0.0.1:9/admin/circuit/close\" }, timeout: 2s }\n",
+        "fleet.yaml",
+        &shipped_tiers(),
+    )
+    .unwrap();
+    let spec = &fleet.targets[0].actions[&medic_core::Strategy::CircuitBreak];
+    let close = spec.close.as_deref().expect("a close action");
+    assert_eq!(close.timeout, Duration::from_secs(2));
+    assert!(matches!(
+        &close.kind,
+        medic_policy::ActionKind::Http { url, .. } if url.ends_with("/admin/circuit/close")
+    ));
+    assert_eq!(
+        fleet_errors(
+            "targets:\n  - name: w\n    actions:\n      restart:\n        exec: [\"true\"]\n        close: { exec: [\"true\"] }\n"
+        ),
+        [
+            "fleet.yaml:6:9: targets[0].actions.restart.close: expected close only on actions.circuit_break (it lets work flow again when the circuit closes)"
+        ]
+    );
+    assert_eq!(
+        fleet_errors(
+            "targets:\n  - name: w\n    supervise: { command: [\"true\"] }\n    actions:\n      circuit_break:\n        exec: [\"true\"]\n        close: { supervisor: true }\n"
+        ),
+        [
+            "fleet.yaml:7:9: targets[0].actions.circuit_break.close.supervisor: expected exec or http to close a circuit, found supervisor"
+        ]
+    );
+}
