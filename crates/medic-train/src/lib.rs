@@ -4,6 +4,11 @@
 //!
 //! - [`source`]: training data as [`medic_detect::predict::AgentSeries`] (simulated history or
 //!   medic-sim's CSV format).
+//! - [`prometheus`]: training data from a Prometheus server (`query_range`, one query per
+//!   raw column, failures from a query or a labels file); [`store`]: from medic's own SQLite
+//!   history (failures from incidents and the journal, preemptive actions → *averted*).
+//! - [`iforest`](mod@iforest): the anomaly model (medic-detect's isolation forest on the
+//!   per-step feature rows) with its card.
 //! - [`net`]: the network ([`FailureNet`]: stacked forward LSTMs, dropout, dense ReLU layers,
 //!   one logit) and its sizes ([`NetConfig`]).
 //! - [`train`](mod@train): the seeded training loop ([`TrainConfig`], early stopping on
@@ -21,8 +26,11 @@
 
 pub mod evaluate;
 pub mod export;
+pub mod iforest;
 pub mod net;
+pub mod prometheus;
 pub mod source;
+pub mod store;
 pub mod train;
 
 use std::collections::BTreeMap;

@@ -62,6 +62,13 @@ pub struct ModelCard {
     pub threshold: f64,
     /// Training data summary.
     pub training: TrainingSummary,
+    /// The feature spec the rows were computed with, when they came from the feature path
+    /// (absent in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_spec: Option<crate::features::FeatureSpec>,
+    /// Trailing raw rows behind each feature row, when the rows are per-step features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_window: Option<usize>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -128,6 +135,8 @@ impl ModelFile {
             contamination: forest.params.contamination,
             threshold: forest.threshold,
             training,
+            feature_spec: None,
+            feature_window: None,
         };
         Ok(ModelFile { card, forest })
     }
