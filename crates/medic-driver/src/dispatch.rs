@@ -11,6 +11,11 @@
 //! A configured action that reports success is then checked against its `post_condition`
 //! (if any). A post-condition that fails turns the success into a failure whose reason
 //! starts with `shadow error:` — the action said it worked but did not do its job.
+//!
+//! Circuits: the `circuit_break` act runs the target's `actions.circuit_break` (which stops
+//! work going to it); when the engine closes the circuit, the driver runs that action's
+//! `close` ([`Dispatcher::close_circuit`]), an exec or http action like any other (same
+//! placeholders, timeout, output capture and post-condition), to let work flow again.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -109,7 +114,7 @@ impl Dispatcher {
                 target.name
             ));
         };
-        let mut report = match (&spec.kind, act.kind) {
+        let report = match (&spec.kind, act.kind) {
             (ActionKind::Supervisor, ActKind::Heal(strategy)) => {
                 self.supervise(strategy, act.replicas, target).await
             }
@@ -118,6 +123,45 @@ impl Dispatcher {
             }
             _ => self.run_spec(spec, &vars).await,
         };
+        self.post_condition(report, spec, target, strategy_name)
+            .await
+    }
+
+    /// Runs the `close` of the target's `circuit_break` action: lets work flow to it again
+    /// once its circuit closed. `None` when none is configured.
+    pub async fn close_circuit(&self, target: &Target) -> Option<ActReport> {
+        let spec = target
+            .actions
+            .get(&Strategy::CircuitBreak)?
+            .close
+            .as_deref()?;
+        let vars = Vars {
+            target: target.name.as_str().to_owned(),
+            replicas: None,
+            strategy: "circuit_close".to_owned(),
+            action_id: String::new(),
+        };
+        let report = match spec.kind {
+            // Refused by validation; kept as a clear failure rather than a panic.
+            ActionKind::Supervisor => {
+                ActReport::failed("the supervisor cannot close a circuit; configure exec or http")
+            }
+            _ => self.run_spec(spec, &vars).await,
+        };
+        Some(
+            self.post_condition(report, spec, target, "circuit close")
+                .await,
+        )
+    }
+
+    /// A success whose post-condition fails becomes a shadow error.
+    async fn post_condition(
+        &self,
+        mut report: ActReport,
+        spec: &ActionSpec,
+        target: &Target,
+        what: &str,
+    ) -> ActReport {
         if report.outcome == Outcome::Success
             && let Some(check) = &spec.post_condition
         {
@@ -131,7 +175,7 @@ impl Dispatcher {
                 .await;
             if let Some(why) = outcome.error() {
                 report.outcome = Outcome::Failure(format!(
-                    "shadow error: the {strategy_name} action reported success but its post-condition failed: {why}"
+                    "shadow error: the {what} action reported success but its post-condition failed: {why}"
                 ));
             }
         }

@@ -17,12 +17,12 @@ use medic_orchestrator::{
 };
 use medic_policy::{Fleet, Target};
 use medic_store::{IncidentId, Store};
-use medic_strategy::AttemptResult;
+use medic_strategy::{AttemptResult, BreakerState};
 use serde::Serialize;
 use serde_json::json;
 
 use super::DaemonError;
-use super::detect::LeakForecast;
+use super::detect::{ErrorRate, LeakForecast};
 use super::journal::JournalWriter;
 use crate::dispatch::{ActReport, Dispatcher};
 use crate::supervise::{ProcessEvent, Supervisor};
@@ -91,6 +91,18 @@ pub struct TargetRecord {
     pub pid: Option<u32>,
     /// Recent failure-forecast probabilities (oldest first), for sparklines.
     pub probability_history: Vec<f32>,
+    /// The error rate of its requests over the last scrapes, when it answered enough.
+    pub error_rate: Option<f64>,
+    /// Its circuit breaker, once opened.
+    pub circuit: Option<medic_api::CircuitView>,
+}
+
+impl TargetRecord {
+    /// Whether its circuit is open (work stopped, waiting for the half-open probe).
+    pub fn circuit_open(&self) -> bool {
+        self.circuit
+            .is_some_and(|c| matches!(c.breaker, BreakerState::Open { .. }))
+    }
 }
 
 /// One incident: from the first sign of failure to the verified heal.
@@ -157,6 +169,8 @@ struct TargetRt {
     first_fail_at: Option<Timestamp>,
     last_error: Option<String>,
     leak: LeakForecast,
+    errors: ErrorRate,
+    circuit: Option<medic_api::CircuitView>,
     memory_ratio: Option<f64>,
     prediction: Option<PredictionFinding>,
     anomaly: Option<medic_core::AnomalyFinding>,
@@ -200,6 +214,8 @@ pub(crate) struct Brain {
     maintenance: Vec<medic_api::MaintenanceView>,
     maintenance_seq: u64,
     approvals: Vec<medic_api::ApprovalView>,
+    /// Targets whose circuit is closed in the journal: closed again at start.
+    reclose: Vec<TargetId>,
 }
 
 impl Brain {
@@ -221,6 +237,21 @@ impl Brain {
         notifier: Option<medic_notify::Notifier>,
     ) -> Result<Brain, DaemonError> {
         let writer = JournalWriter::new(&journal);
+        // A circuit whose last journaled state is closed gets its close action again at
+        // start: a kill -9 between the journal entry and the action must not leave the
+        // target without work for good (closing is idempotent).
+        let mut last_breaker: HashMap<TargetId, BreakerState> = HashMap::new();
+        for e in &journal {
+            if let JournalEntry::Breaker { target, state, .. } = e {
+                last_breaker.insert(target.clone(), *state);
+            }
+        }
+        let reclose = fleet
+            .targets
+            .iter()
+            .filter(|t| last_breaker.get(&t.name) == Some(&BreakerState::Closed))
+            .map(|t| t.name.clone())
+            .collect();
         let engine = recover(&fleet, &config, journal)?;
         if engine.stats().journal_entries > 0 {
             tracing::info!(
@@ -260,8 +291,24 @@ impl Brain {
             maintenance: Vec::new(),
             maintenance_seq: 0,
             approvals: Vec::new(),
+            reclose: Vec::new(),
         };
         brain.reindex();
+        let now = brain.clock.now();
+        for i in 0..brain.fleet.targets.len() {
+            let breaker = brain
+                .engine
+                .target_view(brain.fleet.targets[i].name.as_str())
+                .map_or(BreakerState::Closed, |v| v.breaker);
+            if breaker != BreakerState::Closed {
+                brain.targets[i].circuit = Some(medic_api::CircuitView {
+                    breaker,
+                    since: now,
+                    opened: u32::from(matches!(breaker, BreakerState::Open { .. })),
+                });
+            }
+        }
+        brain.reclose = reclose;
         Ok(brain)
     }
 
@@ -278,6 +325,9 @@ impl Brain {
     }
 
     pub(crate) fn run(mut self, inputs: Receiver<Input>) {
+        for target in std::mem::take(&mut self.reclose) {
+            self.close_circuit(&target);
+        }
         let mut next_tick = self.clock.now();
         loop {
             let now = self.clock.now();
@@ -396,6 +446,7 @@ impl Brain {
             .find(|s| s.name == "process_resident_memory_bytes")
             .map(|s| s.value);
         let rt = &mut self.targets[i];
+        rt.errors.push(&batch.samples);
         if let Some(rss) = rss {
             rt.leak.push(batch.at, rss);
             if let Some(limit) = limit.filter(|l| *l > 0.0) {
@@ -449,6 +500,7 @@ impl Brain {
                 rt.exited_at = None;
                 rt.exit_reason = None;
                 rt.leak.reset();
+                rt.errors.reset();
                 rt.prediction = None;
                 rt.anomaly = None;
             }
@@ -514,6 +566,7 @@ impl Brain {
         f.memory_ratio = rt.memory_ratio;
         f.prediction = rt.prediction.clone();
         f.anomaly = rt.anomaly.clone();
+        f.error_rate = rt.errors.rate();
         f
     }
 
@@ -525,10 +578,24 @@ impl Brain {
             return;
         }
         let target = self.fleet.targets[i].name.clone();
+        let error_limit = self.fleet.targets[i]
+            .performance
+            .as_ref()
+            .and_then(|p| p.max_error_rate)
+            .unwrap_or(medic_strategy::HIGH_ERROR_RATE);
         let (detected_by, summary) = if let Some(why) = &rt.exit_reason {
             ("process-exit".to_owned(), why.clone())
         } else if let Some((_, name, summary)) = &rt.alert {
             (format!("alert:{name}"), summary.clone())
+        } else if let Some(rate) = f.error_rate.filter(|r| failing && *r > error_limit) {
+            (
+                "error-rate".to_owned(),
+                format!(
+                    "{:.0}% of requests failing (over {:.0}%)",
+                    rate * 100.0,
+                    error_limit * 100.0
+                ),
+            )
         } else if failing {
             let level = ProbeLevel::ALL
                 .into_iter()
@@ -702,6 +769,16 @@ impl Brain {
                 let Some(&i) = self.index.get(&target) else {
                     return;
                 };
+                // A half-open probe is one probe: checked once, not polled until the
+                // deadline, so a failing one re-opens the circuit at once.
+                let half_open = self.engine.target_view(target.as_str()).is_some_and(|v| {
+                    v.breaker == BreakerState::HalfOpen
+                        && matches!(
+                            v.in_flight,
+                            Some((a, ActKind::Heal(Strategy::CircuitBreak))) if a == action
+                        )
+                });
+                let deadline = if half_open { now } else { deadline };
                 let target = Arc::new(self.fleet.targets[i].clone());
                 let prober = self.prober.clone();
                 let supervisor = self.supervisor.clone();
@@ -714,9 +791,7 @@ impl Brain {
                     let _ = inputs.send(Input::Verified { action, outcome });
                 });
             }
-            Command::Circuit { target, state } => {
-                tracing::info!(target = %target, state = ?state, "circuit breaker");
-            }
+            Command::Circuit { target, state } => self.on_circuit(now, &target, state),
             Command::Notify(notice) => {
                 tracing::warn!(notice = ?notice, "notice");
                 if let medic_orchestrator::Notice::ApprovalRequested {
@@ -813,6 +888,70 @@ impl Brain {
 }
 
 impl Brain {
+    /// The engine moved a target's circuit breaker: record it, and when it closed, let work
+    /// flow again (the `close` of its `circuit_break` action). Opening needs nothing here:
+    /// the circuit-break act that opened it already stopped the work, and a re-open after a
+    /// failed half-open probe follows a probe, not work let through.
+    fn on_circuit(&mut self, now: Timestamp, target: &TargetId, state: BreakerState) {
+        let Some(&i) = self.index.get(target) else {
+            return;
+        };
+        let rt = &mut self.targets[i];
+        let opened = rt.circuit.map_or(0, |c| c.opened)
+            + u32::from(matches!(state, BreakerState::Open { .. }));
+        rt.circuit = Some(medic_api::CircuitView {
+            breaker: state,
+            since: now,
+            opened,
+        });
+        let name = match state {
+            BreakerState::Open { .. } => "open",
+            BreakerState::HalfOpen => "half-open",
+            BreakerState::Closed => "closed",
+        };
+        tracing::info!(target = %target, state = name, opened, "circuit breaker");
+        if state == BreakerState::Closed {
+            self.close_circuit(target);
+        }
+    }
+
+    /// Runs the target's circuit `close` action (not in a dry run); its outcome is logged.
+    fn close_circuit(&mut self, target: &TargetId) {
+        let Some(&i) = self.index.get(target) else {
+            return;
+        };
+        let spec = self.fleet.targets[i].actions.get(&Strategy::CircuitBreak);
+        if spec.and_then(|s| s.close.as_ref()).is_none() {
+            if spec.is_some() {
+                tracing::warn!(target = %target, "circuit closed, but actions.circuit_break has no close: work stays stopped until someone resumes it");
+            }
+            return;
+        }
+        if self.config.mode == medic_orchestrator::RunMode::DryRun {
+            tracing::info!(target = %target, "dry run: the circuit close action is not run");
+            return;
+        }
+        let t = Arc::new(self.fleet.targets[i].clone());
+        let dispatcher = self.dispatcher.clone();
+        self.rt.spawn(async move {
+            let Some(report) = dispatcher.close_circuit(&t).await else {
+                return;
+            };
+            match &report.outcome {
+                Outcome::Success => {
+                    tracing::info!(target = %t.name, via = report.via, "circuit close action done: work flows again");
+                }
+                other => tracing::error!(
+                    target = %t.name,
+                    via = report.via,
+                    outcome = ?other,
+                    output = ?report.output,
+                    "circuit close action failed: work may still be stopped"
+                ),
+            }
+        });
+    }
+
     fn log_action(&mut self, rec: ActionRecord) {
         if self.action_log.len() == KEEP_RECORDS {
             self.action_log.pop_front();
@@ -956,6 +1095,8 @@ impl Brain {
             probability: rt.prediction.as_ref().map(|p| p.probability),
             pid: self.supervisor.pids(&t.name).first().copied(),
             probability_history: rt.probability_history.iter().copied().collect(),
+            error_rate: rt.errors.rate(),
+            circuit: rt.circuit,
         }
     }
 }
@@ -1191,6 +1332,7 @@ impl Brain {
                 tv.anomaly.push(now, m);
             }
             let name = &self.fleet.targets[i].name;
+            tv.circuit = t.circuit;
             tv.in_maintenance = self.maintenance.iter().any(|m| match &m.scope {
                 medic_orchestrator::MaintenanceScope::Target(x) => x == name,
                 medic_orchestrator::MaintenanceScope::Tier(x) => *x == t.tier,

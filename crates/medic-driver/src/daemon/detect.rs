@@ -8,7 +8,22 @@
 //! `restart` recommended, so the engine recycles it *before* it crosses the limit. Its
 //! "probability" is the forecast's confidence: `1 − eta / horizon`, clamped to `[0, 1]`.
 
-use medic_core::{AnomalyFinding, AnomalyKind, PredictionFinding, Strategy, Timestamp};
+//!
+//! The error rate is the change of the target's error counter over the change of its request
+//! counter across the last [`ERROR_WINDOW`] scrapes (the metrics are found by the usual naming
+//! conventions, as `medic check` does: `*_requests_total`, `*_errors_total` or a `code`
+//! label). It is only stated when at least [`MIN_REQUESTS`] requests were answered in that
+//! window, so an idle target, or one whose circuit is open (no work reaches it), has no error
+//! rate rather than a stale or noisy one. A counter that went backwards (the process
+//! restarted) starts the window over.
+
+use std::collections::VecDeque;
+
+use medic_collect::check::perf_metrics_for;
+use medic_collect::scrape::{PerfMetrics, PerfSnapshot};
+use medic_core::{
+    AnomalyFinding, AnomalyKind, MetricSample, PredictionFinding, Strategy, Timestamp,
+};
 use medic_detect::stream::{StreamDetector, Trend};
 
 /// The RSS samples the trend is fitted over.
@@ -118,6 +133,68 @@ impl LeakForecast {
     }
 }
 
+/// Scrapes the error rate is computed over (the rate covers the counters' change between the
+/// oldest and the newest).
+pub const ERROR_WINDOW: usize = 3;
+/// Fewer requests than this in the window give no error rate.
+pub const MIN_REQUESTS: f64 = 4.0;
+
+/// The error rate of one target's requests over its recent scrapes.
+#[derive(Debug, Default)]
+pub struct ErrorRate {
+    /// Which metrics count requests and errors (found on the first scrape that has them).
+    spec: Option<PerfMetrics>,
+    /// (requests, errors) of the last scrapes, oldest first; at most [`ERROR_WINDOW`].
+    window: VecDeque<(f64, f64)>,
+    rate: Option<f64>,
+}
+
+impl ErrorRate {
+    /// Forgets the counters (after a restart the process counts from zero).
+    pub fn reset(&mut self) {
+        self.window.clear();
+        self.rate = None;
+    }
+
+    /// The current error rate in `[0, 1]`, if enough requests were answered.
+    pub fn rate(&self) -> Option<f64> {
+        self.rate
+    }
+
+    /// Adds one scrape's samples; the updated rate.
+    pub fn push(&mut self, samples: &[MetricSample]) -> Option<f64> {
+        if self.spec.is_none() {
+            let mut spec = perf_metrics_for(samples);
+            if spec.requests.is_none() || spec.errors.is_none() {
+                return None;
+            }
+            // Latency is not needed here; without it no bucket list is built per scrape.
+            spec.latency = None;
+            spec.queue_depth = None;
+            self.spec = Some(spec);
+        }
+        let spec = self.spec.as_ref()?;
+        let snap = PerfSnapshot::from_samples(samples, spec);
+        let (Some(requests), Some(errors)) = (snap.requests, snap.errors) else {
+            self.reset();
+            return None;
+        };
+        if let Some(&(r, e)) = self.window.back()
+            && (requests < r || errors < e)
+        {
+            self.window.clear();
+        }
+        if self.window.len() == ERROR_WINDOW {
+            self.window.pop_front();
+        }
+        self.window.push_back((requests, errors));
+        let (r0, e0) = self.window.front().copied().unwrap_or((requests, errors));
+        let answered = requests - r0;
+        self.rate = (answered >= MIN_REQUESTS).then(|| ((errors - e0) / answered).clamp(0.0, 1.0));
+        self.rate
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +227,47 @@ mod tests {
         assert_eq!(flat.eta_s(200e6), None);
         leak.reset();
         assert_eq!(leak.eta_s(200e6), None);
+    }
+
+    fn page(requests: u64, errors: u64) -> Vec<MetricSample> {
+        let at = Timestamp::from_secs(1);
+        let t = medic_core::TargetId::new("t");
+        let sample = |name: &str, value: u64| MetricSample {
+            target: t.clone(),
+            name: name.to_owned(),
+            labels: Vec::new(),
+            value: value as f64,
+            at,
+        };
+        vec![
+            sample("demo_requests_total", requests),
+            sample("demo_errors_total", errors),
+            sample("process_resident_memory_bytes", 1 << 20),
+        ]
+    }
+
+    #[test]
+    fn error_rate_over_the_window_and_none_without_traffic() {
+        let mut e = ErrorRate::default();
+        assert_eq!(e.push(&page(0, 0)), None, "one scrape is no window");
+        assert_eq!(e.push(&page(4, 0)), Some(0.0));
+        assert_eq!(e.push(&page(8, 2)), Some(0.25));
+        // The burst: every request fails; the window slides past the good ones.
+        assert_eq!(e.push(&page(12, 6)), Some(0.75));
+        assert_eq!(e.push(&page(16, 10)), Some(1.0));
+        // No work reaches it (circuit open): once the window holds no requests, no rate
+        // rather than the last one.
+        assert_eq!(e.push(&page(16, 10)), Some(1.0));
+        assert_eq!(e.push(&page(16, 10)), None);
+        assert_eq!(e.push(&page(17, 10)), None, "too few requests");
+        // A restart: counters start over, and so does the window.
+        assert_eq!(e.push(&page(1, 0)), None);
+        assert_eq!(e.push(&page(9, 0)), Some(0.0));
+        e.reset();
+        assert_eq!(e.rate(), None);
+        // A target without request metrics never has a rate.
+        let mut none = ErrorRate::default();
+        assert_eq!(none.push(&page(0, 0)[2..]), None);
+        assert_eq!(none.push(&page(0, 0)[2..]), None);
     }
 }
