@@ -102,6 +102,10 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, fleet: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with(dir, fleet, &repo().join("policies"), extra)
+    }
+
+    fn start_with(dir: &Path, fleet: &str, policies: &Path, extra: &[&str]) -> Daemon {
         let fleet_path = dir.join("fleet.yaml");
         std::fs::write(&fleet_path, fleet).unwrap();
         let token = dir.join("token");
@@ -112,7 +116,7 @@ impl Daemon {
             .args(["run", "--fleet"])
             .arg(&fleet_path)
             .arg("--policies")
-            .arg(repo().join("policies"))
+            .arg(policies)
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -467,7 +471,7 @@ fn demo_heals_every_healable_fault_and_escalates_the_crash_loop() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["ok"], true);
-    assert_eq!(summary["faults"], 5);
+    assert_eq!(summary["faults"], 6);
     assert_eq!(summary["escalated"], 1);
     let rows: Vec<Value> = stdout
         .lines()
@@ -476,6 +480,9 @@ fn demo_heals_every_healable_fault_and_escalates_the_crash_loop() {
         .collect();
     let leak = rows.iter().find(|r| r["fault"] == "memory leak").unwrap();
     assert_eq!(leak["preemptive"], true, "{leak}");
+    let burst = rows.iter().find(|r| r["fault"] == "error burst").unwrap();
+    assert_eq!(burst["strategy"], "circuit_break", "{burst}");
+    assert_eq!(burst["ok"], true, "{burst}");
 }
 
 /// A demo agent started by the test itself (not supervised): `medic heal` acts through the
@@ -605,5 +612,201 @@ fn heal_preemptive_recycles_only_the_leaking_agent_and_dry_run_changes_nothing()
     assert!(
         rss_mib(leaky) < 300.0 * ratio,
         "the leaked memory was dropped"
+    );
+    // The real run journaled the action the way the daemon does: every row names the target
+    // and the action's rows carry its idempotency key.
+    let journal = medic_store::Store::open_data_dir(dir.path().join("data"))
+        .unwrap()
+        .journal_all()
+        .unwrap();
+    let kinds: Vec<&str> = journal.iter().map(|r| r.entry.kind.as_str()).collect();
+    for kind in ["intent", "acted", "verified", "closed"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let key = journal
+        .iter()
+        .find(|r| r.entry.kind == "intent")
+        .and_then(|r| r.entry.idempotency_key.clone())
+        .unwrap();
+    assert!(key.starts_with("leaky/a"), "{key}");
+    for r in &journal {
+        assert_eq!(r.entry.target.as_str(), "leaky", "{r:?}");
+        if ["intent", "acted", "verified", "closed"].contains(&r.entry.kind.as_str()) {
+            assert_eq!(
+                r.entry.idempotency_key.as_deref(),
+                Some(key.as_str()),
+                "{r:?}"
+            );
+        }
+    }
+}
+
+/// The shipped policies plus a tier for targets named `gateway…` whose circuit stays open 3 s
+/// (the shipped 60 s would make a minute-long test).
+fn policies_with_a_short_circuit(dir: &Path) -> PathBuf {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let mut tiers = std::fs::read_to_string(repo().join("policies/tiers.yaml")).unwrap();
+    tiers.push_str(
+        "\n  short_circuit:\n    agents: [gateway]\n    policy:\n      circuit_break_duration: 3s\n",
+    );
+    std::fs::write(policies.join("tiers.yaml"), tiers).unwrap();
+    policies
+}
+
+/// The breaker state of a target as the API shows it (`""` while it was never opened).
+fn circuit(port: u16, name: &str) -> (String, u64) {
+    let t = get_json(port, &format!("/api/v1/targets/{name}"));
+    (
+        t["circuit"]["breaker"]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+        t["circuit"]["opened"].as_u64().unwrap_or(0),
+    )
+}
+
+#[test]
+fn error_burst_opens_the_circuit_a_failed_half_open_probe_reopens_it_and_a_passing_one_closes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = policies_with_a_short_circuit(dir.path());
+    let port = free_port();
+    // Liveness is the supervised process (an error burst is not a dead process); readiness
+    // asks /health, which fails while the agent's requests fail: the half-open probe.
+    let base = format!("http://127.0.0.1:{port}");
+    let fleet = format!(
+        "targets:\n  - name: gateway\n    supervise: {{ command: [\"{bin}\", demo-agent, --port, \"{port}\", --name, gateway, --load-rps, \"10\"] }}\n    startup_delay: 100ms\n    probes:\n      readiness: {{ http: {{ url: \"{base}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 2 }}\n    metrics: {{ url: \"{base}/metrics\", every: 1s }}\n    actions:\n      circuit_break:\n        http: {{ method: POST, url: \"{base}/admin/circuit/open\" }}\n        close: {{ http: {{ method: POST, url: \"{base}/admin/circuit/close\" }} }}\n",
+        bin = medic_bin()
+    );
+    let d = Daemon::start_with(dir.path(), &fleet, &policies, &[]);
+    wait_for("gateway healthy", Duration::from_secs(20), || {
+        target_state(d.port, "gateway") == "healthy"
+    });
+    assert_eq!(circuit(d.port, "gateway").0, "", "never opened yet");
+
+    #[allow(clippy::disallowed_methods)] // measuring a real process from outside
+    let t0 = Instant::now();
+    assert_eq!(http("POST", port, "/fault/errors", None, "").0, 200);
+    let mut detected = None;
+    wait_for("the circuit open", Duration::from_secs(30), || {
+        if detected.is_none() && target_state(d.port, "gateway") != "healthy" {
+            detected = Some(t0.elapsed());
+        }
+        circuit(d.port, "gateway").0 == "open"
+    });
+    let opened = t0.elapsed();
+    // The agent really stopped taking work: /work is refused, not served.
+    assert_eq!(http("GET", port, "/admin/circuit", None, "").1, "open\n");
+    assert_eq!(http("GET", port, "/work", None, "").0, 503);
+    let acts = actions_for(d.port, "gateway");
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    assert_eq!(acts[0]["strategy"], "circuit_break", "{acts:?}");
+
+    // The fault is still there at the first half-open probe: it fails and the circuit opens
+    // again.
+    wait_for("the circuit re-opened", Duration::from_secs(30), || {
+        circuit(d.port, "gateway").1 >= 2
+    });
+    let reopened = t0.elapsed();
+    assert_eq!(http("GET", port, "/admin/circuit", None, "").1, "open\n");
+
+    // The cause goes away; the next half-open probe passes and the circuit closes: the
+    // close action lets work flow again.
+    assert_eq!(http("POST", port, "/fault/clear", None, "").0, 200);
+    wait_for("the circuit closed", Duration::from_secs(30), || {
+        circuit(d.port, "gateway").0 == "closed"
+    });
+    let closed = t0.elapsed();
+    wait_for("work served again", Duration::from_secs(10), || {
+        http("GET", port, "/work", None, "").0 == 200
+    });
+    assert_eq!(http("GET", port, "/admin/circuit", None, "").1, "closed\n");
+    let acts = actions_for(d.port, "gateway");
+    assert_eq!(
+        acts.len(),
+        1,
+        "one circuit-break action, no restart: {acts:?}"
+    );
+    assert_eq!(acts[0]["outcome"], "success", "{acts:?}");
+    eprintln!(
+        "error burst: detected {:?}, circuit open {opened:?}, re-opened after a failed half-open probe {reopened:?}, closed {closed:?} after the injection (fault cleared at about {reopened:?}; open period 3 s)",
+        detected.unwrap_or_default()
+    );
+    drop(d);
+    let store = medic_store::Store::open_data_dir(dir.path().join("data")).unwrap();
+    let states: Vec<String> = store
+        .journal_all()
+        .unwrap()
+        .iter()
+        .filter(|r| r.entry.kind == "breaker")
+        .map(|r| {
+            r.entry.payload["state"]["state"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        states,
+        ["open", "half_open", "open", "half_open", "closed"],
+        "the journaled breaker transitions"
+    );
+}
+
+#[test]
+fn a_dependency_down_is_healed_first_and_its_dependent_is_not_acted_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    let dependent = format!(
+        "{}      readiness: {{ http: {{ url: \"http://127.0.0.1:{pb}/ready\", timeout: 500ms }}, every: 1s, failure_threshold: 2 }}\n    depends_on: [db]\n",
+        agent(
+            "app",
+            pb,
+            &format!(", --depends-on, \"http://127.0.0.1:{pa}/health\"")
+        )
+    );
+    let fleet = format!("targets:\n{}{dependent}", agent("db", pa, ""));
+    let d = Daemon::start(dir.path(), &fleet, &[]);
+    wait_for("both healthy", Duration::from_secs(20), || {
+        target_state(d.port, "db") == "healthy" && target_state(d.port, "app") == "healthy"
+    });
+    let old = pid_of(d.port, "db").unwrap();
+    // A hang, not a crash: it lasts the liveness threshold (3 × 1 s), long enough for the
+    // dependent's readiness to fail too.
+    Command::new("kill")
+        .args(["-STOP", &old.to_string()])
+        .status()
+        .unwrap();
+    #[allow(clippy::disallowed_methods)] // measuring a real process from outside
+    let t0 = Instant::now();
+    let mut app_unready = None;
+    wait_for("db restarted", Duration::from_secs(40), || {
+        if app_unready.is_none() && target_state(d.port, "app") != "healthy" {
+            app_unready = Some(t0.elapsed());
+        }
+        pid_of(d.port, "db").is_some_and(|p| p != old)
+            && actions_for(d.port, "db")
+                .iter()
+                .any(|a| a["outcome"] == "success")
+    });
+    let db_healed = t0.elapsed();
+    let app_unready = app_unready.expect("the dependent's readiness failed while db was down");
+    wait_for("app ready again", Duration::from_secs(20), || {
+        target_state(d.port, "app") == "healthy"
+    });
+    let app_ready = t0.elapsed();
+    // A few more probe rounds: still nothing done to the dependent.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        actions_for(d.port, "app").is_empty(),
+        "the dependent was acted on: {:?}",
+        actions_for(d.port, "app")
+    );
+    assert_eq!(target_state(d.port, "app"), "healthy");
+    let db = actions_for(d.port, "db");
+    assert_eq!(db.len(), 1, "{db:?}");
+    assert_eq!(db[0]["strategy"], "restart");
+    eprintln!(
+        "dependency down (SIGSTOP): app unready {app_unready:?}, db healed (restart verified) {db_healed:?}, app ready again {app_ready:?} after the stop; app actions: none"
     );
 }

@@ -1,10 +1,12 @@
-//! `medic demo`: six real demo agents under supervision, the daemon with the shipped
+//! `medic demo`: seven real demo agents under supervision, the daemon with the shipped
 //! policies, a scripted series of faults, and a table of what medic did about each.
 //!
 //! Everything runs on this machine, on loopback, from this one binary (`medic demo-agent`
 //! is the agent). The faults are real: a process that exits, an HTTP service that stops
-//! answering, a process stopped with SIGSTOP, memory that is really allocated, and a crash
-//! loop that no restart can fix (a marker file makes every start fail).
+//! answering, a process stopped with SIGSTOP, memory that is really allocated, a burst of
+//! failing requests (medic opens the circuit: the agent stops taking work until a half-open
+//! probe passes), and a crash loop that no restart can fix (a marker file makes every start
+//! fail).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,11 @@ use super::run::{LogFormat, init_logging};
 
 /// The shipped tier policies, embedded so the demo runs from anywhere.
 const SHIPPED_TIERS: &str = include_str!("../../../../policies/tiers.yaml");
+
+/// Added to the embedded policies: the gateway's circuit stays open 5 s instead of the shipped
+/// 60 s, so the demo shows a whole open → half-open → closed cycle within its time.
+const DEMO_TIER: &str =
+    "\n  demo_gateway:\n    agents: [gateway]\n    policy:\n      circuit_break_duration: 5s\n";
 
 /// Arguments of `medic demo`.
 #[derive(clap::Args)]
@@ -53,6 +60,9 @@ enum Injection {
     Stop,
     /// Create the crash marker, then `POST /fault/crash`: every later start fails.
     CrashLoop,
+    /// `POST /fault/errors`; the cause goes away (`POST /fault/clear`) once medic has opened
+    /// the circuit, so the half-open probe that follows can pass.
+    ErrorBurst,
 }
 
 /// One scripted fault.
@@ -65,7 +75,7 @@ struct Fault {
     healable: bool,
 }
 
-const SCRIPT: [Fault; 5] = [
+const SCRIPT: [Fault; 6] = [
     Fault {
         at: Duration::from_secs(2),
         target: "crewai-1",
@@ -92,6 +102,13 @@ const SCRIPT: [Fault; 5] = [
         target: "worker-1",
         name: "memory leak",
         injection: Injection::Http("leak"),
+        healable: true,
+    },
+    Fault {
+        at: Duration::from_secs(10),
+        target: "gateway-1",
+        name: "error burst",
+        injection: Injection::ErrorBurst,
         healable: true,
     },
     Fault {
@@ -154,13 +171,14 @@ fn write_fleet(dir: &Path, exe: &Path) -> anyhow::Result<Vec<(&'static str, u16)
     let mut agents = Vec::new();
     let vectordb_port = free_port()?;
     let marker = dir.join("shellgpt-1.crash-marker");
-    let specs: [(&str, &str, Option<&str>, Option<&str>); 6] = [
+    let specs: [(&str, &str, Option<&str>, Option<&str>); 7] = [
         ("vectordb", "database", None, None),
         ("crewai-1", "crewai", None, None),
         ("crewai-2", "crewai", Some("vectordb"), None),
         ("semgrep-1", "semgrep", None, None),
         ("shellgpt-1", "shellgpt", None, None),
         ("worker-1", "worker", None, Some("300Mi")),
+        ("gateway-1", "gateway", None, None),
     ];
     for (name, kind, depends_on, resources) in specs {
         let port = if name == "vectordb" {
@@ -208,10 +226,20 @@ fn write_fleet(dir: &Path, exe: &Path) -> anyhow::Result<Vec<(&'static str, u16)
         let _ = writeln!(y, "    supervise: {{ command: [{}] }}", command.join(", "));
         let _ = writeln!(y, "    startup_delay: 100ms");
         let _ = writeln!(y, "    probes:");
-        let _ = writeln!(
-            y,
-            "      liveness: {{ http: {{ url: \"{base}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 3 }}"
-        );
+        if a.name == "gateway-1" {
+            // Failing requests are not a dead process: liveness is the supervised process,
+            // readiness (/health, failing while requests fail) is the half-open probe, and
+            // the circuit's actions are the agent's admin endpoints.
+            let _ = writeln!(
+                y,
+                "      readiness: {{ http: {{ url: \"{base}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 2 }}"
+            );
+        } else {
+            let _ = writeln!(
+                y,
+                "      liveness: {{ http: {{ url: \"{base}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 3 }}"
+            );
+        }
         if a.depends_on.is_some() {
             let _ = writeln!(
                 y,
@@ -224,6 +252,18 @@ fn write_fleet(dir: &Path, exe: &Path) -> anyhow::Result<Vec<(&'static str, u16)
         let _ = writeln!(y, "    metrics: {{ url: \"{base}/metrics\", every: 1s }}");
         if let Some(d) = a.depends_on {
             let _ = writeln!(y, "    depends_on: [{d}]");
+        }
+        if a.name == "gateway-1" {
+            let _ = writeln!(y, "    actions:");
+            let _ = writeln!(y, "      circuit_break:");
+            let _ = writeln!(
+                y,
+                "        http: {{ method: POST, url: \"{base}/admin/circuit/open\" }}"
+            );
+            let _ = writeln!(
+                y,
+                "        close: {{ http: {{ method: POST, url: \"{base}/admin/circuit/close\" }} }}"
+            );
         }
     }
     std::fs::write(dir.join("fleet.yaml"), y).context("writing the demo fleet")?;
@@ -246,7 +286,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => {
             let p = dir.path().join("policies");
             std::fs::create_dir_all(&p)?;
-            std::fs::write(p.join("tiers.yaml"), SHIPPED_TIERS)?;
+            std::fs::write(p.join("tiers.yaml"), format!("{SHIPPED_TIERS}{DEMO_TIER}"))?;
             p
         }
     };
@@ -285,7 +325,12 @@ async fn inject(
 ) -> anyhow::Result<()> {
     let url = |kind: &str| format!("http://127.0.0.1:{port}/fault/{kind}");
     match fault.injection {
-        Injection::Http(kind) => {
+        Injection::Http(_) | Injection::ErrorBurst => {
+            let kind = if let Injection::Http(k) = fault.injection {
+                k
+            } else {
+                "errors"
+            };
             // A crash may close the connection before answering: that is the fault working.
             let _ = client
                 .post(url(kind))
@@ -373,6 +418,7 @@ async fn script(
     );
     let t0 = clock.now();
     let mut injected: Vec<Option<Timestamp>> = vec![None; SCRIPT.len()];
+    let mut cleared = vec![false; SCRIPT.len()];
     let mut seen_incidents = 0usize;
     let mut seen_actions = 0usize;
     let deadline = t0 + Duration::from_secs(args.timeout);
@@ -396,6 +442,33 @@ async fn script(
             }
         }
         let snap = handle.snapshot();
+        for (k, fault) in SCRIPT.iter().enumerate() {
+            if fault.injection != Injection::ErrorBurst || injected[k].is_none() || cleared[k] {
+                continue;
+            }
+            let open = snap
+                .targets
+                .iter()
+                .any(|t| t.name.as_str() == fault.target && t.circuit_open());
+            if open {
+                let port = ports
+                    .iter()
+                    .find(|(n, _)| *n == fault.target)
+                    .map_or(0, |(_, p)| *p);
+                let _ = client
+                    .post(format!("http://127.0.0.1:{port}/fault/clear"))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await;
+                cleared[k] = true;
+                eprintln!(
+                    "  +{:>5.1}s  clear    {:<11} {} over (the circuit is open; a half-open probe follows)",
+                    secs(t0, clock.now()),
+                    fault.target,
+                    fault.name
+                );
+            }
+        }
         for inc in snap.incidents.iter().skip(seen_incidents) {
             eprintln!(
                 "  +{:>5.1}s  detect   {:<11} {} ({})",
