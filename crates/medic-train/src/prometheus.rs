@@ -512,6 +512,90 @@ fn grid_index(start: Timestamp, step: Duration, n: usize, at: Timestamp) -> Opti
     ((k - i).abs() * step_ms <= step_ms / 4.0 && i >= 0.0 && (i as usize) < n).then_some(i as usize)
 }
 
+/// Parses a duration: a number with a unit `ms`, `s`, `m`, `h`, `d` or `w` (e.g. `90s`,
+/// `15m`, `1.5h`), or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, PromError> {
+    let t = text.trim();
+    let bad = || {
+        PromError::Config(format!(
+            "{text:?} is not a duration (e.g. 60s, 15m, 6h, 7d)"
+        ))
+    };
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let unit_s = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 604_800.0,
+        _ => return Err(bad()),
+    };
+    let secs = n * unit_s;
+    if !(0.0..1e12).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(Duration::from_millis((secs * 1000.0).round() as u64))
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian; Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses an absolute time: Unix seconds (`1767225600`, `1767225600.5`) or RFC 3339 in UTC
+/// (`2026-01-01T00:00:00Z`, fractional seconds allowed).
+pub fn parse_time(text: &str) -> Result<Timestamp, PromError> {
+    let t = text.trim();
+    let bad = || {
+        PromError::Config(format!(
+            "{text:?} is not a time (Unix seconds or RFC 3339 UTC such as 2026-01-01T00:00:00Z)"
+        ))
+    };
+    if let Ok(secs) = t.parse::<f64>() {
+        return to_timestamp(secs).ok_or_else(bad);
+    }
+    let body = t
+        .strip_suffix('Z')
+        .or_else(|| t.strip_suffix("+00:00"))
+        .ok_or_else(bad)?;
+    let (date, time) = body.split_once(['T', ' ']).ok_or_else(bad)?;
+    let mut d = date.split('-');
+    let (y, mo, da) = (d.next(), d.next(), d.next());
+    let y: i64 = y.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let mo: u32 = mo.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let da: u32 = da.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let mut h = time.split(':');
+    let (hh, mm, ss) = (h.next(), h.next(), h.next());
+    let hh: u32 = hh.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let mm: u32 = mm.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let ss: f64 = ss.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    if d.next().is_some()
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&da)
+        || hh > 23
+        || mm > 59
+        || !(0.0..61.0).contains(&ss)
+    {
+        return Err(bad());
+    }
+    let secs = days_from_civil(y, mo, da) as f64 * 86_400.0
+        + f64::from(hh) * 3600.0
+        + f64::from(mm) * 60.0
+        + ss;
+    to_timestamp(secs).ok_or_else(bad)
+}
+
 /// One raw column and the PromQL that fills it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnQuery {
@@ -936,6 +1020,41 @@ mod tests {
             .is_err()
         );
         assert_eq!(secs_param(Timestamp::from_millis(1_234_567)), "1234.567");
+    }
+
+    #[test]
+    fn times_and_durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(parse_duration("60").unwrap(), Duration::from_secs(60));
+        for bad in ["", "m", "5x", "-5s", "1e400s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_time("2026-01-01T00:00:00Z").unwrap(),
+            Timestamp::from_secs(1_767_225_600)
+        );
+        assert_eq!(
+            parse_time("2024-02-29T12:30:15.5Z").unwrap(),
+            Timestamp::from_millis(1_709_209_815_500)
+        );
+        assert_eq!(
+            parse_time("1767225600.25").unwrap(),
+            Timestamp::from_millis(1_767_225_600_250)
+        );
+        for bad in [
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T00:00:00",
+            "yesterday",
+            "2026-01-01Z",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
