@@ -4,55 +4,17 @@
 use std::time::Duration;
 
 use medic_detect::predict::card::{PredictorCard, TrainingProvenance};
-use medic_detect::predict::dataset::{
-    AgentSeries, Column, DatasetConfig, EpisodeMark, FailureMark, Split, WindowLabel, build,
-};
+use medic_detect::predict::dataset::{AgentSeries, DatasetConfig, Split, WindowLabel, build};
 use medic_detect::predict::eval::{EvalConfig, evaluate};
 use medic_detect::predict::{
     LstmWeights, PredictError, Predictor, PredictorOptions, reference, write_model, write_onnx,
 };
-use medic_sim::{History, HistoryConfig, Metric, generate};
+use medic_sim::{History, HistoryConfig, generate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn sim_series(h: &History) -> Vec<AgentSeries> {
-    h.agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| AgentSeries {
-            agent: a.name.clone(),
-            start: h.start,
-            step: Duration::from_secs(h.step_s),
-            columns: Metric::ALL
-                .iter()
-                .map(|m| Column {
-                    name: m.name().to_owned(),
-                    values: a.series(*m).collect(),
-                })
-                .collect(),
-            failures: h
-                .failures
-                .iter()
-                .filter(|f| f.agent == i)
-                .map(|f| FailureMark {
-                    at: h.timestamp(f.at_step),
-                    predictable: f.predictable(),
-                    kind: f.kind.name().to_owned(),
-                })
-                .collect(),
-            lookalikes: h
-                .episodes
-                .iter()
-                .filter(|e| e.agent == i)
-                .map(|e| EpisodeMark {
-                    start: h.timestamp(e.start),
-                    end: h.timestamp(e.end),
-                    kind: e.kind.name().to_owned(),
-                })
-                .collect(),
-            preemptive_actions: Vec::new(),
-        })
-        .collect()
+    AgentSeries::from_sim(h)
 }
 
 fn random_windows(n: usize, len: usize, seed: u64) -> Vec<f32> {
@@ -77,6 +39,30 @@ fn tiny_model(dir: &std::path::Path, lstm: &[usize], dense: &[usize]) -> std::pa
     let path = dir.join("m.onnx");
     write_model(&w, &card, &path).expect("write model");
     path
+}
+
+/// The card a reader of a bare ONNX file (no card) would write by hand: identity scaler.
+fn bare_card(lstm: &[usize], dense: &[usize]) -> PredictorCard {
+    PredictorCard {
+        format: medic_detect::predict::card::CARD_FORMAT.into(),
+        version: medic_detect::predict::card::CARD_VERSION,
+        feature_spec: medic_detect::predict::steps::default_step_spec(),
+        feature_names: medic_detect::predict::steps::default_step_spec().names(),
+        feature_window: 10,
+        seq_len: 20,
+        step_s: 60,
+        horizon_s: 1800,
+        scaler: medic_detect::scaler::Scaler {
+            kind: medic_detect::scaler::ScalerKind::Standard,
+            center: vec![0.0; 10],
+            scale: vec![1.0; 10],
+        },
+        threshold: 0.5,
+        lstm_sizes: lstm.to_vec(),
+        dense_sizes: dense.to_vec(),
+        metrics: Default::default(),
+        training: Default::default(),
+    }
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -108,26 +94,7 @@ fn tract_on_the_exported_onnx_matches_the_reference_forward_pass() {
         let path = dir.path().join(format!("m{k}.onnx"));
         write_onnx(&w, &path).unwrap();
         // No card beside the file: build one by hand, as a reader of bare ONNX would need.
-        let card = PredictorCard {
-            format: medic_detect::predict::card::CARD_FORMAT.into(),
-            version: medic_detect::predict::card::CARD_VERSION,
-            feature_spec: medic_detect::predict::steps::default_step_spec(),
-            feature_names: medic_detect::predict::steps::default_step_spec().names(),
-            feature_window: 10,
-            seq_len: 20,
-            step_s: 60,
-            horizon_s: 1800,
-            scaler: medic_detect::scaler::Scaler {
-                kind: medic_detect::scaler::ScalerKind::Standard,
-                center: vec![0.0; 10],
-                scale: vec![1.0; 10],
-            },
-            threshold: 0.5,
-            lstm_sizes: lstm.clone(),
-            dense_sizes: dense.clone(),
-            metrics: Default::default(),
-            training: Default::default(),
-        };
+        let card = bare_card(&lstm, &dense);
         card.save(&PredictorCard::path_for(&path)).unwrap();
         let mut p = Predictor::load_with(&path, PredictorOptions { batch: 8 }).unwrap();
         // Batch path (3 chunks of 8) and single path.
@@ -148,6 +115,41 @@ fn tract_on_the_exported_onnx_matches_the_reference_forward_pass() {
         let mut got5 = vec![0.0f32; 5];
         q.predict_into(&x[..5 * 200], &mut got5).unwrap();
         assert!(max_diff(&got5, &expected[..5]) < 1e-5);
+    }
+}
+
+#[test]
+fn every_run_starts_from_the_zero_state_even_with_a_long_memory() {
+    // Random weights forget within a few steps, which would hide a hidden state carried from
+    // one run into the next. A forget gate held open (bias +6) remembers the whole window, so
+    // any carry-over shows up as a different answer for the same window.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = LstmWeights::random(20, 10, &[16, 8], &[4], 3);
+    for layer in &mut w.lstm {
+        let h = layer.hidden;
+        for b in &mut layer.b[h..2 * h] {
+            *b += 6.0;
+        }
+    }
+    let path = dir.path().join("m.onnx");
+    write_onnx(&w, &path).unwrap();
+    bare_card(&[16, 8], &[4])
+        .save(&PredictorCard::path_for(&path))
+        .unwrap();
+    let n = 20;
+    let x = random_windows(n, 200, 9);
+    let expected: Vec<f32> = x.chunks(200).map(|c| reference::forward(&w, c)).collect();
+    let mut p = Predictor::load_with(&path, PredictorOptions { batch: 4 }).unwrap();
+    for round in 0..3 {
+        let mut got = vec![0.0f32; n];
+        p.predict_into(&x, &mut got).unwrap();
+        let d = max_diff(&got, &expected);
+        assert!(d < 1e-5, "round {round}: max abs diff {d}");
+        let one = p.predict_one(&x[..200]).unwrap();
+        assert!(
+            (one - expected[0]).abs() < 1e-5,
+            "round {round}: single {one}"
+        );
     }
 }
 

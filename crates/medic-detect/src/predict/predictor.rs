@@ -29,6 +29,7 @@ use medic_core::Strategy;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{SimpleState, TractErrorContext as _, ensure};
+use tract_onnx::tract_core::ops::scan::Scan;
 use tract_onnx::tract_hir::infer::InferenceFact;
 
 use super::PredictError;
@@ -197,7 +198,16 @@ fn build_plan(model: &InferenceModel, batch: usize, seq: usize, feat: usize) -> 
     let mut m = model.clone();
     m.set_input_fact(0, f32::fact([batch, seq, feat]).into())?;
     *m.output_fact_mut(0)? = InferenceFact::default();
-    let typed = m.into_optimized()?;
+    let mut typed = m.into_typed()?;
+    // tract runs an ONNX LSTM as a `Scan` that, by default, carries its hidden state from one
+    // run to the next (streaming). Every window here is a sequence of its own: start each run
+    // from the zero initial state, or a reused `SimpleState` leaks one batch into the next.
+    for node in &mut typed.nodes {
+        if let Some(scan) = node.op_as_mut::<Scan>() {
+            scan.reset_every_turn = true;
+        }
+    }
+    let typed = typed.into_optimized()?;
     let out = typed.output_fact(0)?;
     let shape = out.shape.as_concrete().map(|s| s.to_vec());
     ensure!(
