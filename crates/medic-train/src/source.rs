@@ -4,55 +4,15 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
-use std::time::Duration;
 
 use medic_detect::predict::AgentSeries;
-use medic_detect::predict::dataset::{Column, EpisodeMark, FailureMark};
-use medic_sim::{History, Metric};
+use medic_sim::History;
 
 use crate::Error;
 
-/// One [`AgentSeries`] per agent of `history`, columns named as [`Metric::name`].
+/// One [`AgentSeries`] per agent of `history` (see [`AgentSeries::from_sim`]).
 pub fn from_history(history: &History) -> Vec<AgentSeries> {
-    let step = Duration::from_secs(history.step_s);
-    history
-        .agents
-        .iter()
-        .enumerate()
-        .map(|(a, agent)| AgentSeries {
-            agent: agent.name.clone(),
-            start: history.start,
-            step,
-            columns: Metric::ALL
-                .iter()
-                .map(|&m| Column {
-                    name: m.name().to_owned(),
-                    values: agent.series(m).collect(),
-                })
-                .collect(),
-            failures: history
-                .failures
-                .iter()
-                .filter(|f| f.agent == a)
-                .map(|f| FailureMark {
-                    at: history.timestamp(f.at_step),
-                    predictable: f.predictable(),
-                    kind: f.kind.name().to_owned(),
-                })
-                .collect(),
-            lookalikes: history
-                .episodes
-                .iter()
-                .filter(|e| e.agent == a)
-                .map(|e| EpisodeMark {
-                    start: history.timestamp(e.start),
-                    end: history.timestamp(e.end),
-                    kind: e.kind.name().to_owned(),
-                })
-                .collect(),
-            preemptive_actions: Vec::new(),
-        })
-        .collect()
+    AgentSeries::from_sim(history)
 }
 
 /// Reads `samples.csv` and `labels.csv` from `dir` (medic-sim's CSV format).

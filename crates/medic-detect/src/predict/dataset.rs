@@ -83,6 +83,50 @@ pub struct AgentSeries {
 }
 
 impl AgentSeries {
+    /// One series per agent of a simulated history (medic-sim), columns named as
+    /// [`medic_sim::Metric::name`], with its failures and look-alike episodes. The one
+    /// conversion used by training, evaluation and the tests.
+    pub fn from_sim(history: &medic_sim::History) -> Vec<AgentSeries> {
+        history
+            .agents
+            .iter()
+            .enumerate()
+            .map(|(a, agent)| AgentSeries {
+                agent: agent.name.clone(),
+                start: history.start,
+                step: Duration::from_secs(history.step_s),
+                columns: medic_sim::Metric::ALL
+                    .iter()
+                    .map(|&m| Column {
+                        name: m.name().to_owned(),
+                        values: agent.series(m).collect(),
+                    })
+                    .collect(),
+                failures: history
+                    .failures
+                    .iter()
+                    .filter(|f| f.agent == a)
+                    .map(|f| FailureMark {
+                        at: history.timestamp(f.at_step),
+                        predictable: f.predictable(),
+                        kind: f.kind.name().to_owned(),
+                    })
+                    .collect(),
+                lookalikes: history
+                    .episodes
+                    .iter()
+                    .filter(|e| e.agent == a)
+                    .map(|e| EpisodeMark {
+                        start: history.timestamp(e.start),
+                        end: history.timestamp(e.end),
+                        kind: e.kind.name().to_owned(),
+                    })
+                    .collect(),
+                preemptive_actions: Vec::new(),
+            })
+            .collect()
+    }
+
     /// Number of steps (length of the first column; 0 without columns).
     pub fn len(&self) -> usize {
         self.columns.first().map_or(0, |c| c.values.len())

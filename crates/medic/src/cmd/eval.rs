@@ -162,48 +162,6 @@ pub fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A simulated history as the predictor's per-agent series.
-fn sim_series(h: &medic_sim::History) -> Vec<medic_detect::predict::AgentSeries> {
-    use medic_detect::predict::dataset::{AgentSeries, Column, EpisodeMark, FailureMark};
-    h.agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| AgentSeries {
-            agent: a.name.clone(),
-            start: h.start,
-            step: std::time::Duration::from_secs(h.step_s),
-            columns: medic_sim::Metric::ALL
-                .iter()
-                .map(|m| Column {
-                    name: m.name().to_owned(),
-                    values: a.series(*m).collect(),
-                })
-                .collect(),
-            failures: h
-                .failures
-                .iter()
-                .filter(|f| f.agent == i)
-                .map(|f| FailureMark {
-                    at: h.timestamp(f.at_step),
-                    predictable: f.predictable(),
-                    kind: f.kind.name().to_owned(),
-                })
-                .collect(),
-            lookalikes: h
-                .episodes
-                .iter()
-                .filter(|e| e.agent == i)
-                .map(|e| EpisodeMark {
-                    start: h.timestamp(e.start),
-                    end: h.timestamp(e.end),
-                    kind: e.kind.name().to_owned(),
-                })
-                .collect(),
-            preemptive_actions: Vec::new(),
-        })
-        .collect()
-}
-
 fn run_predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context as _;
     use medic_detect::predict::eval::{EvalConfig, evaluate};
@@ -230,7 +188,7 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
         args.agents,
         args.days,
     ));
-    let series = sim_series(&history);
+    let series = medic_detect::predict::AgentSeries::from_sim(&history);
     let cfg = EvalConfig {
         stride: args.stride,
         threshold: args.threshold,
