@@ -36,6 +36,9 @@ enum Command {
     Heal(cmd::heal::Args),
     /// Watch medic heal real processes: six demo agents, scripted faults, a results table.
     Demo(cmd::demo::Args),
+    /// Train medic's models offline from a history (simulated, CSV, ...).
+    #[command(subcommand)]
+    Train(cmd::train::TrainCommand),
     /// Run one demo agent (a small HTTP service with injectable faults; used by `medic demo`).
     DemoAgent(medic_demo_agent::Args),
 }
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Heal(args) => cmd::heal::run(args),
+        Command::Train(command) => cmd::train::run(command),
         Command::DemoAgent(args) => cmd::demo_agent(args),
     };
     match result {

@@ -8,6 +8,7 @@ pub mod heal;
 pub mod run;
 pub mod schema;
 pub mod simulate;
+pub mod train;
 pub mod validate;
 
 /// `medic demo-agent`: the demo agent, run from the medic binary.
