@@ -568,12 +568,12 @@ fn finish(
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}s"));
         println!();
         println!(
-            "{:<30} {:<11} {:>9} {:<16} {:<10} {:>9} {:<10} result",
+            "{:<30} {:<11} {:>9} {:<16} {:<13} {:>9} {:<10} result",
             "fault", "target", "detected", "how", "strategy", "healed", "preempt"
         );
         for r in &rows {
             println!(
-                "{:<30} {:<11} {:>9} {:<16} {:<10} {:>9} {:<10} {}",
+                "{:<30} {:<11} {:>9} {:<16} {:<13} {:>9} {:<10} {}",
                 r.fault,
                 r.target,
                 opt(r.detected_after_s),
