@@ -1,5 +1,6 @@
 //! `medic train lstm`: train the failure-prediction LSTM and write `failure_lstm.onnx` with its
-//! card.
+//! card. `medic train iforest`: the anomaly model (see [`sources`]). Sources: the simulator,
+//! CSV, a Prometheus server, medic's own store.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,11 +11,16 @@ use medic_detect::predict::DatasetConfig;
 use medic_sim::HistoryConfig;
 use medic_train::{Progress, RunConfig, TrainConfig};
 
+mod sources;
+
 /// `medic train` subcommands.
 #[derive(clap::Subcommand)]
 pub enum TrainCommand {
     /// Train the failure-prediction LSTM (burn, CPU) and export it as ONNX with its card.
     Lstm(LstmArgs),
+    /// Fit the anomaly model (isolation forest on the per-step features) and write it with
+    /// its card.
+    Iforest(sources::IforestArgs),
 }
 
 /// Where the training history comes from.
@@ -24,6 +30,12 @@ pub enum Source {
     Sim,
     /// A directory with medic-sim's `samples.csv` and `labels.csv` (given as PATH).
     Csv,
+    /// A Prometheus server (URL as PATH): `--query NAME=PROMQL`…, `--start`, `--end`,
+    /// `--step`, failures from `--failure-query` and/or `--labels`.
+    Prometheus,
+    /// medic's data directory (as PATH): `--metric NAME=SPEC`…, failures from incidents and
+    /// the journal, preemptive actions labelled averted.
+    Store,
 }
 
 /// Arguments of `medic train lstm`.
@@ -32,7 +44,7 @@ pub struct LstmArgs {
     /// Data source.
     #[arg(long, value_enum, default_value = "sim")]
     pub from: Source,
-    /// The data directory for `--from csv`.
+    /// The data directory (`csv`, `store`) or the server URL (`prometheus`).
     pub path: Option<PathBuf>,
     /// Seed of the simulated history (with `--from sim`) and of training.
     #[arg(long, default_value_t = 7)]
@@ -82,52 +94,31 @@ pub struct LstmArgs {
     /// Minutes after a window's end within which a failure makes it positive.
     #[arg(long, default_value_t = 30)]
     pub horizon_min: u64,
+    /// Prometheus and store options.
+    #[command(flatten)]
+    pub ext: sources::ExternalArgs,
 }
 
 /// Runs `medic train`.
 pub fn run(command: TrainCommand) -> anyhow::Result<ExitCode> {
     match command {
         TrainCommand::Lstm(args) => lstm(args),
+        TrainCommand::Iforest(args) => sources::iforest(args),
     }
 }
 
 fn lstm(args: LstmArgs) -> anyhow::Result<ExitCode> {
-    let (history, source) = match args.from {
-        Source::Sim => {
-            if args.agents == 0 || !(args.days > 0.0 && args.days.is_finite()) {
-                bail!("--agents and --days must be positive");
-            }
-            let cfg = HistoryConfig::new(args.seed, args.agents, args.days);
-            let h = medic_sim::generate(&cfg);
-            let source = format!(
-                "medic-sim history seed={} agents={} days={} (faults/agent-day {}, sudden fraction {}, look-alikes/agent-day {})",
-                args.seed,
-                args.agents,
-                args.days,
-                cfg.faults_per_agent_day,
-                cfg.sudden_fraction,
-                cfg.lookalikes_per_agent_day
-            );
-            (h, source)
-        }
-        Source::Csv => {
-            let Some(dir) = &args.path else {
-                bail!("--from csv needs the data directory (samples.csv, labels.csv) as PATH");
-            };
-            let h = medic_train::source::read_csv_dir(dir)
-                .with_context(|| format!("reading {}", dir.display()))?;
-            (h, format!("csv {}", dir.display()))
-        }
+    let (series, source) = match args.from {
+        Source::Sim | Source::Csv => sim_or_csv(&args)?,
+        Source::Prometheus | Source::Store => sources::load(
+            args.from,
+            args.path.as_deref().and_then(|p| p.to_str()),
+            args.seed,
+            args.agents,
+            args.days,
+            &args.ext,
+        )?,
     };
-    let series = medic_train::source::from_history(&history);
-    let failures = history.failures.len();
-    let predictable = history.failures.iter().filter(|f| f.predictable()).count();
-    println!(
-        "history: {} agents, {} steps each, {failures} failures ({predictable} with precursor), {} look-alike episodes",
-        history.agents.len(),
-        series.first().map_or(0, |s| s.len()),
-        history.episodes.len()
-    );
     let cfg = RunConfig {
         dataset: DatasetConfig {
             seq_len: args.seq_len,
@@ -233,4 +224,47 @@ fn lstm(args: LstmArgs) -> anyhow::Result<ExitCode> {
         report.card_path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The simulator or a CSV history, as series, with the description for the card.
+fn sim_or_csv(
+    args: &LstmArgs,
+) -> anyhow::Result<(Vec<medic_detect::predict::AgentSeries>, String)> {
+    let (history, source) = match args.from {
+        Source::Sim => {
+            if args.agents == 0 || !(args.days > 0.0 && args.days.is_finite()) {
+                bail!("--agents and --days must be positive");
+            }
+            let cfg = HistoryConfig::new(args.seed, args.agents, args.days);
+            let h = medic_sim::generate(&cfg);
+            let source = format!(
+                "medic-sim history seed={} agents={} days={} (faults/agent-day {}, sudden fraction {}, look-alikes/agent-day {})",
+                args.seed,
+                args.agents,
+                args.days,
+                cfg.faults_per_agent_day,
+                cfg.sudden_fraction,
+                cfg.lookalikes_per_agent_day
+            );
+            (h, source)
+        }
+        _ => {
+            let Some(dir) = &args.path else {
+                bail!("--from csv needs the data directory (samples.csv, labels.csv) as PATH");
+            };
+            let h = medic_train::source::read_csv_dir(dir)
+                .with_context(|| format!("reading {}", dir.display()))?;
+            (h, format!("csv {}", dir.display()))
+        }
+    };
+    let series = medic_train::source::from_history(&history);
+    let failures = history.failures.len();
+    let predictable = history.failures.iter().filter(|f| f.predictable()).count();
+    println!(
+        "history: {} agents, {} steps each, {failures} failures ({predictable} with precursor), {} look-alike episodes",
+        history.agents.len(),
+        series.first().map_or(0, |s| s.len()),
+        history.episodes.len()
+    );
+    Ok((series, source))
 }
