@@ -313,3 +313,61 @@ async fn refused_connections_and_bad_methods_are_failures() {
         Outcome::Failure("invalid http method \"NOT A METHOD\"".to_owned())
     );
 }
+
+/// A fleet of one target `gw` whose circuit-break action closes with `close` (YAML).
+fn circuit_target(close: &str) -> medic_policy::Target {
+    let tiers =
+        medic_policy::parse_policies_str("healing_policies:\n  default: {}\n", "tiers.yaml")
+            .unwrap();
+    let fleet = medic_policy::parse_fleet_str(
+        &format!(
+            "targets:\n  - name: gw\n    actions:\n      circuit_break:\n        http: {{ url: \"http://127.0.0.1:9/open\" }}\n{close}"
+        ),
+        "fleet.yaml",
+        &tiers,
+    )
+    .unwrap();
+    fleet.targets[0].clone()
+}
+
+fn dispatcher() -> medic_driver::dispatch::Dispatcher {
+    let client = client();
+    let prober = medic_collect::probe::Prober::new(client.clone(), 1 << 20);
+    medic_driver::dispatch::Dispatcher::new(client, prober, None)
+}
+
+#[tokio::test]
+async fn the_circuit_close_action_runs_and_its_post_condition_is_checked() {
+    let (url, seen) = serve(Answer::Status(200, "closed\n".into()));
+    let target = circuit_target(&format!(
+        "        close: {{ http: {{ method: POST, url: \"{url}/admin/circuit/close\" }} }}\n"
+    ));
+    let report = bounded(dispatcher().close_circuit(&target))
+        .await
+        .expect("a close action is configured");
+    assert_eq!(report.outcome, Outcome::Success, "{report:?}");
+    assert_eq!(report.via, "http");
+    let s = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        (s.method.as_str(), s.path.as_str()),
+        ("POST", "/admin/circuit/close")
+    );
+
+    // Without a close, nothing runs.
+    assert!(
+        bounded(dispatcher().close_circuit(&circuit_target("")))
+            .await
+            .is_none()
+    );
+
+    // A close that says it worked but whose post-condition fails is a shadow error.
+    let (bad, _) = serve(Answer::Status(503, "still open\n".into()));
+    let target = circuit_target(&format!(
+        "        close:\n          http: {{ url: \"{url}/admin/circuit/close\" }}\n          post_condition: {{ http: {{ url: \"{bad}/ready\" }} }}\n"
+    ));
+    let report = bounded(dispatcher().close_circuit(&target)).await.unwrap();
+    match &report.outcome {
+        Outcome::Failure(why) => assert!(why.starts_with("shadow error:"), "{why}"),
+        other => panic!("expected a shadow error, found {other:?}"),
+    }
+}
