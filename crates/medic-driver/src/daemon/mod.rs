@@ -29,6 +29,14 @@
 //!
 //! Shutdown: the brain stops taking findings, waits (bounded) for actions in flight to report
 //! so their outcomes are journaled, then the supervisor stops every supervised process.
+//!
+//! Circuits: the brain reads each target's error rate from its scrapes ([`ErrorRate`]) into
+//! its findings, so the engine can choose `circuit_break`; the act runs the target's
+//! `actions.circuit_break` (work stops). The engine's [`medic_orchestrator::Command::Circuit`]
+//! transitions are recorded per target (API `circuit`), the half-open probe is a single check
+//! of the liveness and readiness probes, and a close runs `actions.circuit_break.close` (work
+//! flows again) — after its journal entry, like every act, and again at start for a circuit
+//! the journal says is closed, since a `kill -9` may have come between the two.
 
 mod brain;
 mod detect;
@@ -36,7 +44,7 @@ mod heal;
 mod journal;
 
 pub use brain::{ActionRecord, DaemonSnapshot, IncidentRecord, TargetRecord};
-pub use detect::LeakForecast;
+pub use detect::{ErrorRate, LeakForecast};
 pub use heal::{HealLine, HealOptions, HealReport, heal_once};
 pub use journal::JournalWriteError;
 
