@@ -553,6 +553,29 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A time as RFC 3339 UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
+pub fn format_time(t: Timestamp) -> String {
+    let ms = t.as_millis();
+    let (days, rem) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    // Inverse of days_from_civil (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    )
+}
+
 /// Parses an absolute time: Unix seconds (`1767225600`, `1767225600.5`) or RFC 3339 in UTC
 /// (`2026-01-01T00:00:00Z`, fractional seconds allowed).
 pub fn parse_time(text: &str) -> Result<Timestamp, PromError> {
@@ -654,6 +677,9 @@ pub struct FetchReport {
     pub values: usize,
     /// Cells without one (no sample, NaN or ±Inf).
     pub missing: usize,
+    /// Cells with a value, per column (in column order): a column at 0 is a query that
+    /// returned nothing usable.
+    pub column_values: Vec<usize>,
     /// Rows where no column has a value (dark).
     pub dark_rows: usize,
     /// Samples returned off the grid (ignored).
@@ -771,7 +797,11 @@ fn assemble(
             preemptive_actions: Vec::new(),
         })
         .collect();
+    report.column_values = vec![0; width];
     for s in &out {
+        for (j, c) in s.columns.iter().enumerate() {
+            report.column_values[j] += c.values.iter().filter(|v| !v.is_nan()).count();
+        }
         for i in 0..n {
             let present = s.columns.iter().filter(|c| !c.values[i].is_nan()).count();
             report.values += present;
@@ -970,6 +1000,7 @@ mod tests {
         // x rows 2,3,4 have neither a nor b; y rows 1..5 are dark.
         assert_eq!(report.dark_rows, 3 + 5);
         assert_eq!(report.values, 4 + 1);
+        assert_eq!(report.column_values, vec![4, 1]);
     }
 
     #[test]
@@ -1046,6 +1077,25 @@ mod tests {
         assert_eq!(
             parse_time("1767225600.25").unwrap(),
             Timestamp::from_millis(1_767_225_600_250)
+        );
+        for t in [
+            0,
+            951_782_400_000,
+            1_709_209_815_500,
+            1_767_225_600_250,
+            4_102_444_799_999,
+        ] {
+            let ts = Timestamp::from_millis(t);
+            assert_eq!(
+                parse_time(&format_time(ts)).unwrap(),
+                ts,
+                "{}",
+                format_time(ts)
+            );
+        }
+        assert_eq!(
+            format_time(Timestamp::from_secs(1_767_225_600)),
+            "2026-01-01T00:00:00.000Z"
         );
         for bad in [
             "2026-13-01T00:00:00Z",

@@ -13,7 +13,8 @@ use medic_detect::predict::AgentSeries;
 use medic_detect::predict::steps::RAW_SERIES;
 use medic_sim::HistoryConfig;
 use medic_train::prometheus::{
-    self, ClientOptions, ColumnQuery, PromClient, PromSource, parse_duration, parse_time,
+    self, ClientOptions, ColumnQuery, PromClient, PromSource, format_time, parse_duration,
+    parse_time,
 };
 use medic_train::store::{StoreColumn, StoreSource};
 
@@ -126,13 +127,15 @@ pub fn load_prometheus(
     };
     let (mut series, r) = prometheus::fetch(&client, &src)?;
     println!(
-        "prometheus {}: {} agents × {} steps of {:?} from {start} to {end}; {} values, {} missing, \
+        "prometheus {}: {} agents × {} steps of {:?} from {} to {}; {} values, {} missing, \
          {} dark rows, {} off-grid samples; {} failures marked ({} already failing at the start, \
          {} of unknown agents)",
         client.server(),
         r.agents,
         r.steps,
         step,
+        format_time(start),
+        format_time(end),
         r.values,
         r.missing,
         r.dark_rows,
@@ -141,6 +144,16 @@ pub fn load_prometheus(
         r.failures_open_at_start,
         r.failures_unknown_agent
     );
+    for (c, n) in src.columns.iter().zip(&r.column_values) {
+        let of = r.agents * r.steps;
+        println!("  {:<16} {n}/{of} values  ({})", c.column, c.query);
+        if *n == 0 {
+            println!(
+                "  warning: column {} is empty: its query returns nothing",
+                c.column
+            );
+        }
+    }
     let labels = add_labels(&mut series, ext)?;
     let queries: Vec<String> = src
         .columns
@@ -148,8 +161,10 @@ pub fn load_prometheus(
         .map(|c| format!("{}={}", c.column, c.query))
         .collect();
     let mut source = format!(
-        "prometheus {} {start}..{end} step {}s; columns {}; failures: {}",
+        "prometheus {} {}..{} step {}s; columns {}; failures: {}",
         client.server(),
+        format_time(start),
+        format_time(end),
         step.as_secs_f64(),
         queries.join("; "),
         src.failure_query
