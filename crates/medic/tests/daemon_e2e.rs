@@ -810,3 +810,61 @@ fn a_dependency_down_is_healed_first_and_its_dependent_is_not_acted_on() {
         "dependency down (SIGSTOP): app unready {app_unready:?}, db healed (restart verified) {db_healed:?}, app ready again {app_ready:?} after the stop; app actions: none"
     );
 }
+
+#[test]
+fn a_circuit_closed_in_the_journal_is_closed_again_when_medic_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = policies_with_a_short_circuit(dir.path());
+    let port = free_port();
+    // Not supervised: the agent outlives a kill -9 of medic, as a real service would.
+    let _agent = Agent(
+        Command::new(medic_bin())
+            .args([
+                "demo-agent",
+                "--port",
+                &port.to_string(),
+                "--name",
+                "gateway-b",
+            ])
+            .args(["--load-rps", "10"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the agent", Duration::from_secs(20), || {
+        http("GET", port, "/health", None, "").0 == 200
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let fleet = format!(
+        "targets:\n  - name: gateway-b\n    startup_delay: 100ms\n    probes:\n      readiness: {{ http: {{ url: \"{base}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 2 }}\n    metrics: {{ url: \"{base}/metrics\", every: 1s }}\n    actions:\n      circuit_break:\n        http: {{ method: POST, url: \"{base}/admin/circuit/open\" }}\n        close: {{ http: {{ method: POST, url: \"{base}/admin/circuit/close\" }} }}\n"
+    );
+    let d = Daemon::start_with(dir.path(), &fleet, &policies, &[]);
+    wait_for("gateway-b healthy", Duration::from_secs(20), || {
+        target_state(d.port, "gateway-b") == "healthy"
+    });
+    assert_eq!(http("POST", port, "/fault/errors", None, "").0, 200);
+    wait_for("the circuit open", Duration::from_secs(30), || {
+        circuit(d.port, "gateway-b").0 == "open"
+    });
+    assert_eq!(http("POST", port, "/fault/clear", None, "").0, 200);
+    wait_for("the circuit closed", Duration::from_secs(30), || {
+        circuit(d.port, "gateway-b").0 == "closed"
+            && http("GET", port, "/admin/circuit", None, "").1 == "closed\n"
+    });
+    // As if medic had died between journaling the close and running the close action.
+    assert_eq!(http("POST", port, "/admin/circuit/open", None, "").0, 200);
+    d.kill9();
+    let d = Daemon::start_with(dir.path(), &fleet, &policies, &[]);
+    let took = wait_for(
+        "the circuit closed again after the restart",
+        Duration::from_secs(20),
+        || http("GET", port, "/admin/circuit", None, "").1 == "closed\n",
+    );
+    eprintln!("circuit re-closed {took:?} after medic answered again");
+    assert!(d.log().contains("circuit close action done"), "{}", d.log());
+    assert!(
+        actions_for(d.port, "gateway-b").is_empty(),
+        "nothing else was done after the restart"
+    );
+}
