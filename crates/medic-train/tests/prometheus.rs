@@ -186,7 +186,7 @@ fn real_prometheus_range_queries_become_agent_series() {
     )
     .unwrap();
     let mut t_start = None;
-    wait_for("prometheus to answer", 150, || {
+    wait_for("prometheus to answer", 300, || {
         t_start = client.server_time().ok();
         t_start.is_some()
     });
@@ -279,12 +279,38 @@ fn real_prometheus_range_queries_become_agent_series() {
             "{req:?} served {served}"
         );
     }
-    // The stopped target: one failure, and from its step on nothing (dark rows).
-    assert!(sa.failures.is_empty(), "{:?}", sa.failures);
-    assert_eq!(sb.failures.len(), 1, "{:?}", sb.failures);
-    let f = &sb.failures[0];
+    // Failure marks are exactly the steps where `up == 0` starts returning samples, as the
+    // server reports them (a scrape that timed out under load is a failure too).
+    let up0 = client.query_range("up == 0", start, end, step).unwrap();
+    let mut expected_starts = 0;
+    for s in [sa, sb] {
+        let mut on = vec![false; n];
+        if let Some(r) = up0.iter().find(|r| r.labels["instance"] == s.agent) {
+            for &(t, _) in &r.points {
+                on[((t.as_millis() - start.as_millis()) / 1000) as usize] = true;
+            }
+        }
+        let starts: Vec<Timestamp> = (1..n)
+            .filter(|&i| on[i] && !on[i - 1])
+            .map(|i| Timestamp::from_millis(start.as_millis() + i as u64 * 1000))
+            .collect();
+        let marks: Vec<Timestamp> = s.failures.iter().map(|f| f.at).collect();
+        assert_eq!(marks, starts, "{}", s.agent);
+        expected_starts += starts.len();
+    }
+    assert_eq!(report.failures, expected_starts);
+    // The stopped target: its last failure is the shutdown; from that step on nothing (dark).
+    let f = sb
+        .failures
+        .last()
+        .expect("the stopped target has a failure");
     let k = ((f.at.as_millis() - start.as_millis()) / 1000) as usize;
     assert!(k > 0 && k < n);
+    assert!(
+        sb.columns
+            .iter()
+            .all(|c| !c.values[k - 1].is_nan() || k < 2)
+    );
     for c in &sb.columns {
         assert!(
             c.values[k..].iter().all(|v| v.is_nan()),
@@ -294,7 +320,12 @@ fn real_prometheus_range_queries_become_agent_series() {
         );
     }
     assert!(report.dark_rows >= n - k);
-    assert_eq!(report.failures, 1);
+    if !sa.failures.is_empty() {
+        eprintln!(
+            "note: the running target had transient scrape failures: {:?}",
+            sa.failures
+        );
+    }
 
     // A range longer than one request's 10,000 points is fetched in chunks and merged.
     let fine = Duration::from_millis(1);
