@@ -438,3 +438,149 @@ fn evaluation_runs_end_to_end_on_a_fresh_history() {
     assert_eq!(all.caught, all.predictable_failures);
     assert_eq!(all.window.recall, 1.0);
 }
+
+/// One agent of 600 one-minute steps: a predictable failure at step 300, a look-alike episode
+/// over steps 400–420; scores given by hand (no model), so every event rule is checked exactly.
+fn hand_scored() -> (Vec<AgentSeries>, medic_detect::predict::eval::Scores) {
+    use medic_core::Timestamp;
+    use medic_detect::predict::dataset::{Column, EpisodeMark, FailureMark};
+    let start = Timestamp::from_secs(1_000_000);
+    let mut s = AgentSeries {
+        agent: "a".into(),
+        start,
+        step: Duration::from_secs(60),
+        columns: vec![Column {
+            name: "cpu".into(),
+            values: vec![0.0; 600],
+        }],
+        failures: Vec::new(),
+        lookalikes: Vec::new(),
+        preemptive_actions: Vec::new(),
+    };
+    s.failures.push(FailureMark {
+        at: s.time(300),
+        predictable: true,
+        kind: "memory_leak".into(),
+    });
+    s.lookalikes.push(EpisodeMark {
+        start: s.time(400),
+        end: s.time(420),
+        kind: "load_spike".into(),
+    });
+    let p = |i: usize| match i {
+        220..=225 => 0.75, // 80 min before the failure, then quiet for 25 min: early
+        250..=299 => 0.9,  // from 50 min before right up to the failure: one true episode
+        312..=318 => 0.8,  // the restart still in view: after_failure
+        410 => 0.7,        // during the look-alike
+        550 => 0.6,        // nothing around: other
+        _ => 0.1,
+    };
+    let steps: Vec<(Timestamp, f32)> = (29..600).map(|i| (s.time(i), p(i))).collect();
+    let labels = (29..600).map(|i| Some((270..300).contains(&i))).collect();
+    let scores = medic_detect::predict::eval::Scores {
+        steps: vec![steps],
+        labels: vec![labels],
+        horizon: Duration::from_secs(1800),
+        card_threshold: 0.5,
+    };
+    (vec![s], scores)
+}
+
+#[test]
+fn alarm_episodes_are_true_while_they_warn_and_false_ones_are_named_by_context() {
+    use medic_detect::predict::eval::analyze;
+    let (series, scores) = hand_scored();
+    let gap = Duration::from_secs(600);
+    let r = analyze(&scores, &series, 0.85, gap).unwrap();
+    // Starts 50 min before the failure but warns until it: true, and the lead time counts
+    // from the first alarm within the horizon (30 min).
+    assert_eq!((r.alarm_episodes, r.true_alarms, r.false_alarms), (1, 1, 0));
+    assert_eq!((r.caught, r.predictable_failures), (1, 1));
+    assert_eq!(r.lead_time_s.p50, Some(1800.0));
+    assert_eq!(r.precision, 1.0);
+
+    let r = analyze(&scores, &series, 0.55, gap).unwrap();
+    assert_eq!((r.alarm_episodes, r.true_alarms, r.false_alarms), (5, 1, 4));
+    let ctx = |k: &str| r.false_alarm_context.get(k).copied().unwrap_or(0);
+    assert_eq!(
+        (
+            ctx("early"),
+            ctx("after_failure"),
+            ctx("lookalike"),
+            ctx("other")
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!((r.lookalikes, r.lookalikes_alarmed), (1, 1));
+    assert!((r.false_alarms_per_agent_day - 4.0 / (600.0 / 1440.0)).abs() < 1e-9);
+    // Window level: 30 positive windows, all above 0.55.
+    assert_eq!(r.windows_positive, 30);
+    assert_eq!(r.window.recall, 1.0);
+}
+
+#[test]
+fn calibration_picks_the_best_f1_within_the_false_alarm_goal() {
+    use medic_detect::predict::eval::{CalibrationGoal, calibrate};
+    let (series, scores) = hand_scored();
+    let (t, r) = calibrate(&scores, &series, &CalibrationGoal::default()).unwrap();
+    // Only thresholds above 0.8 give no false alarm over these 0.42 agent-days.
+    assert!(t > 0.8 && t <= 0.9, "threshold {t}");
+    assert_eq!((r.false_alarms, r.caught), (0, 1));
+    // A goal no threshold can meet falls back to the fewest false alarms.
+    let goal = CalibrationGoal {
+        max_false_alarms_per_agent_day: -1.0,
+        ..CalibrationGoal::default()
+    };
+    let (t, r) = calibrate(&scores, &series, &goal).unwrap();
+    assert!(t > 0.8, "threshold {t}");
+    assert_eq!(r.false_alarms, 0);
+}
+
+#[test]
+fn a_slice_keeps_the_rows_and_marks_of_its_range() {
+    let (series, _) = hand_scored();
+    let s = &series[0];
+    let part = s.slice(s.time(250), s.time(410));
+    assert_eq!(part.len(), 160);
+    assert_eq!(part.start, s.time(250));
+    assert_eq!(part.failures.len(), 1);
+    assert_eq!(part.lookalikes.len(), 1, "an overlapping episode is kept");
+    let empty = s.slice(s.time(500), s.time(400));
+    assert!(empty.is_empty() && empty.failures.is_empty());
+}
+
+#[test]
+fn hard_negatives_weigh_what_the_config_says() {
+    let h = generate(&HistoryConfig::new(4, 6, 3.0));
+    let series = sim_series(&h);
+    let cfg = DatasetConfig {
+        stride: 3,
+        hard_negative_weight: 3.0,
+        ..DatasetConfig::default()
+    };
+    let ds = build(&series, &cfg).unwrap();
+    let horizon = cfg.horizon;
+    let (mut hard, mut plain) = (0, 0);
+    for (i, info) in ds.info.iter().enumerate() {
+        if info.label != WindowLabel::Negative {
+            continue;
+        }
+        let s = &series[info.agent as usize];
+        let is_hard = s
+            .failures
+            .iter()
+            .any(|f| f.at <= info.end && info.end <= f.at + horizon)
+            || s.lookalikes
+                .iter()
+                .any(|l| info.end >= l.start && info.end < l.end);
+        let expected = if is_hard { 3.0 } else { 1.0 };
+        assert_eq!(ds.weight[i], expected, "window {i}");
+        if is_hard { hard += 1 } else { plain += 1 }
+    }
+    assert!(hard > 0 && plain > 0, "{hard} hard, {plain} plain");
+    let bad = DatasetConfig {
+        hard_negative_weight: f32::NAN,
+        ..DatasetConfig::default()
+    };
+    assert!(build(&series, &bad).is_err());
+}

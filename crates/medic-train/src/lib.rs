@@ -15,16 +15,17 @@
 //!   validation PR-AUC).
 //! - [`export`]: burn parameters → [`medic_detect::predict::LstmWeights`] (gate layout and
 //!   weight orientation converted).
-//! - [`evaluate`]: window- and event-level figures of a split.
 //! - [`run`]: the whole pipeline: dataset (with medic-detect's one dataset builder), training,
-//!   threshold on validation, test figures, ONNX + card written.
+//!   the alarm threshold calibrated on the validation split, test figures, ONNX + card
+//!   written. Validation and test figures come from [`medic_detect::predict::eval`], the same
+//!   code as `medic eval predict`, so the training report and an evaluation agree by
+//!   construction.
 //!
 //! Invariants: windows, labels, splits and the scaler come only from
 //! [`medic_detect::predict::dataset::build`], so training and scoring share one feature path;
 //! the exported weights reproduce the burn model's probabilities (tested within 1e-4); the
 //! same data and seed give the same weights on one machine.
 
-pub mod evaluate;
 pub mod export;
 pub mod iforest;
 pub mod net;
@@ -37,12 +38,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use medic_detect::predict::card::{CARD_FORMAT, CARD_VERSION};
-use medic_detect::predict::dataset::{DatasetCounts, Split};
+use medic_detect::predict::dataset::DatasetCounts;
+use medic_detect::predict::eval::{self as predict_eval, CalibrationGoal, PredictEval};
 use medic_detect::predict::{
-    AgentSeries, Dataset, DatasetConfig, PredictError, PredictorCard, TrainingProvenance,
+    AgentSeries, Dataset, DatasetConfig, PredictError, Predictor, PredictorCard, TrainingProvenance,
 };
 
-pub use evaluate::SplitMetrics;
 pub use net::{FailureNet, NetConfig};
 pub use train::{EpochReport, TrainConfig, Trained};
 
@@ -96,6 +97,8 @@ pub struct RunConfig {
     pub out_dir: PathBuf,
     /// File stem of the model (default `failure_lstm`).
     pub model_name: String,
+    /// What the alarm threshold is calibrated for on the validation split.
+    pub calibration: CalibrationGoal,
 }
 
 /// Progress of a run, for a progress display.
@@ -114,12 +117,12 @@ pub struct RunReport {
     pub counts: DatasetCounts,
     /// The trained model.
     pub trained: Trained,
-    /// Alarm threshold chosen on validation.
+    /// Alarm threshold calibrated on validation.
     pub threshold: f64,
     /// Validation figures at the threshold.
-    pub val: SplitMetrics,
-    /// Test figures at the threshold.
-    pub test: SplitMetrics,
+    pub val: PredictEval,
+    /// Test figures at the threshold (held-out agents, and the last time range of the others).
+    pub test: PredictEval,
     /// The written ONNX file.
     pub model_path: PathBuf,
     /// The written card.
@@ -130,16 +133,34 @@ pub struct RunReport {
     pub dataset_seconds: f64,
 }
 
-fn scores(trained: &Trained, ds: &Dataset, idx: &[usize], batch: usize) -> Vec<f32> {
-    let x = train::gather(ds, idx);
-    trained
-        .net
-        .predict(&x, ds.seq_len, ds.n_features, batch, &trained.device)
+/// The validation and test parts of `series` as whole series for event-level evaluation:
+/// validation is the time between the dataset's cuts of the agents not held out, test the
+/// held-out agents whole and the time after the second cut of the others. Each part starts
+/// early enough for its first window to end at the cut.
+fn split_series(ds: &Dataset, series: &[AgentSeries]) -> (Vec<AgentSeries>, Vec<AgentSeries>) {
+    let (cut1, cut2) = ds.cuts;
+    let warmup = ds
+        .step
+        .saturating_mul(u32::try_from(ds.feature_window + ds.seq_len - 2).unwrap_or(u32::MAX));
+    let (mut val, mut test) = (Vec::new(), Vec::new());
+    for (s, &held_out) in series.iter().zip(&ds.held_out) {
+        if held_out {
+            test.push(s.clone());
+        } else {
+            let end = s.time(s.len());
+            val.push(s.slice(cut1 - warmup, cut2));
+            test.push(s.slice(cut2 - warmup, end));
+        }
+    }
+    val.retain(|s| !s.is_empty());
+    test.retain(|s| !s.is_empty());
+    (val, test)
 }
 
-/// Builds the dataset from `series`, trains, picks the threshold with the best window F1 on
-/// the validation split, evaluates the test split, and writes `<out_dir>/<model_name>.onnx`
-/// with its card.
+/// Builds the dataset from `series`, trains, writes `<out_dir>/<model_name>.onnx` with its
+/// card, calibrates the alarm threshold on the validation split ([`predict_eval::calibrate`]:
+/// best event F1 within the false-alarm goal), evaluates the test split at that threshold,
+/// and writes the model again with the final card.
 pub fn run(
     series: &[AgentSeries],
     cfg: &RunConfig,
@@ -152,23 +173,41 @@ pub fn run(
     progress(Progress::Dataset(&ds.counts));
     let trained = train::train(&ds, &cfg.train, &mut |e| progress(Progress::Epoch(e)))?;
 
-    let batch = cfg.train.eval_batch;
-    let val_idx = train::eval_indices(&ds, Split::Val);
-    let val_p = scores(&trained, &ds, &val_idx, batch);
-    let val_scores: Vec<f64> = val_p.iter().map(|&p| p as f64).collect();
-    let val_labels: Vec<bool> = val_idx.iter().map(|&i| ds.y[i] > 0.5).collect();
-    let threshold = evaluate::max_f1_threshold(&val_scores, &val_labels);
-    let val = evaluate::evaluate(&ds, series, &val_idx, &val_p, threshold);
-    let test_idx = train::eval_indices(&ds, Split::Test);
-    let test_p = scores(&trained, &ds, &test_idx, batch);
-    let test = evaluate::evaluate(&ds, series, &test_idx, &test_p, threshold);
-
-    let card = card(&ds, cfg, &trained, threshold, &val, &test, dataset_seconds);
     std::fs::create_dir_all(&cfg.out_dir).map_err(|source| Error::Io {
         path: cfg.out_dir.display().to_string(),
         source,
     })?;
-    let model_path = cfg.out_dir.join(format!("{}.onnx", cfg.model_name));
+    let model_path = model_path(&cfg.out_dir, &cfg.model_name);
+    let (val_series, test_series) = split_series(&ds, series);
+    // The scores do not depend on the threshold: write the model once to score through tract
+    // (the runtime the daemon uses), then again with the calibrated threshold and figures.
+    let provisional = card(&ds, cfg, &trained, 0.5, None, None, dataset_seconds);
+    medic_detect::predict::write_model(&trained.weights, &provisional, &model_path)?;
+    let mut predictor = Predictor::load_with(
+        &model_path,
+        medic_detect::predict::PredictorOptions {
+            // Agents are scored one after the other, each ending in a padded batch.
+            batch: 256,
+        },
+    )?;
+    let val_scores = predict_eval::score(&mut predictor, &val_series, 1)?;
+    let (threshold, val) = predict_eval::calibrate(&val_scores, &val_series, &cfg.calibration)?;
+    let test_scores = predict_eval::score(&mut predictor, &test_series, 1)?;
+    let test = predict_eval::analyze(
+        &test_scores,
+        &test_series,
+        threshold,
+        cfg.calibration.merge_gap,
+    )?;
+    let card = card(
+        &ds,
+        cfg,
+        &trained,
+        threshold,
+        Some(&val),
+        Some(&test),
+        dataset_seconds,
+    );
     medic_detect::predict::write_model(&trained.weights, &card, &model_path)?;
     Ok(RunReport {
         counts: ds.counts,
@@ -183,17 +222,53 @@ pub fn run(
     })
 }
 
+/// The figures of an evaluation as card metrics, keys prefixed with `prefix_`.
+pub fn eval_metrics(prefix: &str, e: &PredictEval) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    let mut put = |k: &str, v: f64| {
+        m.insert(format!("{prefix}_{k}"), v);
+    };
+    put("precision", e.precision);
+    put("recall", e.recall);
+    put("f1", e.f1);
+    put("false_alarms_per_agent_day", e.false_alarms_per_agent_day);
+    put("failures", e.predictable_failures as f64);
+    put("failures_caught", e.caught as f64);
+    put("sudden_failures", e.sudden_failures as f64);
+    put("agent_days", e.agent_days);
+    for (k, v) in [
+        ("lead_time_p10_s", e.lead_time_s.p10),
+        ("lead_time_median_s", e.lead_time_s.p50),
+        ("lead_time_p90_s", e.lead_time_s.p90),
+        ("pr_auc", e.pr_auc),
+        ("roc_auc", e.roc_auc),
+    ] {
+        if let Some(v) = v {
+            put(k, v);
+        }
+    }
+    put("window_precision", e.window.precision);
+    put("window_recall", e.window.recall);
+    put("window_f1", e.window.f1);
+    m
+}
+
 fn card(
     ds: &Dataset,
     cfg: &RunConfig,
     trained: &Trained,
     threshold: f64,
-    val: &SplitMetrics,
-    test: &SplitMetrics,
+    val: Option<&PredictEval>,
+    test: Option<&PredictEval>,
     dataset_seconds: f64,
 ) -> PredictorCard {
-    let mut metrics = val.to_map("val");
-    metrics.extend(test.to_map("test"));
+    let mut metrics = BTreeMap::new();
+    if let Some(val) = val {
+        metrics.extend(eval_metrics("val", val));
+    }
+    if let Some(test) = test {
+        metrics.extend(eval_metrics("test", test));
+    }
     let mut counts = BTreeMap::new();
     for (name, split) in [
         ("train", &ds.counts.train),
@@ -247,9 +322,9 @@ fn card(
         metrics,
         training: TrainingProvenance {
             source: format!(
-                "{}; trained with burn {BURN_VERSION} (flex cpu backend); threshold: max window \
-                 F1 on validation",
-                cfg.source
+                "{}; trained with burn {BURN_VERSION} (flex cpu backend); threshold: best event \
+                 F1 on validation with at most {} false alarms per agent-day",
+                cfg.source, cfg.calibration.max_false_alarms_per_agent_day
             ),
             seed: t.seed,
             medic_version: env!("CARGO_PKG_VERSION").to_owned(),

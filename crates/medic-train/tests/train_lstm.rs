@@ -72,6 +72,7 @@ fn tiny_run_writes_a_model_tract_reproduces() {
         source: "test sim seed=3 agents=10 days=3".into(),
         out_dir: dir.path().join("models"),
         model_name: "failure_lstm".into(),
+        calibration: Default::default(),
     };
     let mut epochs = 0;
     let report = medic_train::run(&series, &cfg, &mut |p| {
@@ -84,7 +85,8 @@ fn tiny_run_writes_a_model_tract_reproduces() {
     assert!((1..=2).contains(&epochs));
     assert!(report.model_path.exists() && report.card_path.exists());
     assert!((0.0..=1.0).contains(&report.threshold));
-    assert!(report.test.windows > 0 && report.test.positive_windows > 0);
+    assert!(report.test.windows_scored > 0 && report.test.windows_positive > 0);
+    assert!(report.val.windows_scored > 0 && report.test.predictable_failures > 0);
 
     let card = PredictorCard::load(&report.card_path).unwrap();
     assert_eq!(card.seq_len, 20);
@@ -93,6 +95,8 @@ fn tiny_run_writes_a_model_tract_reproduces() {
     assert_eq!(card.training.seed, 7);
     assert!(card.metrics.contains_key("test_pr_auc"));
     assert!(card.metrics.contains_key("val_f1"));
+    assert_eq!(card.metrics["test_recall"], report.test.recall);
+    assert!(card.training.source.contains("false alarms per agent-day"));
     assert!(card.training.counts.contains_key("averted_windows"));
 
     // The same test windows through burn and through tract on the written file.

@@ -20,7 +20,8 @@
 //!   test; a window straddling a cut is dropped and counted (`purged`), so no label leaks across.
 //! - **Scaler** ([`ScalerKind::Standard`]) fitted on the step rows of non-held-out agents before
 //!   the first cut only.
-//! - **Class weights.** Negatives weigh 1; positives `positive_weight`, by default
+//! - **Class weights.** Negatives weigh 1, *hard* negatives (ending within the horizon after a
+//!   failure or during a look-alike episode) `hard_negative_weight`; positives `positive_weight`, by default
 //!   `train negatives / train positives` (balanced); sudden windows 0; averted per the rule.
 
 use std::time::Duration;
@@ -127,6 +128,48 @@ impl AgentSeries {
             .collect()
     }
 
+    /// The part of the series whose steps fall in `[from, to)`, with the failures, episodes
+    /// and preemptive actions of that range (an episode is kept when it overlaps the range).
+    pub fn slice(&self, from: Timestamp, to: Timestamp) -> AgentSeries {
+        let lo = (0..self.len())
+            .find(|&i| self.time(i) >= from)
+            .unwrap_or(self.len());
+        let hi = (lo..self.len())
+            .find(|&i| self.time(i) >= to)
+            .unwrap_or(self.len());
+        AgentSeries {
+            agent: self.agent.clone(),
+            start: self.time(lo),
+            step: self.step,
+            columns: self
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    values: c.values[lo..hi].to_vec(),
+                })
+                .collect(),
+            failures: self
+                .failures
+                .iter()
+                .filter(|f| f.at >= from && f.at < to)
+                .cloned()
+                .collect(),
+            lookalikes: self
+                .lookalikes
+                .iter()
+                .filter(|e| e.end > from && e.start < to)
+                .cloned()
+                .collect(),
+            preemptive_actions: self
+                .preemptive_actions
+                .iter()
+                .copied()
+                .filter(|&t| t >= from && t < to)
+                .collect(),
+        }
+    }
+
     /// Number of steps (length of the first column; 0 without columns).
     pub fn len(&self) -> usize {
         self.columns.first().map_or(0, |c| c.values.len())
@@ -231,6 +274,10 @@ pub struct DatasetConfig {
     pub averted: AvertedRule,
     /// Weight of positives; `None` = balanced on the training split.
     pub positive_weight: Option<f32>,
+    /// Weight of *hard* negatives (default 1): negative windows that end within the horizon
+    /// after a failure (the crash and restart are still in view) or during a look-alike
+    /// episode, the two places a predictor is most tempted to alarm for nothing.
+    pub hard_negative_weight: f32,
 }
 
 impl Default for DatasetConfig {
@@ -246,6 +293,7 @@ impl Default for DatasetConfig {
             test_agent_every: 5,
             averted: AvertedRule::Exclude,
             positive_weight: None,
+            hard_negative_weight: 1.0,
         }
     }
 }
@@ -374,6 +422,10 @@ pub struct Dataset {
     pub counts: DatasetCounts,
     /// Agent names, by index.
     pub agents: Vec<String>,
+    /// Per agent: whether it is held out (all its windows are test).
+    pub held_out: Vec<bool>,
+    /// The two time cuts: train before the first, validation between, test after the second.
+    pub cuts: (Timestamp, Timestamp),
 }
 
 impl Dataset {
@@ -435,6 +487,12 @@ pub fn build(series: &[AgentSeries], cfg: &DatasetConfig) -> Result<Dataset, Pre
         return Err(PredictError::Data(format!(
             "val {} + test {} must be in [0, 1)",
             cfg.val_fraction, cfg.test_fraction
+        )));
+    }
+    if !(cfg.hard_negative_weight > 0.0 && cfg.hard_negative_weight.is_finite()) {
+        return Err(PredictError::Data(format!(
+            "hard negative weight {} must be positive",
+            cfg.hard_negative_weight
         )));
     }
     if let AvertedRule::DownWeight(w) = cfg.averted
@@ -537,6 +595,8 @@ pub fn build(series: &[AgentSeries], cfg: &DatasetConfig) -> Result<Dataset, Pre
         scaler,
         counts: DatasetCounts::default(),
         agents: series.iter().map(|s| s.agent.clone()).collect(),
+        held_out: (0..series.len()).map(held_out).collect(),
+        cuts: (cut1, cut2),
     };
     let first_end = cfg.feature_window + cfg.seq_len - 2;
     for (a, s) in series.iter().enumerate() {
@@ -576,7 +636,16 @@ pub fn build(series: &[AgentSeries], cfg: &DatasetConfig) -> Result<Dataset, Pre
                 }
                 WindowLabel::Negative => {
                     c.negative += 1;
-                    (0.0, 1.0)
+                    let after_failure = s
+                        .failures
+                        .iter()
+                        .any(|f| f.at <= end && end <= f.at + cfg.horizon);
+                    let lookalike = s.lookalikes.iter().any(|l| end >= l.start && end < l.end);
+                    if after_failure || lookalike {
+                        (0.0, cfg.hard_negative_weight)
+                    } else {
+                        (0.0, 1.0)
+                    }
                 }
                 WindowLabel::Sudden => {
                     c.sudden += 1;

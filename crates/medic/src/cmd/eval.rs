@@ -179,7 +179,7 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("loading {}", args.model.display()))?;
     let training = &predictor.card().training;
     anyhow::ensure!(
-        !(training.source.starts_with("sim") && training.seed == args.sim_seed),
+        !(training.source.contains("medic-sim") && training.seed == args.sim_seed),
         "seed {} was used to train this model; evaluate on another --sim-seed",
         args.sim_seed
     );
@@ -195,7 +195,6 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
         ..EvalConfig::default()
     };
     let r = evaluate(&mut predictor, &series, &cfg)?;
-    let secs = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{:.1}", s / 60.0));
     if args.json {
         for (kind, k) in &r.per_kind {
             println!(
@@ -226,63 +225,76 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
             args.stride,
             r.threshold
         );
-        println!(
-            "events:  precision {:.3}  recall {:.3}  F1 {:.3}   ({} of {} predictable failures \
-             caught; {} alarm episodes, {} false)",
-            r.precision,
-            r.recall,
-            r.f1,
-            r.caught,
-            r.predictable_failures,
-            r.alarm_episodes,
-            r.false_alarms
-        );
-        println!(
-            "windows: precision {:.3}  recall {:.3}  F1 {:.3}  ROC-AUC {}  PR-AUC {}   ({} pos, {} \
-             neg, {} excluded)",
-            r.window.precision,
-            r.window.recall,
-            r.window.f1,
-            r.roc_auc.map_or("-".into(), |v| format!("{v:.4}")),
-            r.pr_auc.map_or("-".into(), |v| format!("{v:.4}")),
-            r.windows_positive,
-            r.windows_negative,
-            r.windows_excluded
-        );
-        println!(
-            "lead time (min): p10 {}  median {}  p90 {}",
-            secs(r.lead_time_s.p10),
-            secs(r.lead_time_s.p50),
-            secs(r.lead_time_s.p90)
-        );
-        println!(
-            "false alarms per agent-day {:.3}; look-alike episodes alarmed {} of {} ({:.3})",
-            r.false_alarms_per_agent_day,
-            r.lookalikes_alarmed,
-            r.lookalikes,
-            r.lookalike_false_alarm_rate
-        );
-        println!(
-            "sudden failures (no precursor; not counted as misses): {} ({} had an alarm before)",
-            r.sudden_failures, r.sudden_alarmed
-        );
-        println!(
-            "{:<20} {:>8} {:>7} {:>10} {:>10} {:>10}",
-            "kind", "failures", "caught", "lead p10", "lead p50", "lead p90"
-        );
-        for (kind, k) in &r.per_kind {
-            println!(
-                "{:<20} {:>8} {:>7} {:>10} {:>10} {:>10}",
-                kind,
-                k.failures,
-                k.caught,
-                secs(k.lead_time_s.p10),
-                secs(k.lead_time_s.p50),
-                secs(k.lead_time_s.p90)
-            );
-        }
+        print_prediction_figures(&r);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The human-readable figures of a prediction evaluation (events, windows, lead time, false
+/// alarms and their context, sudden failures, per fault kind); also printed by `medic train`.
+pub fn print_prediction_figures(r: &medic_detect::predict::eval::PredictEval) {
+    let secs = |v: Option<f64>| v.map_or("-".to_owned(), |s| format!("{:.1}", s / 60.0));
+    println!(
+        "events:  precision {:.3}  recall {:.3}  F1 {:.3}   ({} of {} predictable failures \
+         caught; {} alarm episodes, {} false)",
+        r.precision,
+        r.recall,
+        r.f1,
+        r.caught,
+        r.predictable_failures,
+        r.alarm_episodes,
+        r.false_alarms
+    );
+    println!(
+        "windows: precision {:.3}  recall {:.3}  F1 {:.3}  ROC-AUC {}  PR-AUC {}   ({} pos, {} \
+         neg, {} excluded)",
+        r.window.precision,
+        r.window.recall,
+        r.window.f1,
+        r.roc_auc.map_or("-".into(), |v| format!("{v:.4}")),
+        r.pr_auc.map_or("-".into(), |v| format!("{v:.4}")),
+        r.windows_positive,
+        r.windows_negative,
+        r.windows_excluded
+    );
+    println!(
+        "lead time (min): p10 {}  median {}  p90 {}",
+        secs(r.lead_time_s.p10),
+        secs(r.lead_time_s.p50),
+        secs(r.lead_time_s.p90)
+    );
+    println!(
+        "false alarms per agent-day {:.3}; look-alike episodes alarmed {} of {} ({:.3})",
+        r.false_alarms_per_agent_day,
+        r.lookalikes_alarmed,
+        r.lookalikes,
+        r.lookalike_false_alarm_rate
+    );
+    let context: Vec<String> = r
+        .false_alarm_context
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    println!("false alarms by context: {}", context.join(", "));
+    println!(
+        "sudden failures (no precursor; not counted as misses): {} ({} had an alarm before)",
+        r.sudden_failures, r.sudden_alarmed
+    );
+    println!(
+        "{:<20} {:>8} {:>7} {:>10} {:>10} {:>10}",
+        "kind", "failures", "caught", "lead p10", "lead p50", "lead p90"
+    );
+    for (kind, k) in &r.per_kind {
+        println!(
+            "{:<20} {:>8} {:>7} {:>10} {:>10} {:>10}",
+            kind,
+            k.failures,
+            k.caught,
+            secs(k.lead_time_s.p10),
+            secs(k.lead_time_s.p50),
+            secs(k.lead_time_s.p90)
+        );
+    }
 }
 
 fn run_nab(args: NabArgs) -> anyhow::Result<ExitCode> {

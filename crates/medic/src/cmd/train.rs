@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use medic_detect::predict::DatasetConfig;
+use medic_detect::predict::eval::CalibrationGoal;
 use medic_sim::HistoryConfig;
 use medic_train::{Progress, RunConfig, TrainConfig};
 
@@ -94,6 +95,15 @@ pub struct LstmArgs {
     /// Minutes after a window's end within which a failure makes it positive.
     #[arg(long, default_value_t = 30)]
     pub horizon_min: u64,
+    /// Weight of negative windows just after a failure or during a look-alike episode.
+    #[arg(long, default_value_t = 1.0)]
+    pub hard_negative_weight: f32,
+    /// Fraction of the time range used for validation (early stopping, threshold).
+    #[arg(long, default_value_t = 0.15)]
+    pub val_fraction: f64,
+    /// Most false alarms per agent-day the threshold may give on validation.
+    #[arg(long, default_value_t = 0.1)]
+    pub max_false_alarms: f64,
     /// Prometheus and store options.
     #[command(flatten)]
     pub ext: sources::ExternalArgs,
@@ -124,6 +134,8 @@ fn lstm(args: LstmArgs) -> anyhow::Result<ExitCode> {
             seq_len: args.seq_len,
             horizon: Duration::from_secs(args.horizon_min * 60),
             stride: args.stride,
+            hard_negative_weight: args.hard_negative_weight,
+            val_fraction: args.val_fraction,
             ..DatasetConfig::default()
         },
         train: TrainConfig {
@@ -141,6 +153,10 @@ fn lstm(args: LstmArgs) -> anyhow::Result<ExitCode> {
         source,
         out_dir: args.out.clone(),
         model_name: args.name.clone(),
+        calibration: CalibrationGoal {
+            max_false_alarms_per_agent_day: args.max_false_alarms,
+            ..CalibrationGoal::default()
+        },
     };
     let bar = indicatif::ProgressBar::new(args.epochs as u64);
     bar.set_style(
@@ -182,42 +198,25 @@ fn lstm(args: LstmArgs) -> anyhow::Result<ExitCode> {
     }
     })?;
     bar.finish_and_clear();
-    let t = &report.test;
-    let lead = |q| {
-        t.lead_time_quantile_s(q)
-            .map_or("-".into(), |s| format!("{:.0} min", s / 60.0))
-    };
     println!(
-        "trained {} epochs (best {}) in {:.0} s; threshold {:.4} (max F1 on validation)",
+        "trained {} epochs (best {}) in {:.0} s; threshold {:.4} (best event F1 on validation \
+         with at most {} false alarms per agent-day)",
         report.trained.epochs.len(),
         report.trained.best_epoch,
         report.trained.seconds,
-        report.threshold
+        report.threshold,
+        cfg.calibration.max_false_alarms_per_agent_day
+    );
+    let v = &report.val;
+    println!(
+        "validation: event precision {:.3} recall {:.3}, false alarms {:.3}/agent-day",
+        v.precision, v.recall, v.false_alarms_per_agent_day
     );
     println!(
-        "test windows: precision {:.3} recall {:.3} F1 {:.3} PR-AUC {} ROC-AUC {}",
-        t.precision,
-        t.recall,
-        t.f1,
-        t.pr_auc.map_or("-".into(), |v| format!("{v:.3}")),
-        t.roc_auc.map_or("-".into(), |v| format!("{v:.3}")),
+        "test ({:.1} agent-days: held-out agents and the last time range):",
+        report.test.agent_days
     );
-    println!(
-        "test failures: {}/{} caught (recall {:.3}), lead time p10 {} median {} p90 {}; {} sudden failures not predictable; false alarms {:.3}/agent-day ({} over {:.1} agent-days)",
-        t.caught,
-        t.failures,
-        t.event_recall(),
-        lead(0.1),
-        lead(0.5),
-        lead(0.9),
-        t.sudden_failures,
-        t.false_alarms_per_agent_day(),
-        t.false_alarms,
-        t.agent_days
-    );
-    for (kind, (n, c)) in &t.by_kind {
-        println!("  {kind:<18} {c}/{n}");
-    }
+    super::eval::print_prediction_figures(&report.test);
     println!(
         "wrote {} and {}",
         report.model_path.display(),
