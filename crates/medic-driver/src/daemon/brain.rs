@@ -24,6 +24,7 @@ use serde_json::json;
 use super::DaemonError;
 use super::detect::{ErrorRate, LeakForecast};
 use super::journal::JournalWriter;
+use super::model::{ModelSet, TargetSeries};
 use crate::dispatch::{ActReport, Dispatcher};
 use crate::supervise::{ProcessEvent, Supervisor};
 
@@ -179,6 +180,38 @@ struct TargetRt {
     alert: Option<(Severity, String, String)>,
     incident: Option<usize>,
     probability_history: VecDeque<f32>,
+    /// Raw rows at the models' step (only with models).
+    series: Option<TargetSeries>,
+    /// Restarts medic carried out (the `restarts` raw series).
+    restarts: u32,
+    /// The failure predictor's latest verdict.
+    model_prediction: Option<PredictionFinding>,
+    /// The anomaly forest's latest verdict.
+    model_anomaly: Option<medic_core::AnomalyFinding>,
+}
+
+impl TargetRt {
+    /// The prediction the finding carries: the alarming one of the RSS trend forecast and
+    /// the model (the more probable when both alarm or neither does).
+    fn prediction(&self) -> Option<&PredictionFinding> {
+        match (&self.prediction, &self.model_prediction) {
+            (Some(a), Some(b)) => Some(if (a.alarm, a.probability) >= (b.alarm, b.probability) {
+                a
+            } else {
+                b
+            }),
+            (a, b) => a.as_ref().or(b.as_ref()),
+        }
+    }
+
+    /// The anomaly the finding carries: the trend's resource anomaly, else the forest's
+    /// (an anomalous one first).
+    fn anomaly(&self) -> Option<&medic_core::AnomalyFinding> {
+        match (&self.anomaly, &self.model_anomaly) {
+            (Some(a), Some(b)) if b.anomalous && !a.anomalous => Some(b),
+            (a, b) => a.as_ref().or(b.as_ref()),
+        }
+    }
 }
 
 pub(crate) struct Brain {
@@ -216,6 +249,10 @@ pub(crate) struct Brain {
     approvals: Vec<medic_api::ApprovalView>,
     /// Targets whose circuit is closed in the journal: closed again at start.
     reclose: Vec<TargetId>,
+    /// The learned models (possibly none), run on this thread.
+    models: ModelSet,
+    /// A model failure is logged once, not every tick.
+    model_failed: bool,
 }
 
 impl Brain {
@@ -235,6 +272,7 @@ impl Brain {
         tick: Duration,
         view: Arc<RwLock<medic_api::FleetView>>,
         notifier: Option<medic_notify::Notifier>,
+        models: ModelSet,
     ) -> Result<Brain, DaemonError> {
         let writer = JournalWriter::new(&journal);
         // A circuit whose last journaled state is closed gets its close action again at
@@ -292,6 +330,8 @@ impl Brain {
             maintenance_seq: 0,
             approvals: Vec::new(),
             reclose: Vec::new(),
+            models,
+            model_failed: false,
         };
         brain.reindex();
         let now = brain.clock.now();
@@ -322,6 +362,11 @@ impl Brain {
             .collect();
         self.targets
             .resize_with(self.fleet.targets.len(), TargetRt::default);
+        for rt in &mut self.targets {
+            if rt.series.is_none() {
+                rt.series = self.models.series();
+            }
+        }
     }
 
     pub(crate) fn run(mut self, inputs: Receiver<Input>) {
@@ -332,6 +377,7 @@ impl Brain {
         loop {
             let now = self.clock.now();
             if now >= next_tick {
+                self.run_models(now);
                 self.step(now, Event::Tick);
                 self.publish(now);
                 next_tick = now + self.tick;
@@ -447,6 +493,10 @@ impl Brain {
             .map(|s| s.value);
         let rt = &mut self.targets[i];
         rt.errors.push(&batch.samples);
+        let restarts = f64::from(rt.restarts);
+        if let Some(series) = rt.series.as_mut() {
+            series.push(batch.at, &batch.samples, restarts);
+        }
         if let Some(rss) = rss {
             rt.leak.push(batch.at, rss);
             if let Some(limit) = limit.filter(|l| *l > 0.0) {
@@ -455,18 +505,65 @@ impl Brain {
                 rt.anomaly = rt.leak.anomaly(limit);
             }
         }
-        let p = rt.prediction.as_ref().map_or(0.0, |p| p.probability) as f32;
+        self.record_probability(i);
+        self.report(i, now, false);
+    }
+
+    /// Appends the target's current failure probability to its sparkline and gauge.
+    fn record_probability(&mut self, i: usize) {
+        let rt = &mut self.targets[i];
+        let p = rt.prediction().map_or(0.0, |p| p.probability) as f32;
+        let alarm = rt.prediction().is_some_and(|p| p.alarm);
         if rt.probability_history.len() == HISTORY {
             rt.probability_history.pop_front();
         }
         rt.probability_history.push_back(p);
-        let alarm = rt.prediction.as_ref().is_some_and(|p| p.alarm);
         if alarm {
             metrics::counter!("medic_prediction_alarms_total").increment(1);
         }
         let target = self.fleet.targets[i].name.to_string();
         metrics::gauge!("medic_prediction_probability", "target" => target).set(f64::from(p));
-        self.report(i, now, false);
+    }
+
+    /// Runs the models over every target whose history gained a step since the last run:
+    /// one batched predictor call on this (the brain's) thread, never on an async worker.
+    fn run_models(&mut self, now: Timestamp) {
+        if self.models.is_empty() {
+            return;
+        }
+        let mut series: Vec<Option<&mut TargetSeries>> = self
+            .targets
+            .iter_mut()
+            .map(|rt| rt.series.as_mut())
+            .collect();
+        let verdicts = match self.models.run(&mut series) {
+            Ok(v) => {
+                self.model_failed = false;
+                v
+            }
+            Err(e) => {
+                if !self.model_failed {
+                    tracing::error!(error = %crate::error_chain(&e), "model inference failed; retried at the next step");
+                }
+                self.model_failed = true;
+                return;
+            }
+        };
+        for v in verdicts {
+            let i = v.target;
+            let name = self.fleet.targets[i].name.to_string();
+            if let Some(a) = &v.anomaly {
+                metrics::gauge!("medic_anomaly_score", "target" => name.clone()).set(a.score);
+            }
+            if let Some(p) = v.prediction.as_ref().filter(|p| p.alarm) {
+                tracing::warn!(target = %name, probability = p.probability, factors = ?p.factors, recommended = p.recommended.as_str(), "failure predicted");
+            }
+            let rt = &mut self.targets[i];
+            rt.model_prediction = v.prediction;
+            rt.model_anomaly = v.anomaly;
+            self.record_probability(i);
+            self.report(i, now, false);
+        }
     }
 
     fn on_exit(&mut self, now: Timestamp, event: ProcessEvent) {
@@ -503,6 +600,11 @@ impl Brain {
                 rt.errors.reset();
                 rt.prediction = None;
                 rt.anomaly = None;
+                // The model's verdicts were about the process before; the next step
+                // judges the new one (its history goes on, with one more restart).
+                rt.model_prediction = None;
+                rt.model_anomaly = None;
+                rt.restarts += 1;
             }
         }
         if let Outcome::Failure(why) = &report.outcome {
@@ -564,8 +666,8 @@ impl Brain {
             f.severity = f.severity.max(*severity);
         }
         f.memory_ratio = rt.memory_ratio;
-        f.prediction = rt.prediction.clone();
-        f.anomaly = rt.anomaly.clone();
+        f.prediction = rt.prediction().cloned();
+        f.anomaly = rt.anomaly().cloned();
         f.error_rate = rt.errors.rate();
         f
     }
@@ -607,13 +709,27 @@ impl Brain {
                     .clone()
                     .unwrap_or_else(|| format!("{level} failing")),
             )
-        } else {
+        } else if rt.prediction.as_ref().is_some_and(|p| p.alarm) {
             let p = f.prediction.as_ref().map_or(0.0, |p| p.probability);
             (
                 "prediction".to_owned(),
                 format!(
                     "memory at {:.0}% of its limit and rising (forecast p={p:.2})",
                     f.memory_ratio.unwrap_or(0.0) * 100.0
+                ),
+            )
+        } else {
+            let (p, factors, recommended) = f.prediction.as_ref().map_or_else(
+                || (0.0, String::new(), "observe"),
+                |p| {
+                    let names: Vec<&str> = p.factors.iter().map(|(n, _)| n.as_str()).collect();
+                    (p.probability, names.join(", "), p.recommended.as_str())
+                },
+            );
+            (
+                "prediction".to_owned(),
+                format!(
+                    "failure predicted by the model (p={p:.2}; factors: {factors}; recommended: {recommended})"
                 ),
             )
         };
@@ -971,7 +1087,7 @@ impl Brain {
                 .health
                 .target(i)
                 .is_some_and(|h| h.state() == HealthState::Healthy);
-            let alarm = rt.prediction.as_ref().is_some_and(|p| p.alarm);
+            let alarm = rt.prediction().is_some_and(|p| p.alarm);
             let busy = self
                 .engine
                 .target_view(self.fleet.targets[i].name.as_str())
@@ -1092,7 +1208,7 @@ impl Brain {
                     .flatten()
             }),
             memory_ratio: rt.memory_ratio,
-            probability: rt.prediction.as_ref().map(|p| p.probability),
+            probability: rt.prediction().map(|p| p.probability),
             pid: self.supervisor.pids(&t.name).first().copied(),
             probability_history: rt.probability_history.iter().copied().collect(),
             error_rate: rt.errors.rate(),

@@ -115,9 +115,13 @@ pub async fn heal_once(
     let client = medic_collect::http::client()?;
     let prober = Prober::new(client.clone(), medic_collect::http::DEFAULT_MAX_BODY_BYTES);
 
+    let mut models = super::load_models(options.models.clone(), fleet).await;
     let started = clock.now();
     // This run's RSS samples, by target index (kept in memory: a dry run writes nothing).
     let mut fresh: Vec<Vec<(medic_core::Timestamp, f64)>> = vec![Vec::new(); fleet.targets.len()];
+    // This run's whole scrapes, for the models' raw rows.
+    let mut scrapes: Vec<Vec<(medic_core::Timestamp, Vec<medic_core::MetricSample>)>> =
+        vec![Vec::new(); fleet.targets.len()];
     for round in 0..heal.rounds.max(1) {
         if round > 0 {
             tokio::time::sleep(heal.interval).await;
@@ -145,6 +149,10 @@ pub async fn heal_once(
                     if !options.dry_run {
                         store.insert_samples(&report.samples)?;
                     }
+                    if !models.is_empty() {
+                        let at = report.samples.first().map_or_else(|| clock.now(), |s| s.at);
+                        scrapes[i].push((at, report.samples));
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(target = %target.name, error = %crate::error_chain(&e), "scrape failed; skipped");
@@ -155,35 +163,87 @@ pub async fn heal_once(
 
     let now = clock.now();
     let checks = check_fleet(fleet, &prober, Arc::clone(&clock), CheckOptions::DEFAULT).await;
+    // The models: every target's raw rows from the store and this run's scrapes, then the
+    // whole fleet in one batch.
+    let mut model_verdicts = vec![(None, None); fleet.targets.len()];
+    if !models.is_empty() {
+        let span = Duration::from_secs(models.step_s() * (models.history_rows() as u64 + 1));
+        let mut series = Vec::with_capacity(fleet.targets.len());
+        for (i, target) in fleet.targets.iter().enumerate() {
+            let Some(mut s) = models.series() else {
+                series.push(None);
+                continue;
+            };
+            if target.metrics.is_none() {
+                series.push(None);
+                continue;
+            }
+            for (at, samples) in
+                stored_scrapes(&store, target.name.as_str(), (now - span)..started)?
+                    .into_iter()
+                    .chain(scrapes[i].drain(..))
+            {
+                s.push(at, &samples, 0.0);
+            }
+            s.close_current(0.0);
+            series.push(Some(s));
+        }
+        let mut refs: Vec<Option<&mut super::model::TargetSeries>> =
+            series.iter_mut().map(Option::as_mut).collect();
+        match models.run(&mut refs) {
+            Ok(verdicts) => {
+                for v in verdicts {
+                    model_verdicts[v.target] = (v.prediction, v.anomaly);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %crate::error_chain(&e), "model inference failed; deciding without the models");
+            }
+        }
+    }
     let mut findings = Vec::new();
     for (i, (target, check)) in fleet.targets.iter().zip(&checks).enumerate() {
-        let Some(limit) = target
+        let limit = target
             .resources
             .as_ref()
             .and_then(|r| r.max_rss_bytes)
-            .map(|b| b as f64)
-        else {
-            continue;
-        };
-        let mut forecast = LeakForecast::default();
-        let history = store.samples(
-            target.name.as_str(),
-            "process_resident_memory_bytes",
-            (now - heal.history)..started,
-        )?;
-        let mut last = None;
-        let points = history.iter().map(|s| (s.at, s.value));
-        for (at, value) in points.chain(fresh[i].iter().copied()) {
-            forecast.push(at, value);
-            last = Some(value);
+            .map(|b| b as f64);
+        let (mut prediction, mut anomaly, mut memory_ratio) = (None, None, None);
+        if let Some(limit) = limit {
+            let mut forecast = LeakForecast::default();
+            let history = store.samples(
+                target.name.as_str(),
+                "process_resident_memory_bytes",
+                (now - heal.history)..started,
+            )?;
+            let mut last = None;
+            let points = history.iter().map(|s| (s.at, s.value));
+            for (at, value) in points.chain(fresh[i].iter().copied()) {
+                forecast.push(at, value);
+                last = Some(value);
+            }
+            memory_ratio = last.map(|r| r / limit);
+            prediction = forecast.prediction(limit).filter(|p| p.alarm);
+            anomaly = forecast.anomaly(limit);
         }
-        let Some(prediction) = forecast.prediction(limit).filter(|p| p.alarm) else {
+        let (model_prediction, model_anomaly) = std::mem::take(&mut model_verdicts[i]);
+        if let Some(m) = model_prediction.filter(|p| p.alarm)
+            && prediction
+                .as_ref()
+                .is_none_or(|p| p.probability < m.probability)
+        {
+            prediction = Some(m);
+        }
+        if anomaly.is_none() {
+            anomaly = model_anomaly.filter(|a| a.anomalous);
+        }
+        if prediction.is_none() {
             continue;
-        };
+        }
         let mut f = Finding::from_health(target.name.clone(), now, check.state, Default::default());
-        f.memory_ratio = last.map(|r| r / limit);
-        f.anomaly = forecast.anomaly(limit);
-        f.prediction = Some(prediction);
+        f.memory_ratio = memory_ratio;
+        f.anomaly = anomaly;
+        f.prediction = prediction;
         findings.push(f);
     }
 
@@ -324,4 +384,29 @@ pub async fn heal_once(
         lines,
         dry_run: options.dry_run,
     })
+}
+
+/// The stored samples of `target` in `range`, grouped into scrapes (one per timestamp), oldest
+/// first: what the daemon's scrapes were, for the models' raw rows.
+fn stored_scrapes(
+    store: &medic_store::Store,
+    target: &str,
+    range: std::ops::Range<medic_core::Timestamp>,
+) -> Result<Vec<(medic_core::Timestamp, Vec<medic_core::MetricSample>)>, DaemonError> {
+    let mut metrics: Vec<String> = store
+        .series(target)?
+        .into_iter()
+        .map(|k| k.metric)
+        .collect();
+    metrics.dedup();
+    let mut by_time: std::collections::BTreeMap<
+        medic_core::Timestamp,
+        Vec<medic_core::MetricSample>,
+    > = std::collections::BTreeMap::new();
+    for metric in &metrics {
+        for s in store.samples(target, metric, range.clone())? {
+            by_time.entry(s.at).or_default().push(s);
+        }
+    }
+    Ok(by_time.into_iter().collect())
 }

@@ -42,6 +42,7 @@ mod brain;
 mod detect;
 mod heal;
 mod journal;
+pub mod model;
 
 pub use brain::{ActionRecord, DaemonSnapshot, IncidentRecord, TargetRecord};
 pub use detect::{ErrorRate, LeakForecast};
@@ -89,11 +90,14 @@ pub struct DaemonOptions {
     pub token: Option<medic_api::Secret>,
     /// Where notifications go.
     pub notify: medic_notify::NotifySettings,
+    /// The directory of the learned models (`failure_lstm.onnx`, `anomaly_iforest.json`);
+    /// `None` or missing files: no model.
+    pub models: Option<PathBuf>,
 }
 
 impl DaemonOptions {
     /// Options with the defaults: tick 200 ms, 8 actions and 256 probes at once, live, no
-    /// API, no notifications.
+    /// API, no notifications, no models.
     pub fn new(fleet_path: PathBuf, policies_dir: PathBuf, data_dir: PathBuf) -> DaemonOptions {
         DaemonOptions {
             fleet_path,
@@ -107,6 +111,7 @@ impl DaemonOptions {
             listen: None,
             token: None,
             notify: medic_notify::NotifySettings::none(),
+            models: None,
         }
     }
 }
@@ -180,6 +185,7 @@ pub struct DaemonHandle {
     stop_probes: Option<oneshot::Sender<()>>,
     collect: CollectParts,
     api: Option<(SocketAddr, oneshot::Sender<()>)>,
+    models: String,
 }
 
 impl DaemonHandle {
@@ -191,6 +197,11 @@ impl DaemonHandle {
     /// The supervisor of the `supervise:` targets.
     pub fn supervisor(&self) -> &Supervisor {
         &self.supervisor
+    }
+
+    /// The models loaded at start, in words (`none` without any).
+    pub fn models(&self) -> &str {
+        &self.models
     }
 
     /// The address the API listens on, if it runs.
@@ -331,11 +342,8 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         )?)
     };
 
-    // Said once: the learned models are not used by the daemon yet.
-    tracing::info!(
-        "no anomaly or failure-prediction model is loaded; findings come from probes, process \
-         exits, alerts and the RSS trend forecast"
-    );
+    let models = load_models(options.models.clone(), &fleet).await;
+    let models_text = models.describe();
 
     // Supervised targets are started before the first probe.
     start_supervised(&supervisor, &fleet).await;
@@ -355,6 +363,7 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         options.tick,
         view,
         notifier,
+        models,
     )?;
     let brain = std::thread::Builder::new()
         .name("medic-brain".into())
@@ -399,7 +408,44 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         stop_probes: Some(stop_probes),
         collect,
         api,
+        models: models_text,
     })
+}
+
+/// Loads the models of `dir` off the async workers (tract optimises the plans) and says once
+/// which are loaded, or that none is, and why a model present was refused.
+pub(crate) async fn load_models(dir: Option<PathBuf>, fleet: &Fleet) -> model::ModelSet {
+    let available = model::available_series(fleet);
+    let Some(dir) = dir else {
+        say_models(&model::ModelSet::none(), None);
+        return model::ModelSet::none();
+    };
+    let shown = dir.clone();
+    let loaded = tokio::task::spawn_blocking(move || model::ModelSet::load(&dir, &available)).await;
+    let (set, errors) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!(error = %e, "loading the models failed; running without them");
+            (model::ModelSet::none(), Vec::new())
+        }
+    };
+    for e in &errors {
+        tracing::error!(error = %crate::error_chain(e), "model refused; running without it");
+    }
+    say_models(&set, Some(&shown));
+    set
+}
+
+fn say_models(set: &model::ModelSet, dir: Option<&std::path::Path>) {
+    if set.is_empty() {
+        tracing::info!(
+            models_dir = ?dir,
+            "no anomaly or failure-prediction model is loaded; findings come from probes, \
+             process exits, alerts and the RSS trend forecast"
+        );
+    } else {
+        tracing::info!(models = %set.describe(), "models loaded");
+    }
 }
 
 /// Starts the probe scheduler for `fleet`, forwarding its reports and samples to the brain.

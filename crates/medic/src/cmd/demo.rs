@@ -49,6 +49,18 @@ pub struct Args {
     /// Also show the daemon's logs (RUST_LOG filters them).
     #[arg(long)]
     pub verbose: bool,
+    /// Directory of the learned models (default: the repository's shipped `models/`, when
+    /// it exists). With the default 60 s model step the demo is over before a model's first
+    /// window is complete; its faults are found by probes, exits and the RSS trend.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+}
+
+/// The repository's shipped models directory, when this binary was built from a checkout
+/// that still exists.
+fn shipped_models() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    dir.is_dir().then_some(dir)
 }
 
 /// How a fault is injected.
@@ -297,6 +309,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     options.tick = Duration::from_millis(100);
     options.listen = Some(args.listen);
+    options.models = args.models.clone().or_else(shipped_models);
     let fleet = daemon::load_fleet(&options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let code = runtime.block_on(async {

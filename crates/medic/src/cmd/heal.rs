@@ -32,6 +32,10 @@ pub struct Args {
     /// Scrape rounds before deciding (1 s apart).
     #[arg(long, default_value_t = 8)]
     pub rounds: usize,
+    /// Directory of the learned models (`failure_lstm.onnx` with its card,
+    /// `anomaly_iforest.json`); without them only the RSS trend forecast is used.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
 }
 
 /// Runs one pass and prints the report; exit 0 when nothing needed doing or everything done
@@ -39,6 +43,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut options = DaemonOptions::new(args.fleet, args.policies, args.data_dir);
     options.dry_run = args.dry_run;
+    options.models = Some(args.models);
     let fleet = match daemon::load_fleet(&options) {
         Ok(f) => f,
         Err(e) => {

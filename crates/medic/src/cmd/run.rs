@@ -54,6 +54,10 @@ pub struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Directory of the learned models (`failure_lstm.onnx` with its card,
+    /// `anomaly_iforest.json`); without them the daemon runs on probes and trends.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
 }
 
 /// Sets up logging: `RUST_LOG` or `info`, to stderr.
@@ -105,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
     let mut options = DaemonOptions::new(args.fleet, args.policies, args.data_dir);
     options.dry_run = args.dry_run;
+    options.models = Some(args.models);
     options.listen = (!args.no_api).then_some(args.listen);
     options.token = medic_api::token_from(args.token_file.as_deref())
         .map_err(|e| anyhow::anyhow!("api token: {e}"))?;
