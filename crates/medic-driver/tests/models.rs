@@ -357,3 +357,105 @@ async fn without_models_the_daemon_runs_and_says_so() {
     assert_eq!(snap.targets[0].probability, None);
     handle.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Serves a Prometheus page whose counters grow by one second's worth per request, like a
+/// busy service, until the test ends.
+async fn serve_metrics() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut k = 0u64;
+        while let Ok((mut conn, _)) = listener.accept().await {
+            k += 1;
+            let mut buf = vec![0u8; 4096];
+            let mut got = 0;
+            while got < buf.len() {
+                match conn.read(&mut buf[got..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+                if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let (_, samples) = scrape(k, 1, 2.0);
+            let mut body = String::new();
+            for s in samples {
+                let labels: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|(a, b)| format!("{a}=\"{b}\""))
+                    .collect();
+                let labels = if labels.is_empty() {
+                    String::new()
+                } else {
+                    format!("{{{}}}", labels.join(","))
+                };
+                body.push_str(&format!("{}{labels} {}\n", s.name, s.value));
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(body.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_predicts_from_real_scrapes_and_reports_it_in_the_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    // Threshold 0: every complete window alarms, so the finding must carry the prediction.
+    write_lstm(&models, default_step_spec(), 0.0);
+    let port = serve_metrics().await;
+    let fleet = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "targets:\n  - name: busy\n    probes:\n      liveness: {{ exec: [\"true\"], every: 1s }}\n    \
+             metrics: {{ url: \"http://127.0.0.1:{port}/metrics\", every: 1s }}\n"
+        ),
+    )
+    .unwrap();
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let mut options =
+        medic_driver::daemon::DaemonOptions::new(fleet, policies, dir.path().join("data"));
+    options.models = Some(models);
+    // Decide and journal, execute nothing: the target has no actions of its own.
+    options.dry_run = true;
+    let fleet = medic_driver::daemon::load_fleet(&options).expect("a valid fleet");
+    let handle = medic_driver::daemon::start(options, fleet)
+        .await
+        .expect("the daemon starts");
+    assert!(handle.models().contains(LSTM_FILE), "{}", handle.models());
+    // 1 s steps, 7 rows per window: the first prediction needs about 8 scrapes. Bounded
+    // wait for the state, not a timing assertion.
+    let mut found = None;
+    for _ in 0..300 {
+        let snap = handle.snapshot();
+        if let Some(p) = snap.targets.first().and_then(|t| t.probability)
+            && let Some(inc) = snap
+                .incidents
+                .iter()
+                .find(|i| i.detected_by == "prediction")
+        {
+            found = Some((p, inc.clone()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    handle.shutdown(Duration::from_secs(5)).await;
+    let (p, incident) = found.expect("a model prediction within 30 s of scrapes");
+    assert!((0.0..=1.0).contains(&p));
+    assert!(incident.preemptive, "{incident:?}");
+    assert!(
+        incident.summary.contains("failure predicted by the model"),
+        "{incident:?}"
+    );
+}
