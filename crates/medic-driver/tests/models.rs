@@ -459,3 +459,46 @@ async fn the_daemon_predicts_from_real_scrapes_and_reports_it_in_the_finding() {
         "{incident:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heal_preemptive_predicts_the_fleet_in_one_batch_from_its_scrapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    write_lstm(&models, default_step_spec(), 0.0);
+    let (busy, idle) = (serve_metrics().await, serve_metrics().await);
+    let fleet = dir.path().join("fleet.yaml");
+    let mut y = String::from("targets:\n");
+    for (name, port) in [("busy", busy), ("idle", idle)] {
+        y.push_str(&format!(
+            "  - name: {name}\n    probes:\n      liveness: {{ exec: [\"true\"], every: 1s }}\n    \
+             metrics: {{ url: \"http://127.0.0.1:{port}/metrics\", every: 1s }}\n"
+        ));
+    }
+    // A target without metrics has no rows: never scored.
+    y.push_str("  - name: quiet\n    probes:\n      liveness: { exec: [\"true\"], every: 1s }\n");
+    std::fs::write(&fleet, y).unwrap();
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let mut options =
+        medic_driver::daemon::DaemonOptions::new(fleet, policies, dir.path().join("data"));
+    options.models = Some(models);
+    options.dry_run = true;
+    let fleet = medic_driver::daemon::load_fleet(&options).expect("a valid fleet");
+    let heal = medic_driver::daemon::HealOptions {
+        rounds: 9,
+        interval: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let report = medic_driver::daemon::heal_once(&options, &fleet, heal)
+        .await
+        .expect("a run");
+    assert!(report.dry_run && report.ok());
+    let mut targets: Vec<&str> = report.lines.iter().map(|l| l.target.as_str()).collect();
+    targets.sort_unstable();
+    // Threshold 0: both scraped targets are predicted to fail; the one without metrics is not.
+    assert_eq!(targets, ["busy", "idle"], "{report:?}");
+    for l in &report.lines {
+        assert!((0.0..=1.0).contains(&l.probability), "{l:?}");
+        assert!(l.factors.len() <= 3, "{l:?}");
+    }
+}

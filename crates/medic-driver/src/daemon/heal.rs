@@ -3,7 +3,12 @@
 //! 1. Scrape every target with metrics `rounds` times, `interval` apart, into the store
 //!    (not in a dry run), so a fresh store has enough points for a trend;
 //! 2. forecast every target at once from its recent RSS history in the store (the daemon's
-//!    forecast, [`super::LeakForecast`], over the last `history`);
+//!    forecast, [`super::LeakForecast`], over the last `history`) and, when models are loaded
+//!    ([`super::model`]), build every scraped target's raw rows from the store's samples and
+//!    this run's scrapes (the step in progress closed with what it has) and run the failure
+//!    predictor over the whole fleet in one batch and the anomaly forest on each latest row;
+//!    a target is forecast to fail when the trend or the model alarms (the more probable
+//!    prediction goes into its finding);
 //! 3. probe the fleet once (`medic check`'s round) for each target's health;
 //! 4. hand the findings of the targets forecast to fail to the same engine the daemon uses,
 //!    rebuilt from the same journal — so budgets, cooldowns and attempt limits include the
