@@ -125,6 +125,11 @@ fn raw_rows_follow_the_mapping_and_one_batch_scores_every_due_target() {
     let need = SEQ + WINDOW - 1;
     assert_eq!(set.history_rows(), need);
     assert!(set.describe().contains(LSTM_FILE), "{}", set.describe());
+    // The daemon runs the models once per step, a quarter step after its boundary.
+    let ms = Timestamp::from_millis;
+    assert_eq!(set.next_run(ms(1_000_100)), ms(1_000_250));
+    assert_eq!(set.next_run(ms(1_000_250)), ms(1_001_250));
+    assert_eq!(set.next_run(ms(1_000_300)), ms(1_001_250));
 
     let mut a = set.series().unwrap();
     let mut b = set.series().unwrap();

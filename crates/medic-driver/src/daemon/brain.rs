@@ -253,6 +253,8 @@ pub(crate) struct Brain {
     models: ModelSet,
     /// A model failure is logged once, not every tick.
     model_failed: bool,
+    /// When the models run next (once per step, see [`ModelSet::next_run`]).
+    next_model_run: Timestamp,
 }
 
 impl Brain {
@@ -332,6 +334,7 @@ impl Brain {
             reclose: Vec::new(),
             models,
             model_failed: false,
+            next_model_run: Timestamp::default(),
         };
         brain.reindex();
         let now = brain.clock.now();
@@ -526,11 +529,14 @@ impl Brain {
     }
 
     /// Runs the models over every target whose history gained a step since the last run:
-    /// one batched predictor call on this (the brain's) thread, never on an async worker.
+    /// once per step, a little after its boundary so that every target scraped since has
+    /// closed its row, as one batched predictor call on this (the brain's) thread, never on
+    /// an async worker.
     fn run_models(&mut self, now: Timestamp) {
-        if self.models.is_empty() {
+        if self.models.is_empty() || now < self.next_model_run {
             return;
         }
+        self.next_model_run = self.models.next_run(now);
         let mut series: Vec<Option<&mut TargetSeries>> = self
             .targets
             .iter_mut()

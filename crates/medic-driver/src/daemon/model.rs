@@ -38,7 +38,8 @@
 //! with a 60 s step a model needs `raw_rows` minutes of scrapes before its first prediction
 //! (the demo is far shorter; its findings come from probes, exits and the RSS trend).
 //!
-//! **Inference** runs on the caller's thread — the brain, a std thread, never an async worker:
+//! **Inference** runs on the caller's thread — the brain, a std thread, never an async worker —
+//! once per step, a quarter step (at most 15 s) after its boundary ([`ModelSet::next_run`]):
 //! every target whose window gained a row since its last prediction is due, and all due
 //! targets go through one [`Predictor::predict_into`] call on the one reused predictor;
 //! those over the card's threshold are explained ([`Predictor::explain`]: top factors by
@@ -260,6 +261,18 @@ impl ModelSet {
         } else {
             parts.join("; ")
         }
+    }
+
+    /// When a daemon runs the models next after running them at `now`: the next step
+    /// boundary plus a grace of a quarter step (at most 15 s), so that every target scraped
+    /// within the grace has closed the step's row and all of them go into one batch (a target
+    /// scraped less often joins the next step's batch).
+    pub fn next_run(&self, now: Timestamp) -> Timestamp {
+        let step_ms = self.step_s * 1000;
+        let grace_ms = (step_ms / 4).min(15_000);
+        let t = now.as_millis();
+        let boundary = (t.saturating_sub(grace_ms) / step_ms + 1) * step_ms;
+        Timestamp::from_millis(boundary + grace_ms)
     }
 
     /// A fresh per-target history for these models (`None` without models).
