@@ -67,7 +67,7 @@ use medic_orchestrator::{
     ActKind, ActionId, ApprovalId, Command, Decision, Engine, EngineConfig, EscalationReason,
     Event, JournalEntry, MaintenanceScope, Notice, Stats,
 };
-use medic_strategy::AttemptResult;
+use medic_strategy::{AttemptResult, IncidentSignature, SharedLearner};
 use rand::Rng;
 use serde::Serialize;
 
@@ -113,12 +113,16 @@ pub struct SimConfig {
     pub human_fix_after: Duration,
     /// Probability that detection sees a precursor before the failure.
     pub precursor_recall: f64,
+    /// Learning from outcomes: every verified outcome of a heal act is fed, as it happens,
+    /// to a [`SharedLearner`] keyed by the signature of the finding the act answered, and
+    /// the engine ranks its plans with it (see [`medic_strategy::learn`]).
+    pub learning: bool,
 }
 
 impl SimConfig {
     /// `days` days with seed `seed`: 0.2 faults and 0.005 maintenance windows per target per
     /// day, a global budget of 200 actions, 1 s ticks, approvals after 2 min, humans fix
-    /// escalated targets after 30 min, precursors seen 80 % of the time.
+    /// escalated targets after 30 min, precursors seen 80 % of the time, no learning.
     pub fn standard(days: f64, seed: u64) -> SimConfig {
         SimConfig {
             duration: Duration::from_secs_f64((days * 86_400.0).max(0.0)),
@@ -130,6 +134,7 @@ impl SimConfig {
             approval_delay: Some(Duration::from_secs(120)),
             human_fix_after: Duration::from_secs(1800),
             precursor_recall: 0.8,
+            learning: false,
         }
     }
 }
@@ -365,6 +370,14 @@ pub struct SimReport {
     pub actions: u64,
     /// Heal acts by strategy and how they closed.
     pub actions_by_strategy: BTreeMap<String, OutcomeCounts>,
+    /// Whether the engine learned from outcomes during the run ([`SimConfig::learning`]).
+    pub learning: bool,
+    /// Heal acts that closed failed.
+    pub failed_actions: u64,
+    /// `failed_actions / incidents` (0 without incidents).
+    pub failed_actions_per_incident: f64,
+    /// Verified outcomes fed to the learner.
+    pub outcomes_learned: u64,
     /// Fallback acts.
     pub fallbacks: u64,
     /// Escalations (calls for a human), all reasons.
@@ -404,6 +417,11 @@ impl SimReport {
             ("mttr_mean_s".into(), self.mttr_mean_s),
             ("mttr_p95_s".into(), self.mttr_p95_s),
             ("actions".into(), self.actions as f64),
+            ("failed_actions".into(), self.failed_actions as f64),
+            (
+                "failed_actions_per_incident".into(),
+                self.failed_actions_per_incident,
+            ),
         ];
         for (s, c) in &self.actions_by_strategy {
             m.push((format!("actions.{s}"), c.started as f64));
@@ -551,6 +569,12 @@ struct Sim<'f> {
     mttr: Vec<u64>,
     report: SimReport,
     out: Vec<Command>,
+    /// The learner fed during the run, when learning is on.
+    learner: Option<SharedLearner>,
+    /// Per target: the signature of its last finding that was not healthy.
+    last_sig: Vec<Option<IncidentSignature>>,
+    /// Per open act: the signature it answered.
+    act_sig: HashMap<ActionId, IncidentSignature>,
 }
 
 /// Runs `scenario` on `fleet` against a fresh engine built from the fleet's tiers.
@@ -569,13 +593,18 @@ pub fn run(fleet: &SimFleet, cfg: &SimConfig, scenario: &Scenario) -> Result<Sim
     {
         return Err(Error::UnknownTarget(bad));
     }
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         fleet.targets.iter().map(|t| t.engine.clone()).collect(),
         fleet.tiers.clone(),
         EngineConfig::standard(cfg.max_concurrent.max(1)),
     )
     .map_err(Error::Engine)?;
+    let learner = cfg.learning.then(SharedLearner::default);
+    if let Some(l) = &learner {
+        engine.set_success_rates(Box::new(l.clone()));
+    }
     let mut sim = Sim::new(fleet, cfg, engine);
+    sim.learner = learner;
     for (i, f) in scenario.faults.iter().enumerate() {
         sim.push(f.at * 1000, Ev::FaultStart(i));
     }
@@ -664,6 +693,10 @@ impl<'f> Sim<'f> {
             mttr_p95_s: 0.0,
             actions: 0,
             actions_by_strategy: BTreeMap::new(),
+            learning: cfg.learning,
+            failed_actions: 0,
+            failed_actions_per_incident: 0.0,
+            outcomes_learned: 0,
             fallbacks: 0,
             escalations: 0,
             escalations_by_reason: BTreeMap::new(),
@@ -692,6 +725,9 @@ impl<'f> Sim<'f> {
             mttr: Vec::new(),
             report,
             out: Vec::with_capacity(256),
+            learner: None,
+            last_sig: vec![None; n],
+            act_sig: HashMap::new(),
         }
     }
 
@@ -749,6 +785,13 @@ impl<'f> Sim<'f> {
 
     fn send_finding(&mut self, now: u64, f: Finding) {
         self.report.findings += 1;
+        if self.learner.is_some()
+            && f.health != HealthState::Healthy
+            && let Some(&t) = self.by_name.get(&f.target)
+        {
+            let tier = &self.fleet.targets[t].engine.tier;
+            self.last_sig[t] = Some(IncidentSignature::of(&f, tier));
+        }
         self.step(now, Event::Finding(f));
     }
 
@@ -1258,6 +1301,9 @@ impl<'f> Sim<'f> {
                     }
                 }
                 self.actions.insert(act.action, (t, act.kind));
+                if let Some(sig) = self.last_sig[t].clone() {
+                    self.act_sig.insert(act.action, sig);
+                }
                 if !act.dry_run {
                     let d = action_duration(act.kind).as_millis() as u64;
                     self.push(now + d, Ev::ActDone(act.action.0));
@@ -1356,12 +1402,25 @@ impl<'f> Sim<'f> {
                         .or_default();
                     match result {
                         AttemptResult::Success => e.success += 1,
-                        AttemptResult::Failure => e.failure += 1,
+                        AttemptResult::Failure => {
+                            e.failure += 1;
+                            self.report.failed_actions += 1;
+                        }
                         AttemptResult::Unknown => e.unknown += 1,
                         AttemptResult::Skipped => e.skipped += 1,
                         AttemptResult::Pending => {}
                     }
+                    // Learning happens here, inside the loop, as each outcome is known.
+                    let verified =
+                        matches!(result, AttemptResult::Success | AttemptResult::Failure);
+                    if let (Some(l), Some(sig), true) =
+                        (&self.learner, self.act_sig.get(&action), verified)
+                    {
+                        l.observe(sig, s, result == AttemptResult::Success);
+                        self.report.outcomes_learned += 1;
+                    }
                 }
+                self.act_sig.remove(&action);
                 self.actions.remove(&action);
             }
             _ => {}
@@ -1378,6 +1437,9 @@ impl<'f> Sim<'f> {
                 self.mttr.iter().map(|m| *m as f64).sum::<f64>() / self.mttr.len() as f64 / 1000.0;
             let idx = ((self.mttr.len() as f64 * 0.95).ceil() as usize).clamp(1, self.mttr.len());
             r.mttr_p95_s = self.mttr[idx - 1] as f64 / 1000.0;
+        }
+        if r.incidents > 0 {
+            r.failed_actions_per_incident = r.failed_actions as f64 / r.incidents as f64;
         }
         r.violations = self.checker.violations.values().sum();
         r.violations_by_kind = self.checker.violations;

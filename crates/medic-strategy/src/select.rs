@@ -1,6 +1,5 @@
 //! Ranking recovery options for one finding.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use medic_policy::{Condition, TierPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::AttemptHistory;
+use crate::learn::posterior;
 
 /// A failure this soon after a version change is blamed on the change (→ rollback).
 pub const ROLLBACK_WINDOW: Duration = Duration::from_secs(30 * 60);
@@ -22,8 +22,12 @@ pub const HIGH_ERROR_RATE: f64 = 0.5;
 /// Without `aggressive_recycling`, a leaking target is recycled at this fraction of its limit.
 pub const RECYCLE_AT_DEFAULT: f64 = 0.95;
 
-/// Weight of the base confidence, in pseudo-attempts, when blending with a learned rate.
-const PRIOR_WEIGHT: f64 = 4.0;
+/// A learned posterior below this, after at least [`SINK_MIN_ATTEMPTS`] verified attempts,
+/// ranks the option after every option that is not sunk, whatever its source.
+pub const SINK_BELOW: f64 = 0.5;
+
+/// Verified attempts needed before learning may sink an option.
+pub const SINK_MIN_ATTEMPTS: u32 = 3;
 
 /// The risk of a strategy when a rule does not say: what it can break if it is wrong.
 pub const fn default_risk(strategy: Strategy) -> Risk {
@@ -47,10 +51,12 @@ pub struct LearnedRate {
 
 /// The learning hook: per-signature success rates that re-rank options.
 ///
-/// Implemented by whatever learns from the journal (a table loaded from the store, a model).
+/// Implemented by medic's one learner, [`crate::Learner`] (and its shared handle
+/// [`crate::SharedLearner`]), and by [`NoLearning`].
 pub trait SuccessRates {
-    /// What was observed for `strategy` on findings like `finding`; `None` when nothing is known.
-    fn rate(&self, finding: &Finding, strategy: Strategy) -> Option<LearnedRate>;
+    /// What was observed for `strategy` on findings like `finding` on a target of `tier`;
+    /// `None` when nothing is known.
+    fn rate(&self, finding: &Finding, tier: &str, strategy: Strategy) -> Option<LearnedRate>;
 }
 
 /// Knows nothing: plans rank by their base confidence.
@@ -58,51 +64,9 @@ pub trait SuccessRates {
 pub struct NoLearning;
 
 impl SuccessRates for NoLearning {
-    fn rate(&self, _: &Finding, _: Strategy) -> Option<LearnedRate> {
+    fn rate(&self, _: &Finding, _: &str, _: Strategy) -> Option<LearnedRate> {
         None
     }
-}
-
-/// Success rates keyed by failure [`signature`] and strategy.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RateTable {
-    /// `(signature, strategy)` → rate.
-    pub rates: BTreeMap<(String, Strategy), LearnedRate>,
-}
-
-impl RateTable {
-    /// Adds one verified outcome.
-    pub fn observe(&mut self, signature: &str, strategy: Strategy, success: bool) {
-        let r = self
-            .rates
-            .entry((signature.to_owned(), strategy))
-            .or_default();
-        r.attempts = r.attempts.saturating_add(1);
-        if success {
-            r.successes = r.successes.saturating_add(1);
-        }
-    }
-}
-
-impl SuccessRates for RateTable {
-    fn rate(&self, finding: &Finding, strategy: Strategy) -> Option<LearnedRate> {
-        self.rates.get(&(signature(finding), strategy)).copied()
-    }
-}
-
-/// A finding's failure signature: the diagnosis pattern, else its category, else the anomaly
-/// kind, else the health state (e.g. `pattern:oom-killer`, `diagnosis:storage`).
-pub fn signature(finding: &Finding) -> String {
-    if let Some(d) = &finding.diagnosis {
-        if let Some(p) = &d.pattern_id {
-            return format!("pattern:{p}");
-        }
-        return format!("diagnosis:{}", d.category);
-    }
-    if let Some(a) = finding.anomaly.as_ref().filter(|a| a.anomalous) {
-        return format!("anomaly:{}", a.kind);
-    }
-    format!("health:{}", finding.health)
 }
 
 /// Why an option may not run automatically.
@@ -269,8 +233,15 @@ pub fn select(
 ///
 /// Ranking: policy rules first, in policy order (their confidence does not reorder them, so
 /// a specific cause such as a configuration diagnosis → repair comes before the generic
-/// restart); then the built-ins by confidence, blended with the learned success rate
-/// `(c·4 + successes) / (4 + attempts)` for options within the tier's auto-approve risk only. With no candidate at all, the plan is a single **observe**.
+/// restart); then the built-ins by confidence. **Learning**: when `learned` knows the
+/// strategy for this finding's signature on this tier, the option's confidence becomes the
+/// Beta posterior `(c·4 + successes) / (4 + attempts)` ([`crate::learn`]) — for an option
+/// whose risk is above the tier's `auto_approve_risk` only ever lowered, never raised, so
+/// learning never lets a risky option run without approval — and an option whose posterior
+/// is below [`SINK_BELOW`] after at least [`SINK_MIN_ATTEMPTS`] attempts is *sunk*: it ranks
+/// after every option that is not, policy rules included. The reason of every option
+/// learning touched says so (`learned: s/n succeeded on this signature, confidence a → b`).
+/// With no candidate at all, the plan is a single **observe**.
 pub fn select_with(
     finding: &Finding,
     policy: &TierPolicy,
@@ -289,41 +260,59 @@ pub fn select_with(
     builtin_candidates(finding, policy, now, &mut cands);
     apply_history(policy, history, now, &mut cands);
 
-    // Learned re-ranking: only options the tier would run automatically may be lifted.
-    let score = |c: &Candidate| -> f64 {
-        if c.risk > policy.auto_approve_risk {
-            return c.confidence;
-        }
-        match learned.rate(finding, c.strategy) {
-            Some(r) if r.attempts > 0 => {
-                (c.confidence * PRIOR_WEIGHT + f64::from(r.successes))
-                    / (PRIOR_WEIGHT + f64::from(r.attempts))
+    // Learned re-ranking (see the function documentation).
+    let mut scored: Vec<(f64, bool, usize, Candidate)> = Vec::with_capacity(cands.len());
+    for (i, mut c) in cands.into_iter().enumerate() {
+        let mut score = c.confidence;
+        let mut sunk = false;
+        if let Some(r) = learned
+            .rate(finding, &policy.name, c.strategy)
+            .filter(|r| r.attempts > 0)
+        {
+            let post = posterior(c.confidence, r);
+            let before = c.confidence;
+            let _ = write!(
+                c.reason,
+                "; learned: {}/{} succeeded on this signature",
+                r.successes, r.attempts
+            );
+            if c.risk > policy.auto_approve_risk {
+                // Never lifted above what the tier allows without a human: only lowered.
+                score = post.min(before);
+                let _ = write!(
+                    c.reason,
+                    ", confidence {before:.2} → {score:.2} (risk {} above auto-approve {}: not raised)",
+                    c.risk, policy.auto_approve_risk
+                );
+            } else {
+                score = post;
+                let _ = write!(c.reason, ", confidence {before:.2} → {score:.2}");
             }
-            _ => c.confidence,
+            if post < SINK_BELOW && r.attempts >= SINK_MIN_ATTEMPTS {
+                sunk = true;
+                c.reason
+                    .push_str(": keeps failing, ranked after the others");
+            }
         }
-    };
-    let mut scored: Vec<(f64, usize, Candidate)> = cands
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| (score(&c), i, c))
-        .collect();
-    // Policy rules keep the order the policy gives them (specific causes before the generic
-    // restart); only built-ins are ranked by (learned) confidence.
+        scored.push((score, sunk, i, c));
+    }
+    // Sunk options last; then policy rules in the order the policy gives them (specific
+    // causes before the generic restart); only built-ins are ranked by (learned) confidence.
     scored.sort_by(|a, b| {
-        let by_score = if a.2.source == 0 && b.2.source == 0 {
+        let by_score = if a.3.source == 0 && b.3.source == 0 {
             std::cmp::Ordering::Equal
         } else {
             b.0.total_cmp(&a.0)
         };
-        a.2.source
-            .cmp(&b.2.source)
-            .then(a.2.demoted.cmp(&b.2.demoted))
+        a.1.cmp(&b.1)
+            .then(a.3.source.cmp(&b.3.source))
+            .then(a.3.demoted.cmp(&b.3.demoted))
             .then(by_score)
-            .then(a.1.cmp(&b.1))
+            .then(a.2.cmp(&b.2))
     });
 
     let mut options: Vec<PlanOption> = Vec::with_capacity(scored.len().max(1));
-    for (s, _, c) in scored {
+    for (s, _, _, c) in scored {
         if options.iter().any(|o| o.strategy == c.strategy) {
             continue;
         }
@@ -976,11 +965,12 @@ mod tests {
         let mut f = unresponsive();
         f.version_changed_at = Some(NOW - Duration::from_secs(60));
         f.utilization = Some(0.9);
-        let mut table = RateTable::default();
+        let mut table = crate::Learner::new();
+        let sig = crate::IncidentSignature::of(&f, &policy().name);
         for _ in 0..20 {
-            table.observe(&signature(&f), Strategy::Scale, true);
-            table.observe(&signature(&f), Strategy::Rollback, true);
-            table.observe(&signature(&f), Strategy::Restart, false);
+            table.observe(&sig, Strategy::Scale, true);
+            table.observe(&sig, Strategy::Rollback, true);
+            table.observe(&sig, Strategy::Restart, false);
         }
         let base = select(&f, &policy(), &AttemptHistory::new(), NOW);
         assert_eq!(

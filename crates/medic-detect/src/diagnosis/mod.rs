@@ -10,8 +10,10 @@
 //! - [`fixes`]: known fixes (raise a memory limit, a timeout, free disk, …) as pure functions
 //!   from an old value to a new one, clamped to per-target bounds.
 //! - [`shadow`]: shadow errors: a reported success contradicted by a failed post-condition.
-//! - [`learning`]: Beta-posterior success rates per failure signature and strategy that
-//!   re-rank the planner's options (never past the risk limit).
+//! - [`outcomes`]: learning from outcomes offline: incident signatures and their verified
+//!   attempts read from the journal, clustered (linfa k-means or DBSCAN, silhouette), Beta
+//!   success per cluster and strategy, written as a model file with a card and loaded into
+//!   `medic_strategy::Learner` (medic's one learner, which re-ranks plans).
 //! - [`signatures`]: failure signatures: recorded failures clustered offline (k-means,
 //!   k by silhouette), assigned at run time to the nearest centroid or called novel.
 //! - [`eval`]: accuracy, per-category precision/recall and the confusion matrix on a labelled
@@ -26,7 +28,6 @@ pub mod analyze;
 pub mod context;
 pub mod eval;
 pub mod fixes;
-pub mod learning;
 pub mod patterns;
 pub mod planner;
 pub mod shadow;

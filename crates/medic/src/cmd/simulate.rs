@@ -43,6 +43,23 @@ pub struct Args {
     /// Run two policy directories on the same fleet and faults and print them side by side.
     #[arg(long, num_args = 2, value_names = ["DIR_A", "DIR_B"])]
     pub compare: Option<Vec<PathBuf>>,
+    /// Learning from outcomes during the run: the engine re-ranks plans by the success it
+    /// has seen per failure signature and strategy (`on`), or not (`off`, the default).
+    #[arg(long, value_enum, default_value_t = Learning::Off)]
+    pub learning: Learning,
+    /// Run the same fleet and faults with learning off and on, and print both with the
+    /// ratio of failed actions per incident.
+    #[arg(long, conflicts_with = "compare")]
+    pub compare_learning: bool,
+}
+
+/// `--learning on|off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Learning {
+    /// The engine learns from verified outcomes as they happen.
+    On,
+    /// Plans rank by their base confidence only.
+    Off,
 }
 
 /// Runs `medic simulate`: exit 0 when the engine kept every invariant, 1 when any was
@@ -63,6 +80,53 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cfg.tick = std::time::Duration::from_secs_f64(args.tick);
     if args.no_approvals {
         cfg.approval_delay = None;
+    }
+    cfg.learning = args.learning == Learning::On;
+    if args.compare_learning {
+        let off = SimConfig {
+            learning: false,
+            ..cfg.clone()
+        };
+        let on = SimConfig {
+            learning: true,
+            ..cfg
+        };
+        let (a, wall_a) = run_one(&args, &args.policies, &off)?;
+        let (b, wall_b) = run_one(&args, &args.policies, &on)?;
+        let ratio = if a.failed_actions_per_incident > 0.0 {
+            b.failed_actions_per_incident / a.failed_actions_per_incident
+        } else {
+            f64::NAN
+        };
+        if args.json {
+            let v = serde_json::json!({
+                "off": { "report": a, "wall_s": wall_a },
+                "on": { "report": b, "wall_s": wall_b },
+                "rows": policy_sim::compare(&a, &b),
+                "failed_actions_per_incident_ratio": ratio,
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            print_compare(
+                Path::new("learning off"),
+                Path::new("learning on"),
+                &a,
+                &b,
+                wall_a,
+                wall_b,
+            );
+            println!(
+                "failed actions per incident: off {:.3} ({} / {}), on {:.3} ({} / {}); on/off = {ratio:.3} ({} outcomes learned)",
+                a.failed_actions_per_incident,
+                a.failed_actions,
+                a.incidents,
+                b.failed_actions_per_incident,
+                b.failed_actions,
+                b.incidents,
+                b.outcomes_learned
+            );
+        }
+        return Ok(exit(a.violations + b.violations));
     }
     match &args.compare {
         Some(dirs) if dirs.len() == 2 => {
@@ -178,6 +242,17 @@ fn print_report(policies: &Path, r: &SimReport, wall: f64) {
     println!(
         "actions: {} ({} fallbacks)   approvals requested: {}",
         r.actions, r.fallbacks, r.approvals_requested
+    );
+    println!(
+        "failed actions: {} ({:.3} per incident)   learning: {}{}",
+        r.failed_actions,
+        r.failed_actions_per_incident,
+        if r.learning { "on" } else { "off" },
+        if r.learning {
+            format!(" ({} outcomes learned)", r.outcomes_learned)
+        } else {
+            String::new()
+        }
     );
     println!(
         "  {:<14} {:>8} {:>8} {:>8} {:>8}",
