@@ -88,6 +88,8 @@ pub struct TargetRecord {
     pub memory_ratio: Option<f64>,
     /// Failure forecast probability.
     pub probability: Option<f64>,
+    /// The anomaly score of its latest step (anomaly model), or of the RSS trend anomaly.
+    pub anomaly_score: Option<f64>,
     /// The supervised process, if any.
     pub pid: Option<u32>,
     /// Recent failure-forecast probabilities (oldest first), for sparklines.
@@ -1215,6 +1217,7 @@ impl Brain {
             }),
             memory_ratio: rt.memory_ratio,
             probability: rt.prediction().map(|p| p.probability),
+            anomaly_score: rt.anomaly().map(|a| a.score),
             pid: self.supervisor.pids(&t.name).first().copied(),
             probability_history: rt.probability_history.iter().copied().collect(),
             error_rate: rt.errors.rate(),
@@ -1450,7 +1453,8 @@ impl Brain {
             if let Some(p) = t.probability {
                 tv.probability.push(now, p);
             }
-            if let Some(m) = t.memory_ratio {
+            // The sparkline shows the anomaly score when there is one, else memory use.
+            if let Some(m) = t.anomaly_score.or(t.memory_ratio) {
                 tv.anomaly.push(now, m);
             }
             let name = &self.fleet.targets[i].name;
