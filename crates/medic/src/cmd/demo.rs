@@ -408,6 +408,16 @@ async fn script(
         ports.len(),
         dashboard.as_deref().unwrap_or("off")
     );
+    if handle.models() == "none" {
+        eprintln!("medic demo: models: none");
+    } else {
+        eprintln!(
+            "medic demo: models: {} (a model needs a full window of real steps: with the \
+             default 60 s step that is longer than the demo, whose faults are found by \
+             probes, exits and the RSS trend)",
+            handle.models()
+        );
+    }
     // Let every agent come up and be seen healthy once.
     let start = clock.now();
     loop {
