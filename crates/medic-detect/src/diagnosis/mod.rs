@@ -28,6 +28,7 @@ pub mod analyze;
 pub mod context;
 pub mod eval;
 pub mod fixes;
+pub mod outcomes;
 pub mod patterns;
 pub mod planner;
 pub mod shadow;
@@ -98,6 +99,17 @@ pub enum Error {
         /// Failures needed.
         need: usize,
     },
+    /// Too few incidents with a verified outcome to cluster.
+    #[error("{found} incidents with a verified outcome, clustering needs at least {need}")]
+    TooFewIncidents {
+        /// Incidents found.
+        found: usize,
+        /// Incidents needed.
+        need: usize,
+    },
+    /// DBSCAN's parameters were refused.
+    #[error("dbscan parameters")]
+    Dbscan(#[source] linfa_clustering::DbscanParamsError),
     /// k-means failed.
     #[error("clustering failures")]
     Clustering(#[source] linfa_clustering::KMeansError),
