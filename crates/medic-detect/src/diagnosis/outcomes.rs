@@ -161,6 +161,23 @@ pub fn records_from_journal(
     read
 }
 
+/// The engine's entries in stored journal payloads, in order, and how many payloads were
+/// not an engine entry (skipped and counted, never an error: the journal also holds the
+/// daemon's own rows).
+pub fn journal_entries<'a>(
+    payloads: impl IntoIterator<Item = &'a serde_json::Value>,
+) -> (Vec<JournalEntry>, usize) {
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for p in payloads {
+        match JournalEntry::deserialize(p) {
+            Ok(e) => out.push(e),
+            Err(_) => skipped += 1,
+        }
+    }
+    (out, skipped)
+}
+
 /// How to cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "method")]

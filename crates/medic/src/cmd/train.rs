@@ -12,6 +12,7 @@ use medic_detect::predict::eval::CalibrationGoal;
 use medic_sim::HistoryConfig;
 use medic_train::{Progress, RunConfig, TrainConfig};
 
+mod signatures;
 mod sources;
 
 /// `medic train` subcommands.
@@ -22,6 +23,9 @@ pub enum TrainCommand {
     /// Fit the anomaly model (isolation forest on the per-step features) and write it with
     /// its card.
     Iforest(sources::IforestArgs),
+    /// Cluster the signatures of finished incidents from the journal and estimate each
+    /// strategy's success per cluster (the learning model, with its card).
+    Signatures(signatures::SignaturesArgs),
 }
 
 /// Where the training history comes from.
@@ -114,6 +118,7 @@ pub fn run(command: TrainCommand) -> anyhow::Result<ExitCode> {
     match command {
         TrainCommand::Lstm(args) => lstm(args),
         TrainCommand::Iforest(args) => sources::iforest(args),
+        TrainCommand::Signatures(args) => signatures::run(args),
     }
 }
 
