@@ -991,6 +991,78 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_that_keeps_failing_sinks_but_risk_limits_hold() {
+        // Policy: unresponsive → restart (a rule, so it ranks first without learning); the
+        // finding also came right after a version change (built-in rollback, high risk).
+        let mut pol = policy();
+        pol.rules = vec![Rule {
+            name: "unresponsive".into(),
+            when: Condition {
+                failing: vec![ProbeLevel::Liveness],
+                ..Condition::default()
+            },
+            then: Strategy::Restart,
+            confidence: 0.95,
+            risk: None,
+        }];
+        let mut f = unresponsive();
+        f.version_changed_at = Some(NOW - Duration::from_secs(60));
+        let base = select(&f, &pol, &AttemptHistory::new(), NOW);
+        assert_eq!(
+            strategies(&base)[..2],
+            [Strategy::Restart, Strategy::Rollback]
+        );
+        let sig = crate::IncidentSignature::of(&f, &pol.name);
+        let mut l = crate::Learner::new();
+        // Three failures: posterior (4·0.95 + 0) / 7 = 0.543, not sunk yet.
+        for _ in 0..3 {
+            l.observe(&sig, Strategy::Restart, false);
+        }
+        let p = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l);
+        assert_eq!(strategies(&p)[0], Strategy::Restart);
+        assert!((p.options[0].confidence - 3.8 / 7.0).abs() < 1e-9);
+        // The fourth: 3.8 / 8 = 0.475 < 0.5, sunk behind rollback.
+        l.observe(&sig, Strategy::Restart, false);
+        for _ in 0..10 {
+            l.observe(&sig, Strategy::Rollback, true);
+        }
+        let p = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l);
+        assert_eq!(strategies(&p)[..2], [Strategy::Rollback, Strategy::Restart]);
+        let restart = &p.options[1];
+        assert!(
+            restart
+                .reason
+                .contains("learned: 0/4 succeeded on this signature, confidence 0.95 → 0.47"),
+            "{}",
+            restart.reason
+        );
+        assert!(restart.reason.contains("keeps failing"));
+        // Rollback rose by ranking, not by confidence: high risk is never raised and still
+        // needs approval.
+        let rollback = &p.options[0];
+        assert_eq!(rollback.confidence, 0.85);
+        assert!(
+            rollback.reason.contains("not raised"),
+            "{}",
+            rollback.reason
+        );
+        assert!(needs_approval(rollback, &pol).is_some());
+        assert!(
+            rollback
+                .preconditions
+                .iter()
+                .any(|c| c.starts_with("approval: risk high"))
+        );
+        // Another tier's signature is a different one: nothing learned there.
+        let mut other = pol.clone();
+        other.name = "critical".into();
+        assert_eq!(
+            strategies(&select_with(&f, &other, &AttemptHistory::new(), NOW, &l)),
+            strategies(&select(&f, &other, &AttemptHistory::new(), NOW))
+        );
+    }
+
+    #[test]
     fn dependency_failure_observes() {
         let f = Finding::from_health(
             "api-1".into(),
