@@ -67,7 +67,7 @@ use medic_orchestrator::{
     ActKind, ActionId, ApprovalId, Command, Decision, Engine, EngineConfig, EscalationReason,
     Event, JournalEntry, MaintenanceScope, Notice, Stats,
 };
-use medic_strategy::{AttemptResult, IncidentSignature, SharedLearner};
+use medic_strategy::{AttemptResult, IncidentSignature, Learner, SharedLearner};
 use rand::Rng;
 use serde::Serialize;
 
@@ -117,6 +117,9 @@ pub struct SimConfig {
     /// to a [`SharedLearner`] keyed by the signature of the finding the act answered, and
     /// the engine ranks its plans with it (see [`medic_strategy::learn`]).
     pub learning: bool,
+    /// What the learner knows at the start (e.g. a model from `medic train signatures`);
+    /// `None`: nothing. Only used with `learning`.
+    pub prior_learner: Option<Learner>,
 }
 
 impl SimConfig {
@@ -135,6 +138,7 @@ impl SimConfig {
             human_fix_after: Duration::from_secs(1800),
             precursor_recall: 0.8,
             learning: false,
+            prior_learner: None,
         }
     }
 }
@@ -599,7 +603,9 @@ pub fn run(fleet: &SimFleet, cfg: &SimConfig, scenario: &Scenario) -> Result<Sim
         EngineConfig::standard(cfg.max_concurrent.max(1)),
     )
     .map_err(Error::Engine)?;
-    let learner = cfg.learning.then(SharedLearner::default);
+    let learner = cfg
+        .learning
+        .then(|| SharedLearner::new(cfg.prior_learner.clone().unwrap_or_default()));
     if let Some(l) = &learner {
         engine.set_success_rates(Box::new(l.clone()));
     }

@@ -46,3 +46,47 @@ fn learning_on_fails_fewer_actions_per_incident_than_off() {
     // Reproducible bit for bit.
     assert_eq!(policy_sim::simulate(&fleet, &on).expect("runs"), b);
 }
+
+#[test]
+fn prior_knowledge_steers_from_the_first_incident() {
+    use medic_core::Strategy;
+    use medic_strategy::{LearnedRate, Learner, SignatureSpace};
+    let tiers =
+        medic_policy::load_policies(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies"))
+            .expect("shipped policies load");
+    let fleet = SimFleet::generate(150, tiers);
+    let on = SimConfig {
+        learning: true,
+        ..SimConfig::standard(2.0, 11)
+    };
+    // One cluster for every signature, and it says reroute never worked (0 of 50).
+    let space = SignatureSpace::default();
+    let mut prior = Learner::clustered(space.clone(), vec![vec![0.0; space.dim()]]).unwrap();
+    prior.set(
+        "cluster:0",
+        Strategy::Reroute,
+        LearnedRate {
+            successes: 0,
+            attempts: 50,
+        },
+    );
+    let with_prior = SimConfig {
+        prior_learner: Some(prior),
+        ..on.clone()
+    };
+    let a = policy_sim::simulate(&fleet, &on).expect("runs");
+    let b = policy_sim::simulate(&fleet, &with_prior).expect("runs");
+    assert_eq!(a.violations + b.violations, 0);
+    let reroutes = |r: &policy_sim::SimReport| {
+        r.actions_by_strategy
+            .get("reroute")
+            .map_or(0, |c| c.started)
+    };
+    assert!(reroutes(&a) > 0);
+    assert!(
+        reroutes(&b) < reroutes(&a),
+        "{} vs {}",
+        reroutes(&b),
+        reroutes(&a)
+    );
+}

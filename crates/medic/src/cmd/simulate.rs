@@ -51,6 +51,10 @@ pub struct Args {
     /// ratio of failed actions per incident.
     #[arg(long, conflicts_with = "compare")]
     pub compare_learning: bool,
+    /// Start learning from this model (`outcome_signatures.json` from `medic train
+    /// signatures`); turns learning on.
+    #[arg(long, value_name = "FILE")]
+    pub signatures: Option<PathBuf>,
 }
 
 /// `--learning on|off`.
@@ -82,6 +86,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg.approval_delay = None;
     }
     cfg.learning = args.learning == Learning::On;
+    if let Some(path) = &args.signatures {
+        let model = medic_detect::diagnosis::outcomes::OutcomeModel::load(path)?;
+        cfg.prior_learner = Some(model.learner());
+        cfg.learning = true;
+    }
     if args.compare_learning {
         let off = SimConfig {
             learning: false,
