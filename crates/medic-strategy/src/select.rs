@@ -1062,6 +1062,56 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever was learned, an option above the tier's auto-approve risk is never given
+        /// more confidence than without learning and always still needs approval; every
+        /// option's confidence stays in [0, 1].
+        #[test]
+        fn learning_never_lifts_risky_options(
+            counts in proptest::collection::vec((0u32..30, 0u32..30), Strategy::ALL.len())
+        ) {
+            let mut pol = policy();
+            pol.rules = vec![Rule {
+                name: "unresponsive".into(),
+                when: Condition { failing: vec![ProbeLevel::Liveness], ..Condition::default() },
+                then: Strategy::Restart,
+                confidence: 0.95,
+                risk: None,
+            }];
+            let mut f = unresponsive();
+            f.version_changed_at = Some(NOW - Duration::from_secs(60));
+            f.utilization = Some(0.9);
+            f.group_health = Some((3, 4));
+            f.diagnosis = Some(DiagnosisFinding {
+                category: DiagnosisCategory::Configuration,
+                confidence: 0.9,
+                pattern_id: None,
+                evidence: vec![],
+            });
+            let sig = crate::IncidentSignature::of(&f, &pol.name);
+            let mut l = crate::Learner::new();
+            for (s, (ok, bad)) in Strategy::ALL.into_iter().zip(&counts) {
+                for _ in 0..*ok {
+                    l.observe(&sig, s, true);
+                }
+                for _ in 0..*bad {
+                    l.observe(&sig, s, false);
+                }
+            }
+            let base = select(&f, &pol, &AttemptHistory::new(), NOW);
+            let learned = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l);
+            proptest::prop_assert_eq!(base.options.len(), learned.options.len());
+            for o in &learned.options {
+                proptest::prop_assert!((0.0..=1.0).contains(&o.confidence));
+                if o.risk > pol.auto_approve_risk {
+                    let b = base.options.iter().find(|x| x.strategy == o.strategy).unwrap();
+                    proptest::prop_assert!(o.confidence <= b.confidence);
+                    proptest::prop_assert!(needs_approval(o, &pol).is_some());
+                }
+            }
+        }
+    }
+
     #[test]
     fn dependency_failure_observes() {
         let f = Finding::from_health(
