@@ -181,7 +181,7 @@ pub fn run(
     let (val_series, test_series) = split_series(&ds, series);
     // The scores do not depend on the threshold: write the model once to score through tract
     // (the runtime the daemon uses), then again with the calibrated threshold and figures.
-    let provisional = card(&ds, cfg, &trained, 0.5, None, None, dataset_seconds);
+    let provisional = card(&ds, cfg, &trained, 0.5, None, None);
     medic_detect::predict::write_model(&trained.weights, &provisional, &model_path)?;
     let mut predictor = Predictor::load_with(
         &model_path,
@@ -199,15 +199,7 @@ pub fn run(
         threshold,
         cfg.calibration.merge_gap,
     )?;
-    let card = card(
-        &ds,
-        cfg,
-        &trained,
-        threshold,
-        Some(&val),
-        Some(&test),
-        dataset_seconds,
-    );
+    let card = card(&ds, cfg, &trained, threshold, Some(&val), Some(&test));
     medic_detect::predict::write_model(&trained.weights, &card, &model_path)?;
     Ok(RunReport {
         counts: ds.counts,
@@ -260,7 +252,6 @@ fn card(
     threshold: f64,
     val: Option<&PredictEval>,
     test: Option<&PredictEval>,
-    dataset_seconds: f64,
 ) -> PredictorCard {
     let mut metrics = BTreeMap::new();
     if let Some(val) = val {
@@ -304,8 +295,8 @@ fn card(
         "test_agent_every".into(),
         cfg.dataset.test_agent_every as f64,
     );
-    params.insert("training_seconds".into(), trained.seconds.round());
-    params.insert("dataset_seconds".into(), dataset_seconds.round());
+    // No wall times here: the card is part of the model file, which must come out bit for bit
+    // the same from the same command (the times are printed instead).
     PredictorCard {
         format: CARD_FORMAT.to_owned(),
         version: CARD_VERSION,

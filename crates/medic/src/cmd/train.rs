@@ -55,10 +55,10 @@ pub struct LstmArgs {
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Simulated agents.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 50)]
     pub agents: usize,
     /// Simulated days.
-    #[arg(long, default_value_t = 8.0)]
+    #[arg(long, default_value_t = 10.0)]
     pub days: f64,
     /// Output directory.
     #[arg(long, default_value = "models")]
@@ -67,10 +67,10 @@ pub struct LstmArgs {
     #[arg(long, default_value = "failure_lstm")]
     pub name: String,
     /// Most epochs (early stopping on validation PR-AUC may end sooner).
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 20)]
     pub epochs: usize,
     /// Epochs without improvement before stopping.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 6)]
     pub patience: usize,
     /// LSTM sizes, first to last.
     #[arg(long, value_delimiter = ',', default_value = "128,64,32")]
@@ -100,10 +100,10 @@ pub struct LstmArgs {
     #[arg(long, default_value_t = 30)]
     pub horizon_min: u64,
     /// Weight of negative windows just after a failure or during a look-alike episode.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 6.0)]
     pub hard_negative_weight: f32,
     /// Fraction of the time range used for validation (early stopping, threshold).
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = 0.2)]
     pub val_fraction: f64,
     /// Most false alarms per agent-day the threshold may give on validation.
     #[arg(long, default_value_t = 0.1)]
