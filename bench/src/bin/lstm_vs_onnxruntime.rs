@@ -107,6 +107,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// `n` windows of a simulated history (seed 1001, never a training seed of the shipped model),
+/// built from raw columns by the predictor's own feature path, every 7th step of each agent.
+fn sim_windows(p: &mut Predictor, n: usize) -> Result<Vec<f32>, String> {
+    let h = medic_sim::generate(&medic_sim::HistoryConfig::new(1001, 4, 1.0));
+    let series = medic_detect::predict::AgentSeries::from_sim(&h);
+    let names = p.raw_series();
+    let (wl, need) = (p.window_len(), p.raw_rows());
+    let mut x = Vec::with_capacity(n * wl);
+    let mut w = vec![0.0f32; wl];
+    'outer: loop {
+        for s in &series {
+            let times: Vec<f64> = (0..s.len()).map(|i| s.time(i).as_secs_f64()).collect();
+            let cols: Vec<Vec<f64>> = names
+                .iter()
+                .map(|name| {
+                    s.column(name)
+                        .map(|c| c.iter().map(|&v| f64::from(v)).collect())
+                        .ok_or(format!("the simulator has no series {name}"))
+                })
+                .collect::<Result<_, _>>()?;
+            for e in (need..=s.len()).step_by(7) {
+                let c: Vec<&[f64]> = cols.iter().map(|c| &c[..e]).collect();
+                p.window_from_raw(&times[..e], &c, &mut w)
+                    .map_err(|e| e.to_string())?;
+                x.extend_from_slice(&w);
+                if x.len() == n * wl {
+                    break 'outer;
+                }
+            }
+        }
+    }
+    Ok(x)
+}
+
 // Measuring elapsed wall time is the point of a bench.
 #[allow(clippy::disallowed_methods)]
 fn run() -> Result<(), String> {
@@ -124,13 +158,21 @@ fn run() -> Result<(), String> {
     let (seq, feat) = (single.seq_len(), single.n_features());
     let wl = single.window_len();
     let n = args.windows;
-    let mut rng = ChaCha8Rng::seed_from_u64(2026);
-    let x: Vec<f32> = (0..n * wl).map(|_| rng.random_range(-2.0..2.0)).collect();
+    // A trained model sees real windows (a fresh simulated history through the card's feature
+    // path and scaler), so its outputs spread over [0, 1] instead of saturating; the generated
+    // model gets random ones.
+    let (x, kind) = if weights.is_none() {
+        (sim_windows(&mut single, n)?, "simulated (seed 1001)")
+    } else {
+        let mut rng = ChaCha8Rng::seed_from_u64(2026);
+        let x: Vec<f32> = (0..n * wl).map(|_| rng.random_range(-2.0..2.0)).collect();
+        (x, "random")
+    };
     let input = dir.path().join("x.f32");
     let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&input, bytes).map_err(|e| e.to_string())?;
     println!(
-        "model {} ({} steps × {} features), {} random windows; tract 0.23.9 single thread vs \
+        "model {} ({} steps × {} features), {} {kind} windows; tract 0.23.9 single thread vs \
          onnxruntime (1 intra-op thread)",
         model.display(),
         seq,
@@ -270,6 +312,14 @@ fn run() -> Result<(), String> {
         );
     }
     println!("outputs: max |tract − onnxruntime| over {n} windows = {diff:.2e}");
+    let mut spread: Vec<f64> = tract_out.iter().map(|&v| f64::from(v)).collect();
+    println!(
+        "outputs spread: p10 {:.3e}  median {:.3e}  p90 {:.3e}  max {:.3e}",
+        quantile(&mut spread, 0.1),
+        quantile(&mut spread, 0.5),
+        quantile(&mut spread, 0.9),
+        quantile(&mut spread, 1.0)
+    );
     if let Some(w) = &weights {
         let r = x
             .chunks(wl)
