@@ -86,7 +86,8 @@ pub struct AgentSeries {
 impl AgentSeries {
     /// One series per agent of a simulated history (medic-sim), columns named as
     /// [`medic_sim::Metric::name`], with its failures and look-alike episodes. The one
-    /// conversion used by training, evaluation and the tests.
+    /// conversion used by training, evaluation and the tests (feature `sim`).
+    #[cfg(feature = "sim")]
     pub fn from_sim(history: &medic_sim::History) -> Vec<AgentSeries> {
         history
             .agents
