@@ -4,51 +4,31 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 
 use common::{TARGETS, start};
 
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
-/// Runs Chromium headless on `url` with `extra` arguments, bounded in time (a wedged browser
-/// fails the test instead of hanging it).
-async fn run_chromium(bin: &Path, profile: &Path, extra: &[String], url: &str) -> Output {
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--hide-scrollbars",
-        "--window-size=1280,900",
-        "--virtual-time-budget=5000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(extra)
-    .arg(url)
-    .kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(90), cmd.output())
-        .await
-        .expect("chromium did not finish within 90 s")
-        .expect("chromium could not be started")
+/// Loads `url` in headless Chromium off the runtime's threads (the server under test runs on
+/// them): (success, stdout).
+async fn run_chromium(bin: &Path, profile: &Path, extra: &[String], url: &str) -> (bool, String) {
+    let (bin, profile, extra, url) = (
+        bin.to_path_buf(),
+        profile.to_path_buf(),
+        extra.to_vec(),
+        url.to_owned(),
+    );
+    let run = tokio::task::spawn_blocking(move || {
+        medic_tests::chromium::load(&bin, &profile, &extra, &url, Duration::from_secs(90))
+    })
+    .await
+    .expect("chromium thread")
+    .expect("chromium ran");
+    (run.success, run.stdout)
 }
 
 #[tokio::test]
 async fn dashboard_shows_the_fleet_in_headless_chromium() {
-    let Some(bin) = chromium() else {
+    let Some(bin) = medic_tests::chromium::find() else {
         eprintln!("skipping: no chromium, chromium-browser or google-chrome on PATH");
         return;
     };
@@ -56,14 +36,8 @@ async fn dashboard_shows_the_fleet_in_headless_chromium() {
     let url = format!("{}/", s.base);
     let profile = tempfile::tempdir().unwrap();
 
-    let out = run_chromium(&bin, profile.path(), &["--dump-dom".into()], &url).await;
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "chromium failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, dom) = run_chromium(&bin, profile.path(), &["--dump-dom".into()], &url).await;
+    assert!(ok, "chromium --dump-dom failed");
     // The rows exist only if the script fetched /api/v1/fleet and rendered it.
     let start_tbl = dom.find(r#"<table id="fleet">"#).expect("fleet table");
     let end_tbl = start_tbl + dom[start_tbl..].find("</table>").expect("table end");
@@ -85,18 +59,14 @@ async fn dashboard_shows_the_fleet_in_headless_chromium() {
     std::fs::create_dir_all(&dir).unwrap();
     let shot = dir.join("dash.png");
     let _ = std::fs::remove_file(&shot);
-    let out = run_chromium(
+    let (ok, _) = run_chromium(
         &bin,
         profile.path(),
         &[format!("--screenshot={}", shot.display())],
         &url,
     )
     .await;
-    assert!(
-        out.status.success(),
-        "chromium screenshot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(ok, "chromium --screenshot failed");
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
     assert!(png.len() > 10_000, "a real page, not a blank one");

@@ -868,3 +868,74 @@ fn a_circuit_closed_in_the_journal_is_closed_again_when_medic_starts() {
         "nothing else was done after the restart"
     );
 }
+
+/// Loads `url` in headless Chromium: (success, stdout).
+fn run_chromium(bin: &Path, profile: &Path, extra: &[String], url: &str) -> (bool, String) {
+    let run = medic_tests::chromium::load(bin, profile, extra, url, Duration::from_secs(90))
+        .expect("chromium ran");
+    (run.success, run.stdout)
+}
+
+#[test]
+fn the_dashboard_of_a_running_daemon_shows_its_fleet_in_headless_chromium() {
+    let Some(bin) = medic_tests::chromium::find() else {
+        eprintln!("skipping: no chromium, chromium-browser or google-chrome on PATH");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2, dead) = (free_port(), free_port(), free_port());
+    // Two supervised agents and one target nothing listens for (unhealthy, never healed: it
+    // has no supervisor and no action, so it stays red on the page).
+    let fleet = format!(
+        "targets:\n{}{}  - name: ghost\n    probes:\n      liveness: {{ http: {{ url: \"http://127.0.0.1:{dead}/health\", timeout: 300ms }}, every: 1s, failure_threshold: 2 }}\n",
+        agent("alpha", p1, ""),
+        agent("beta", p2, ""),
+    );
+    let d = Daemon::start(dir.path(), &fleet, &[]);
+    wait_for(
+        "alpha and beta healthy, ghost not",
+        Duration::from_secs(30),
+        || {
+            target_state(d.port, "alpha") == "healthy"
+                && target_state(d.port, "beta") == "healthy"
+                && target_state(d.port, "ghost") == "unhealthy"
+        },
+    );
+    let url = format!("http://127.0.0.1:{}/", d.port);
+    let profile = tempfile::tempdir().unwrap();
+    let (ok, dom) = run_chromium(&bin, profile.path(), &["--dump-dom".into()], &url);
+    assert!(ok, "chromium --dump-dom failed");
+    // The rows exist only if the page's script fetched the fleet from the daemon and drew it.
+    let start = dom.find(r#"<table id="fleet">"#).expect("fleet table");
+    let end = start + dom[start..].find("</table>").expect("table end");
+    let table = &dom[start..end];
+    for name in ["alpha", "beta", "ghost"] {
+        assert!(
+            table.contains(&format!(r#"<td class="name">{name}</td>"#)),
+            "{name} missing from the fleet table:\n{table}"
+        );
+    }
+    assert_eq!(table.matches("<tr data-target=").count(), 3, "{table}");
+    assert!(table.contains(r#"class="pill unhealthy""#), "state colours");
+    assert!(table.contains(r#"class="pill healthy""#), "state colours");
+    assert!(dom.contains(">live · refreshed"), "status line says live");
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("medic-dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("daemon.png");
+    let _ = std::fs::remove_file(&shot);
+    let (ok, _) = run_chromium(
+        &bin,
+        profile.path(),
+        &[format!("--screenshot={}", shot.display())],
+        &url,
+    );
+    assert!(ok, "chromium --screenshot failed");
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    assert!(png.len() > 10_000, "a real page, not a blank one");
+    eprintln!(
+        "dashboard screenshot of the running daemon: {}",
+        shot.display()
+    );
+}
