@@ -73,10 +73,43 @@ impl fmt::Debug for Timestamp {
     }
 }
 
+/// From this instant on (2000-01-01T00:00:00Z) a timestamp is shown as a UTC date and time;
+/// before it, as the offset from the epoch, which is how virtual time in simulations and tests
+/// reads best.
+const WALL_CLOCK_FROM_MS: u64 = 946_684_800_000;
+
 impl fmt::Display for Timestamp {
+    /// `2026-11-27T07:26:58.102Z` for wall-clock times, `t+77.000s` for virtual ones.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        if self.0 < WALL_CLOCK_FROM_MS {
+            return fmt::Debug::fmt(self, f);
+        }
+        let (secs, ms) = (self.0 / 1000, self.0 % 1000);
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
     }
+}
+
+/// The proleptic Gregorian date of `days` since 1970-01-01 (H. Hinnant's `civil_from_days`,
+/// for non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
 }
 
 /// A source of the current time. Decisions take a [`Timestamp`]; drivers get it from a `Clock`.
@@ -148,6 +181,28 @@ mod tests {
         assert_eq!(
             Timestamp::from_millis(u64::MAX) + Duration::from_secs(1),
             Timestamp::from_millis(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn wall_clock_times_display_as_utc_and_virtual_ones_as_offsets() {
+        assert_eq!(Timestamp::from_millis(77_000).to_string(), "t+77.000s");
+        assert_eq!(
+            Timestamp::from_millis(946_684_800_000).to_string(),
+            "2000-01-01T00:00:00.000Z"
+        );
+        // 2024-02-29 (a leap day) and the last millisecond of 2026.
+        assert_eq!(
+            Timestamp::from_millis(1_709_210_096_789).to_string(),
+            "2024-02-29T12:34:56.789Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(1_798_761_599_999).to_string(),
+            "2026-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            format!("{:?}", Timestamp::from_millis(1_709_210_096_789)),
+            "t+1709210096.789s"
         );
     }
 
