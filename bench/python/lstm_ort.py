@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--single-runs", type=int, default=1000)
     ap.add_argument("--batches", default="64,1024")
     ap.add_argument("--batch-runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
 
     model = onnx.load(a.model)
@@ -41,7 +42,7 @@ def main():
     for vi in list(model.graph.input) + list(model.graph.output):
         vi.type.tensor_type.shape.dim[0].dim_param = "batch"
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = a.threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -29,6 +29,7 @@ struct Args {
     windows: usize,
     single_runs: usize,
     batches: Vec<usize>,
+    threads: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -37,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         windows: 2048,
         single_runs: 2000,
         batches: vec![64, 1024],
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
@@ -52,12 +54,13 @@ fn parse_args() -> Result<Args, String> {
                     .map(|b| b.parse().map_err(|e| format!("{e}")))
                     .collect::<Result<_, _>>()?
             }
+            "--threads" => a.threads = val("--threads")?.parse().map_err(|e| format!("{e}"))?,
             _ if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => a.model = Some(PathBuf::from(s)),
         }
     }
-    if a.batches.is_empty() || a.batches.contains(&0) || a.windows == 0 {
-        return Err("batches and windows must be positive".into());
+    if a.batches.is_empty() || a.batches.contains(&0) || a.windows == 0 || a.threads == 0 {
+        return Err("batches, windows and threads must be positive".into());
     }
     let max_b = *a.batches.iter().max().unwrap_or(&1);
     a.windows = a.windows.max(max_b);
@@ -145,6 +148,13 @@ fn sim_windows(p: &mut Predictor, n: usize) -> Result<Vec<f32>, String> {
 #[allow(clippy::disallowed_methods)]
 fn run() -> Result<(), String> {
     let args = parse_args()?;
+    if args.threads > 1 {
+        // tract's matrix products on a rayon pool of this size (tract-linalg `multithread-mm`);
+        // onnxruntime gets as many intra-op threads.
+        tract_linalg::multithread::set_default_executor(
+            tract_linalg::multithread::Executor::multithread(args.threads),
+        );
+    }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (model, weights) = match &args.model {
         Some(p) => (p.clone(), None),
@@ -172,12 +182,13 @@ fn run() -> Result<(), String> {
     let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&input, bytes).map_err(|e| e.to_string())?;
     println!(
-        "model {} ({} steps × {} features), {} {kind} windows; tract 0.23.9 single thread vs \
-         onnxruntime (1 intra-op thread)",
+        "model {} ({} steps × {} features), {} {kind} windows; tract 0.23.9 vs onnxruntime, \
+         {} thread(s) each",
         model.display(),
         seq,
         feat,
-        n
+        n,
+        args.threads
     );
 
     // tract: single-window latency on the batch-1 plan.
@@ -230,7 +241,8 @@ fn run() -> Result<(), String> {
         .arg(&ort_out)
         .args(["--single-runs", &args.single_runs.to_string()])
         .args(["--batches", &batches.join(",")])
-        .env("OMP_NUM_THREADS", "1")
+        .args(["--threads", &args.threads.to_string()])
+        .env("OMP_NUM_THREADS", args.threads.to_string())
         .output()
         .map_err(|e| format!("python3: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
