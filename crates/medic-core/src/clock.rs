@@ -82,13 +82,20 @@ impl fmt::Display for Timestamp {
     /// `2026-11-27T07:26:58.102Z` for wall-clock times, `t+77.000s` for virtual ones.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0 < WALL_CLOCK_FROM_MS {
-            return fmt::Debug::fmt(self, f);
+            fmt::Debug::fmt(self, f)
+        } else {
+            f.write_str(&self.rfc3339())
         }
+    }
+}
+
+impl Timestamp {
+    /// This time as RFC 3339 UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
+    pub fn rfc3339(self) -> String {
         let (secs, ms) = (self.0 / 1000, self.0 % 1000);
         let (days, rem) = (secs / 86_400, secs % 86_400);
         let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
+        format!(
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
             rem / 3600,
             rem % 3600 / 60,

@@ -555,25 +555,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// A time as RFC 3339 UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
 pub fn format_time(t: Timestamp) -> String {
-    let ms = t.as_millis();
-    let (days, rem) = ((ms / 86_400_000) as i64, ms % 86_400_000);
-    // Inverse of days_from_civil (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
+    t.rfc3339()
 }
 
 /// Parses an absolute time: Unix seconds (`1767225600`, `1767225600.5`) or RFC 3339 in UTC
