@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use medic_core::{Finding, HealthState, Outcome, Strategy, TargetId, Timestamp};
+use medic_core::{AnomalyKind, Finding, HealthState, Outcome, Strategy, TargetId, Timestamp};
 use medic_policy::{Replicas, Target};
 use medic_strategy::{Attempt, AttemptResult, BreakerState};
 use serde::{Deserialize, Serialize};
@@ -303,6 +303,24 @@ pub enum Command {
     Escalate(Box<Escalation>),
 }
 
+/// What an [`JournalEntry::IncidentOpened`] records of `finding`'s anomaly, for learning from
+/// outcomes (the incident's signature, `medic_strategy::IncidentSignature`): its kind and the
+/// names of its top [`medic_strategy::learn::TOP_FEATURES`] features, when it is anomalous;
+/// `(None, [])` otherwise.
+pub fn incident_anomaly(finding: &Finding) -> (Option<AnomalyKind>, Vec<String>) {
+    match finding.anomaly.as_ref().filter(|a| a.anomalous) {
+        Some(a) => (
+            Some(a.kind),
+            a.top_features
+                .iter()
+                .take(medic_strategy::learn::TOP_FEATURES)
+                .map(|(name, _)| name.clone())
+                .collect(),
+        ),
+        None => (None, Vec::new()),
+    }
+}
+
 /// One durable record. The engine's durable state is exactly the fold of its journal:
 /// every change to it is made by applying an entry, live and in [`crate::Engine::recover`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -322,6 +340,14 @@ pub enum JournalEntry {
         /// What the finding said, for humans: health, failing levels, diagnosis, anomaly,
         /// prediction and the metrics present.
         summary: String,
+        /// The anomaly's kind when the finding was anomalous (see [`incident_anomaly`];
+        /// absent in journals written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        anomaly: Option<AnomalyKind>,
+        /// The names of the anomaly's top features, most contributing first (see
+        /// [`incident_anomaly`]; empty without an anomaly and in older journals).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        top_features: Vec<String>,
     },
     /// An action is about to run (written before its act).
     Intent {

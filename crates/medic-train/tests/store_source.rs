@@ -64,6 +64,8 @@ fn opened(at: u64, target: &str, health: HealthState) -> JournalEntry {
         target: TargetId::new(target),
         health,
         summary: "test".into(),
+        anomaly: None,
+        top_features: Vec::new(),
     }
 }
 
