@@ -9,7 +9,7 @@ use medic_core::{Finding, HealthState, Outcome, Severity, Strategy, TargetId, Ti
 use medic_policy::{Fleet, Replicas, TierPolicy};
 use medic_strategy::{
     AttemptHistory, AttemptResult, BreakerState, CircuitBreaker, HpaState, NoLearning,
-    SuccessRates, default_risk, hpa_desired, needs_approval, select_with,
+    SuccessRates, default_risk, executed_since, hpa_desired, needs_approval, select_with,
 };
 use serde::Serialize;
 
@@ -115,7 +115,15 @@ struct TargetState {
     maintenance_until: Option<Timestamp>,
     /// When the target went down lately (oldest first, within the crash-loop window).
     crashes: Vec<Timestamp>,
+    /// An incident is open as far as the journal shows: set by `IncidentOpened`, cleared by
+    /// a verified heal, an unknown verification or a denied approval.
+    incident_open: bool,
     // volatile (rebuilt from findings)
+    /// Seen healthy (and not actionable) since the open incident's last actionable finding:
+    /// the incident is over and the next actionable finding opens a new one. A healthy
+    /// finding is not journaled, so a recovered engine starts with `false` and lets its first
+    /// finding decide.
+    seen_healthy: bool,
     health: HealthState,
     healthy_since: Option<Timestamp>,
     finding: Option<Finding>,
@@ -274,6 +282,8 @@ impl Engine {
                 breaker: CircuitBreaker::new(),
                 maintenance_until: None,
                 crashes: Vec::new(),
+                incident_open: false,
+                seen_healthy: false,
                 health: HealthState::Unknown,
                 healthy_since: None,
                 finding: None,
@@ -445,6 +455,7 @@ impl Engine {
                         _ => 0,
                     },
                     crashes: t.crashes.clone(),
+                    incident_open: t.incident_open,
                 })
                 .collect(),
         }
@@ -628,6 +639,9 @@ impl Engine {
                     self.stats.recovery_skipped += 1;
                     return;
                 };
+                let t = &mut self.targets[i as usize];
+                t.incident_open = true;
+                t.seen_healthy = false;
                 if *health == HealthState::Unhealthy {
                     self.record_crash(i, *at);
                 }
@@ -649,8 +663,15 @@ impl Engine {
                             t.backoff_until = *at + Engine::backoff_delay(policy, t.failures);
                             crashed = starts_process(s);
                         }
-                        AttemptResult::Success => t.degraded = false,
-                        _ => {}
+                        AttemptResult::Success => {
+                            t.degraded = false;
+                            t.incident_open = false;
+                        }
+                        // the engine stops following the incident; the next finding decides
+                        AttemptResult::Unknown => t.incident_open = false,
+                        // not executed (dry run, or the actuator did not run it): nothing
+                        // happened to the target, the incident goes on
+                        AttemptResult::Skipped | AttemptResult::Pending => {}
                     }
                 }
                 let keep = policy.attempt_window.max(policy.crash_loop.window);
@@ -697,10 +718,12 @@ impl Engine {
                     return;
                 };
                 let t = &mut self.targets[i as usize];
-                if let Some(p) = t.approval.take()
-                    && *decision == Decision::Approve
-                {
-                    t.approved = Some((p.strategy, p.replicas));
+                if let Some(p) = t.approval.take() {
+                    match decision {
+                        Decision::Approve => t.approved = Some((p.strategy, p.replicas)),
+                        // declined: the incident is closed
+                        Decision::Deny => t.incident_open = false,
+                    }
                 }
             }
             JournalEntry::Escalated { target, reason, .. } => {
@@ -785,6 +808,7 @@ impl Engine {
         let iu = i as usize;
         let t = &mut self.targets[iu];
         t.health = f.health;
+        let prev_seen_healthy = t.seen_healthy;
         let alarm = f.prediction.as_ref().is_some_and(|p| p.alarm);
         match f.health {
             HealthState::Healthy => {
@@ -809,10 +833,16 @@ impl Engine {
                     policy.scaling.tolerance,
                 ) < t.replicas
             });
+        if actionable {
+            // part of the open incident, or the one about to open
+            t.seen_healthy = false;
+        }
         if !actionable {
             if f.health == HealthState::Healthy {
-                // Healed on its own (or by us): nothing left to do for the old finding.
+                // Healed on its own (or by us): nothing left to do for the old finding, and
+                // the incident, if any, is over.
                 t.finding = None;
+                t.seen_healthy = true;
                 if t.hold == Some(Hold::Escalated) {
                     let target = t.name.clone();
                     self.journal(out, JournalEntry::Resumed { at: now, target });
@@ -831,7 +861,7 @@ impl Engine {
         let maintenance = self.in_maintenance(i, now);
         let t = &self.targets[iu];
         if actionable
-            && t.finding.is_none()
+            && (!t.incident_open || prev_seen_healthy)
             && t.inflight.is_none()
             && t.approval.is_none()
             && t.hold.is_none()
@@ -1520,7 +1550,7 @@ impl Engine {
                 }
                 _ => {}
             }
-            if t.history.count_since(strategy, now - policy.attempt_window)
+            if executed_since(&t.history, strategy, now - policy.attempt_window)
                 >= policy.max_restart_attempts
             {
                 exhausted = true;
@@ -1887,6 +1917,9 @@ pub struct DurableTarget {
     pub half_open_failures: u32,
     /// When the target went down within the crash-loop window, oldest first.
     pub crashes: Vec<Timestamp>,
+    /// An incident is open as far as the journal shows (opened, and not yet closed by a
+    /// verified heal, an unknown verification or a denied approval).
+    pub incident_open: bool,
 }
 
 /// The journal-determined part of the engine's state.

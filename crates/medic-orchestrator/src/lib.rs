@@ -29,7 +29,8 @@
 //!   tier's `restart_cooldown` of its last start; the target waits (parked until then).
 //! - **Max attempts**: a strategy is started at most `max_restart_attempts` times per
 //!   `attempt_window` on a target; the planner then climbs the ladder or drops the option, and
-//!   when every option is used up the target is escalated once.
+//!   when every option is used up the target is escalated once. Only executed attempts count:
+//!   an act closed skipped (a dry run's) did not happen.
 //! - **Backoff**: after a failed attempt the target waits `initial × multiplier^(n−1)`, capped
 //!   at `max` (10 s doubling to 300 s by default), where n counts consecutive failures; n
 //!   starts over once the target has been healthy for `reset_after`.
@@ -43,7 +44,8 @@
 //!   backoff and budgets) gives up: it journals `Escalated{GaveUp}`, escalates exactly once,
 //!   runs the fallback if any, and does nothing more until [`Event::Resume`]. An option a
 //!   human approved still runs. Resuming (by an operator, or by health after an escalation)
-//!   forgets the earlier crashes.
+//!   forgets the earlier crashes. Acts closed skipped (dry run) are never crashes and do not
+//!   end the incident, so a target that stays down counts once, not once per plan.
 //! - **Dependency order**: a target is not acted on while any target in its `depends_on` is
 //!   unhealthy, degraded, queued, waiting for approval, held or being healed; it is parked and
 //!   woken when the dependency is healthy again. So dependencies heal first and a failure
@@ -79,15 +81,34 @@
 //! - **Graceful degradation**: when the ladder reaches escalate or the engine gives up, a
 //!   target with a fallback action runs it once ([`ActKind::Fallback`]) and is marked degraded
 //!   until a heal succeeds.
-//! - **Dry run** ([`RunMode::DryRun`]): identical decisions and journal, every act marked
-//!   `dry_run` and closed at once as skipped (counted for cooldowns and attempt limits).
+//! - **Dry run** ([`RunMode::DryRun`]): the decision a live run would make from the same
+//!   state, journaled the same way; every act is marked `dry_run` and closed at once as
+//!   skipped. Nothing was executed, so nothing is pretended to have happened: a skipped act
+//!   is no attempt for `max_restart_attempts` or the ladder, no failure for backoff, no crash
+//!   for crash-loop detection, and it does not end the incident (the target is as it was, so
+//!   its next finding is the same incident, not a new crash). It does hold its (target,
+//!   strategy) cooldown, so a persisting failure re-announces its plan once per
+//!   `restart_cooldown`, the cadence a live run would retry at. Hence a dry run escalates
+//!   only where a live run would without executing anything: a crash loop of real crashes
+//!   (the target seen healthy in between, each new failure a new incident), a plan whose
+//!   best option is escalate, an approval that times out; never because its own planned acts
+//!   used up attempts or "failed". The fallback is announced (skipped), the target is not
+//!   marked degraded.
 //! - **Journal**: every durable change is a [`JournalEntry`] emitted as [`Command::Journal`]
 //!   *before* the command it enables (an intent before its act), and outcomes after. The
 //!   finding that opens an incident (actionable, while the target had nothing pending, in
 //!   flight, waiting or held) is journaled first with a readable summary
 //!   ([`JournalEntry::IncidentOpened`]), so a recovered journal shows why an action started;
-//!   later findings of the same incident are not (a recovered engine, which starts without
-//!   findings, journals the next one again). The
+//!   later findings of the same incident are not. An incident lasts until the target is seen
+//!   healthy, a heal is verified, a verification ends unknown or an approval is denied; a
+//!   failed, skipped or dry-run act, an observe plan or a finding dropped for a dependency's
+//!   sake do not end it. Whether an incident is open is durable
+//!   ([`DurableTarget::incident_open`]), so a recovered engine does not journal a second
+//!   `IncidentOpened` (nor count a second crash) for an incident the journal shows open.
+//!   Only a healthy finding ends an incident without a journal entry: a recovered engine
+//!   lets its first finding decide (healthy: over; actionable: the same incident), so a
+//!   target that recovered and failed again in the moments around medic's restart, with no
+//!   finding in between, counts as one incident. The
 //!   engine changes its durable state only by applying entries, so
 //!   [`Engine::recover`] — which applies a journal to a fresh engine — rebuilds exactly that
 //!   state. An action with an intent and no outcome is verified, never re-run; finished

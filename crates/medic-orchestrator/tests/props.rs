@@ -218,7 +218,8 @@ struct Checker {
     max_concurrent: u32,
     group_members: HashMap<usize, u32>,
     open: HashMap<ActionId, (usize, ActKind)>,
-    intents: Vec<Vec<(Timestamp, Strategy)>>,
+    /// Heal intents per target: when, what, and whether it was a dry run's.
+    intents: Vec<Vec<(Timestamp, Strategy, bool)>>,
     health: Vec<HealthState>,
     maint_target: Vec<Option<Timestamp>>,
     maint_tier: [Option<Timestamp>; 2],
@@ -300,6 +301,7 @@ impl Checker {
                     kind,
                     key,
                     reason,
+                    dry_run,
                     ..
                 }) => {
                     let i = Self::idx(target);
@@ -322,18 +324,20 @@ impl Checker {
                     }
                     if let ActKind::Heal(s) = kind {
                         let hist = &self.intents[i];
-                        if let Some((last, _)) = hist.iter().rev().find(|(_, x)| x == s)
+                        // a dry run's planned act holds the cooldown too
+                        if let Some((last, _, _)) = hist.iter().rev().find(|(_, x, _)| x == s)
                             && now < *last + p.restart_cooldown
                         {
                             return Err(format!(
                                 "{s} on {target} at {now} inside cooldown from {last}"
                             ));
                         }
+                        // only executed acts are attempts; a dry run's are not
                         let n = hist
                             .iter()
-                            .filter(|(t, x)| x == s && *t >= now - p.attempt_window)
+                            .filter(|(t, x, dry)| !dry && x == s && *t >= now - p.attempt_window)
                             .count()
-                            + 1;
+                            + usize::from(!dry_run);
                         if n as u32 > p.max_restart_attempts {
                             return Err(format!("{n} {s} on {target} within the attempt window"));
                         }
@@ -364,7 +368,7 @@ impl Checker {
                                 ));
                             }
                         }
-                        self.intents[i].push((now, *s));
+                        self.intents[i].push((now, *s, *dry_run));
                     }
                     self.open.insert(*action, (i, *kind));
                     let global = self.open.len() as u32;
@@ -472,6 +476,8 @@ fn run(spec: FleetSpec, ops: Vec<Op>) -> Result<Coverage, TestCaseError> {
     let mut open_verifies: Vec<ActionId> = vec![];
     let mut approvals: Vec<ApprovalId> = vec![];
     let mut out = Vec::new();
+    // the engine recovered from the journal after the previous step
+    let mut recovered: Option<Engine> = None;
     for op in ops {
         let ev = match op {
             Op::Finding(t, k) => Event::Finding(finding(&format!("t{}", t % n), now, k)),
@@ -518,8 +524,30 @@ fn run(spec: FleetSpec, ops: Vec<Op>) -> Result<Coverage, TestCaseError> {
             _ => Event::Tick,
         };
         checker.observe_event(&ev);
+        // A recovered engine given the same finding never journals an incident the live one
+        // does not (no duplicate IncidentOpened after recovery).
+        let recovered_opened = match (&ev, recovered.as_mut()) {
+            (Event::Finding(_), Some(r)) => {
+                out.clear();
+                r.step(now, ev.clone(), &mut out);
+                out.iter()
+                    .any(|c| matches!(c, Command::Journal(JournalEntry::IncidentOpened { .. })))
+            }
+            _ => false,
+        };
         out.clear();
         engine.step(now, ev, &mut out);
+        let opened = out
+            .iter()
+            .any(|c| matches!(c, Command::Journal(JournalEntry::IncidentOpened { .. })));
+        prop_assert!(
+            opened || !recovered_opened,
+            "at {}: a recovered engine reopened an open incident",
+            now
+        );
+        if recovered_opened {
+            cov.recovered_reopened += 1;
+        }
         if let Err(e) = checker.check(now, &out) {
             return Err(TestCaseError::fail(format!(
                 "at {now}: {e}\ncommands: {out:#?}"
@@ -554,7 +582,7 @@ fn run(spec: FleetSpec, ops: Vec<Op>) -> Result<Coverage, TestCaseError> {
             }
         }
         prop_assert_eq!(engine.n_active() as usize, checker.open.len());
-        let recovered = Engine::recover(
+        let r = Engine::recover(
             targets.clone(),
             tiers_map.clone(),
             cfg.clone(),
@@ -562,7 +590,8 @@ fn run(spec: FleetSpec, ops: Vec<Op>) -> Result<Coverage, TestCaseError> {
         )
         .unwrap();
         let state = engine.durable_state();
-        prop_assert_eq!(recovered.durable_state(), state.clone());
+        prop_assert_eq!(r.durable_state(), state.clone());
+        recovered = Some(r);
         for t in &state.targets {
             if t.half_open_failures > 0 {
                 cov.recovered_half_open_failures += 1;
@@ -590,6 +619,8 @@ struct Coverage {
     recovered_half_open_failures: u64,
     /// Steps after which a recovered engine had to restore crashes.
     recovered_crashes: u64,
+    /// Findings on which a recovered engine opened an incident (the live one did too).
+    recovered_reopened: u64,
 }
 
 #[test]
@@ -618,6 +649,7 @@ fn random_schedules_exercise_every_path() {
         total.in_maintenance += c.in_maintenance;
         total.recovered_half_open_failures += c.recovered_half_open_failures;
         total.recovered_crashes += c.recovered_crashes;
+        total.recovered_reopened += c.recovered_reopened;
     }
     eprintln!("{total:#?}");
     for s in ["restart", "reset", "scale", "circuit_break"] {
@@ -636,6 +668,10 @@ fn random_schedules_exercise_every_path() {
     assert!(total.approvals > 0 && total.in_maintenance > 0);
     // recovery was compared on the state this session made durable, not only on empty state
     assert!(total.recovered_half_open_failures > 0 && total.recovered_crashes > 0);
+    assert!(
+        total.recovered_reopened > 0,
+        "recovered engines never opened an incident"
+    );
 }
 
 proptest! {

@@ -973,9 +973,222 @@ fn dry_run_same_decisions_nothing_executed() {
             "J closed a1 skipped"
         ]
     );
-    h.finding(unhealthy("api", 10));
+    assert!(
+        h.finding(unhealthy("api", 10)).is_empty(),
+        "nothing was done: still the same incident, not a new crash"
+    );
     assert!(h.tick(10).is_empty(), "cooldown holds in dry run too");
     assert_eq!(h.tick(300)[1], "act a2 api restart dry");
+}
+
+fn dry_run(policy: medic_policy::TierPolicy) -> Harness {
+    let mut cfg = EngineConfig::standard(10);
+    cfg.mode = RunMode::DryRun;
+    Harness::new(vec![target("api", "default")], tiers(vec![policy]), cfg)
+}
+
+#[test]
+fn dry_run_never_pretends_restarts_happened() {
+    // A target that stays down for two hours, probed every 10 s. A live run would restart,
+    // see it fail and climb the ladder; a dry run knows nothing failed (nothing ran), so it
+    // keeps planning the restart, once per cooldown: no attempt limit used up, no ladder, no
+    // backoff, one incident and one crash, no give-up, no escalation.
+    let mut p = policy("default");
+    p.crash_loop.restarts = 2; // one pretended crash more would give up
+    let mut h = dry_run(p);
+    let mut acts = vec![];
+    for now in 0..7200u64 {
+        if now % 10 == 0 {
+            h.finding(unhealthy("api", now));
+        }
+        for l in h.tick(now) {
+            if l.starts_with("act ") {
+                acts.push((now, l));
+            }
+        }
+    }
+    let expected: Vec<(u64, String)> = (0..24u64)
+        .map(|k| (k * 300, format!("act a{} api restart dry", k + 1)))
+        .collect();
+    assert_eq!(acts, expected);
+    let incidents = h
+        .journal
+        .iter()
+        .filter(|j| matches!(j, JournalEntry::IncidentOpened { .. }))
+        .count();
+    assert_eq!(incidents, 1);
+    let s = h.engine.stats();
+    assert_eq!((s.escalations, s.gave_up, s.failures), (0, 0, 0));
+    let d = &h.engine.durable_state().targets[0];
+    assert_eq!(d.crashes, [at(0)]);
+    assert_eq!(
+        (d.failures, d.backoff_until),
+        (0, medic_core::Timestamp::ZERO)
+    );
+    assert!(d.incident_open && !d.gave_up && !d.escalated);
+}
+
+#[test]
+fn dry_run_gives_up_on_a_crash_loop_of_real_crashes_once() {
+    // The target goes down, comes back and goes down again on its own: those are real
+    // crashes (each a new incident), which a live run counts too. With 3 in 10 min the dry
+    // run gives up at its next dispatch and escalates once, whatever follows.
+    let mut p = policy("default");
+    p.crash_loop.restarts = 3;
+    let mut h = dry_run(p);
+    h.finding(unhealthy("api", 0));
+    assert_eq!(h.tick(0)[1], "act a1 api restart dry");
+    h.finding(healthy("api", 20));
+    assert_eq!(h.finding(unhealthy("api", 40)).len(), 1, "a new incident");
+    assert!(h.tick(40).is_empty(), "restart cooling down until 300");
+    h.finding(healthy("api", 60));
+    h.finding(unhealthy("api", 80));
+    let mut lines = vec![];
+    for now in 81..2000u64 {
+        if now % 40 == 0 {
+            h.finding(healthy("api", now));
+        } else if now % 20 == 0 {
+            h.finding(unhealthy("api", now));
+        }
+        lines.extend(h.tick(now).into_iter().map(|l| format!("{now} {l}")));
+    }
+    // the third crash (at 80) gives up at the next tick, before any cooldown matters
+    assert_eq!(
+        lines,
+        ["81 J escalated api GaveUp", "81 escalate api GaveUp"]
+    );
+    assert_eq!(h.engine.stats().escalations, 1);
+}
+
+#[test]
+fn dry_run_decides_what_a_live_run_decides_from_the_same_journal() {
+    // Live: the restart ran and failed its verification. A dry-run engine recovered from that
+    // journal makes the decisions the live engine makes next (backoff, then the next rung),
+    // only marked not executed.
+    let mut h = one("api");
+    h.finding(unhealthy("api", 0));
+    h.tick(0);
+    h.outcome(1, 1, Outcome::Success);
+    h.tick(6);
+    h.verify(7, 1, Outcome::Failure("still down".into()));
+    let mut cfg = EngineConfig::standard(10);
+    cfg.mode = RunMode::DryRun;
+    let mut dry =
+        Engine::recover(h.targets.clone(), h.tiers.clone(), cfg, h.journal.clone()).unwrap();
+    let mut live_acts = vec![];
+    let mut dry_acts = vec![];
+    for now in 8..40u64 {
+        let mut events = vec![Event::Tick];
+        if now % 10 == 0 {
+            events.insert(0, Event::Finding(unhealthy("api", now)));
+        }
+        for ev in events {
+            let mut out = vec![];
+            dry.step(at(now), ev.clone(), &mut out);
+            dry_acts.extend(out.iter().filter(|c| matches!(c, Command::Act(_))).map(fmt));
+            live_acts.extend(
+                h.step(now, ev)
+                    .into_iter()
+                    .filter(|l| l.starts_with("act ")),
+            );
+        }
+    }
+    assert_eq!(live_acts, ["act a2 api reset"]);
+    assert_eq!(dry_acts, ["act a2 api reset dry"]);
+}
+
+/// Steps the live harness and an engine recovered from its journal with the same event;
+/// both must say the same and keep the same durable state.
+fn step_both(h: &mut Harness, e: &mut Engine, t: u64, ev: Event) -> Vec<String> {
+    let mut out = vec![];
+    e.step(at(t), ev.clone(), &mut out);
+    let recovered: Vec<String> = out.iter().map(fmt).collect();
+    let live = h.step(t, ev);
+    assert_eq!(recovered, live, "at {t}");
+    assert_eq!(e.durable_state(), h.engine.durable_state(), "at {t}");
+    live
+}
+
+#[test]
+fn recovery_does_not_reopen_an_open_incident() {
+    let mut p = policy("default");
+    p.crash_loop.restarts = 3;
+    let mut h = Harness::new(
+        vec![target("api", "default")],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    h.finding(unhealthy("api", 0));
+    h.tick(0);
+    h.outcome(1, 1, Outcome::Success);
+    h.tick(6);
+    h.verify(7, 1, Outcome::Failure("still down".into()));
+    // medic restarts here, while the incident is open and the target backs off until 17
+    let mut e = h.recovered();
+    assert_eq!(e.durable_state(), h.engine.durable_state());
+    assert!(e.durable_state().targets[0].incident_open);
+    // the same events to both: the next finding of the open incident is not journaled
+    // again (nor counted as a third crash, which would give up at once)
+    assert!(step_both(&mut h, &mut e, 10, Event::Finding(unhealthy("api", 10))).is_empty());
+    assert!(step_both(&mut h, &mut e, 16, Event::Tick).is_empty());
+    assert_eq!(
+        step_both(&mut h, &mut e, 17, Event::Tick),
+        ["J intent a2 api reset", "act a2 api reset"]
+    );
+    let opened = |j: &[JournalEntry]| {
+        j.iter()
+            .filter(|j| matches!(j, JournalEntry::IncidentOpened { .. }))
+            .count()
+    };
+    assert_eq!(opened(&h.journal), 1);
+    assert_eq!(e.durable_state().targets[0].crashes, [at(0), at(7)]);
+    // replaying the journal, including what the recovered engine went on to write, into a
+    // fresh engine gives the same state again
+    assert_eq!(h.recovered().durable_state(), e.durable_state());
+    // the reset heals it; a later failure is a new incident, in both engines alike
+    step_both(&mut h, &mut e, 18, act_ok(2));
+    step_both(&mut h, &mut e, 23, Event::Tick);
+    step_both(&mut h, &mut e, 24, verified(2, Outcome::Success));
+    assert!(!e.durable_state().targets[0].incident_open);
+    assert_eq!(
+        step_both(&mut h, &mut e, 500, Event::Finding(unhealthy("api", 500))),
+        ["J incident api: unhealthy (critical); failing liveness"]
+    );
+    assert_eq!(opened(&h.journal), 2);
+}
+
+#[test]
+fn recovery_then_health_ends_the_incident() {
+    // The journal says the incident is open; the first finding after the restart decides:
+    // healthy ends it, so the next failure is a new incident (and a crash).
+    let mut h = one("api");
+    h.finding(unhealthy("api", 0));
+    h.tick(0);
+    h.outcome(1, 1, Outcome::Failure("exit 1".into()));
+    let mut e = h.recovered();
+    let mut out = vec![];
+    e.step(at(20), Event::Finding(healthy("api", 20)), &mut out);
+    e.step(at(30), Event::Finding(unhealthy("api", 30)), &mut out);
+    let lines: Vec<String> = out.iter().map(fmt).collect();
+    assert_eq!(
+        lines,
+        ["J incident api: unhealthy (critical); failing liveness"]
+    );
+    assert_eq!(e.durable_state().targets[0].crashes, [at(0), at(1), at(30)]);
+}
+
+fn act_ok(action: u64) -> Event {
+    Event::ActionOutcome {
+        action: ActionId(action),
+        outcome: Outcome::Success,
+    }
+}
+
+fn verified(action: u64, outcome: Outcome) -> Event {
+    Event::VerifyResult {
+        action: ActionId(action),
+        outcome,
+    }
 }
 
 #[test]

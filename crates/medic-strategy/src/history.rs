@@ -17,7 +17,8 @@ pub enum AttemptResult {
     Failure,
     /// Verification could not decide.
     Unknown,
-    /// Not executed (dry run); still counts as a decision for cooldowns and attempt limits.
+    /// Not executed (dry run): holds the strategy's cooldown in the engine, but is no attempt
+    /// for attempt limits ([`crate::executed_since`]).
     Skipped,
 }
 

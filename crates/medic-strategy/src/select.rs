@@ -10,8 +10,8 @@ use medic_core::{
 use medic_policy::{Condition, TierPolicy};
 use serde::{Deserialize, Serialize};
 
-use crate::AttemptHistory;
 use crate::learn::posterior;
+use crate::{AttemptHistory, AttemptResult};
 
 /// A failure this soon after a version change is blamed on the change (→ rollback).
 pub const ROLLBACK_WINDOW: Duration = Duration::from_secs(30 * 60);
@@ -546,6 +546,20 @@ fn builtin_candidates(
     }
 }
 
+/// Attempts of `strategy` decided at or after `since` that were carried out: attempts
+/// closed [`Skipped`](crate::AttemptResult::Skipped) (a dry run's planned acts) did not
+/// happen and do not count against `max_restart_attempts` (they still hold the strategy's
+/// cooldown in the engine).
+pub fn executed_since(history: &AttemptHistory, strategy: Strategy, since: Timestamp) -> u32 {
+    let n = history
+        .iter()
+        .rev()
+        .take_while(|a| a.at >= since)
+        .filter(|a| a.strategy == strategy && a.result != AttemptResult::Skipped)
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 fn apply_history(
     policy: &TierPolicy,
     history: &AttemptHistory,
@@ -553,7 +567,7 @@ fn apply_history(
     cands: &mut Vec<Candidate>,
 ) {
     let since = now - policy.attempt_window;
-    let exhausted = |s: Strategy| history.count_since(s, since) >= policy.max_restart_attempts;
+    let exhausted = |s: Strategy| executed_since(history, s, since) >= policy.max_restart_attempts;
     cands.retain_mut(|c| {
         if Strategy::LADDER.contains(&c.strategy) {
             while c.strategy != Strategy::Escalate {
