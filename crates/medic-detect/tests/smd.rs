@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use medic_detect::eval::smd::{SmdConfig, evaluate_machine, hit_rate, parse_interpretation};
+use medic_detect::eval::smd::{
+    RANKINGS, SmdConfig, evaluate_machine, hit_rate, parse_interpretation,
+};
 
 #[test]
 fn interpretation_lines_parse_to_zero_based_rows_and_metrics() {
@@ -59,5 +61,10 @@ fn smd_machine_1_2_detects_its_segments() {
     assert!(r.auc > 0.75, "auc {}", r.auc);
     assert!(r.at_threshold_pa.recall > 0.5, "{:?}", r.at_threshold_pa);
     assert!(r.interpreted_rows == 542);
-    assert!((0.0..=1.0).contains(&r.hitrate_150) && r.hitrate_150 >= r.hitrate_100);
+    assert!((0.0..=1.0).contains(&r.hitrate_all_150) && r.hitrate_all_150 >= r.hitrate_all_100);
+    // The headline (OmniAnomaly's definition) counts the detected interpreted rows only.
+    assert!(r.detected_rows > 0 && r.detected_rows <= r.interpreted_rows);
+    assert!(r.hitrate_detected_150 >= r.hitrate_detected_100);
+    assert_eq!(r.rankings.len(), RANKINGS.len());
+    assert_eq!(r.rankings[0].detected_150, r.hitrate_detected_150);
 }
