@@ -22,6 +22,7 @@
 //! | `GET /api/v1/fleet` | the whole [`FleetView`] |
 //! | `GET /api/v1/targets`, `/api/v1/targets/{name}` | [`TargetView`]s; 404 for an unknown name |
 //! | `GET /api/v1/incidents`, `/actions`, `/maintenance`, `/approvals` | the lists of the view |
+//! | `GET /api/v1/learned` | the [`LearnedView`]: success counts per signature and strategy |
 //! | `POST /api/v1/maintenance` | `{"target"|"tier": …, "duration": "10m" or seconds, "reason"}` → 201 `{"id"}` |
 //! | `DELETE /api/v1/maintenance/{id}` | ends a window → 200 |
 //! | `POST /api/v1/approvals/{id}` | `{"decision": "approve"|"deny"}` → 200 |
@@ -66,7 +67,8 @@ pub use telemetry::{
 };
 pub use view::{
     ACTIONS_KEPT, ActionLog, ActionView, ApprovalView, CircuitView, FindingSummary, FleetView,
-    HISTORY_LEN, History, IncidentStatus, IncidentView, MaintenanceView, Point, TargetView,
+    HISTORY_LEN, History, IncidentStatus, IncidentView, LearnedRow, LearnedView, MaintenanceView,
+    Point, TargetView,
 };
 
 /// Where the API listens unless told otherwise: loopback, port 9797.

@@ -51,6 +51,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/actions", get(actions))
         .route("/api/v1/maintenance", get(maintenance))
         .route("/api/v1/approvals", get(approvals))
+        .route("/api/v1/learned", get(learned))
         .merge(mutating)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -256,6 +257,10 @@ async fn maintenance(State(state): State<ApiState>) -> Response {
 
 async fn approvals(State(state): State<ApiState>) -> Response {
     read_view(&state, |v| Some(&v.approvals))
+}
+
+async fn learned(State(state): State<ApiState>) -> Response {
+    read_view(&state, |v| Some(&v.learned))
 }
 
 async fn post_maintenance(

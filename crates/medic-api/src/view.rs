@@ -34,6 +34,35 @@ pub struct FleetView {
     pub maintenance: Vec<MaintenanceView>,
     /// Options waiting for a human's decision.
     pub approvals: Vec<ApprovalView>,
+    /// What the daemon learned from verified outcomes (read-only).
+    #[serde(default)]
+    pub learned: LearnedView,
+}
+
+/// The daemon's learner, read-only: where it started from and the verified successes and
+/// attempts of each strategy per failure signature (or signature cluster).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LearnedView {
+    /// Where the learner started, in words (a model file, or none) and how much of the
+    /// journal it replayed.
+    pub source: String,
+    /// Verified outcomes observed since the daemon started (the replay included).
+    pub observed: u64,
+    /// The counts, by key then strategy.
+    pub rates: Vec<LearnedRow>,
+}
+
+/// One strategy's record on one signature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LearnedRow {
+    /// The signature key (`sig:category|anomaly|features|levels|tier`) or `cluster:N`.
+    pub key: String,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Verified successes.
+    pub successes: u32,
+    /// Attempts with a verified outcome.
+    pub attempts: u32,
 }
 
 impl FleetView {
@@ -70,6 +99,12 @@ pub struct TargetView {
     /// Its circuit breaker, once medic has opened it (`None`: never opened).
     #[serde(default)]
     pub circuit: Option<CircuitView>,
+    /// The signature key of its open incident, if one is open.
+    #[serde(default)]
+    pub signature: Option<String>,
+    /// What was learned on that signature, one row per strategy (empty: nothing yet).
+    #[serde(default)]
+    pub learned: Vec<LearnedRow>,
 }
 
 /// A target's circuit breaker as the daemon last set it.
@@ -97,6 +132,8 @@ impl TargetView {
             pid: None,
             in_maintenance: false,
             circuit: None,
+            signature: None,
+            learned: Vec::new(),
         }
     }
 }

@@ -95,6 +95,11 @@ async fn read_endpoints_serve_the_view() {
     assert_eq!(a[0]["id"], 3);
     assert_eq!(a[0]["strategy"], "rollback");
 
+    let learned = json(get("/api/v1/learned").await.unwrap()).await;
+    assert_eq!(learned["observed"], 4);
+    assert_eq!(learned["rates"][0]["strategy"], "restart");
+    assert_eq!(learned["rates"][0]["attempts"], 4);
+
     let fleet = json(get("/api/v1/fleet").await.unwrap()).await;
     assert_eq!(fleet["mttr_seconds"], 0.64);
     assert_eq!(fleet["targets"].as_array().unwrap().len(), 6);

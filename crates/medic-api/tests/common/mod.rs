@@ -136,6 +136,16 @@ pub fn demo_view() -> FleetView {
         reason: "high risk: rollback needs approval".into(),
         deadline: now + Duration::from_secs(300),
     });
+    v.learned = medic_api::LearnedView {
+        source: "journal only".into(),
+        observed: 4,
+        rates: vec![medic_api::LearnedRow {
+            key: "sig:-|-|-|liveness|standard".into(),
+            strategy: Strategy::Restart,
+            successes: 1,
+            attempts: 4,
+        }],
+    };
     v
 }
 

@@ -2,14 +2,25 @@
 //! signatures clustered, and the success of each strategy per cluster — the model behind
 //! `medic train signatures`, loaded into medic's one learner, [`medic_strategy::Learner`].
 //!
-//! # Incidents from the journal ([`records_from_journal`])
+//! # Incidents from the journal ([`records_from_journal`], [`OutcomeTracker`])
 //! The engine journals `incident_opened` (with a summary of the finding: health, failing
-//! levels, diagnosis category, anomaly kind), `intent` (target and strategy of an act) and
-//! `closed` (its verified result). An incident collects the verified results (success or
-//! failure; unknown and skipped do not count) of the heal acts on its target until the next
-//! incident of that target opens. Incidents without a verified result are counted, not kept.
-//! The journal summary names no anomaly features, so signatures read from the journal have
-//! no top features; the tier comes from the caller (the fleet file), `unknown` otherwise.
+//! levels, diagnosis category, anomaly kind; and the anomaly kind and top feature names as
+//! fields), `intent` (target and strategy of an act) and `closed` (its verified result). An
+//! incident collects the verified results (success or failure; unknown and skipped do not
+//! count) of the heal acts on its target until the next incident of that target opens.
+//! Incidents without a verified result are counted, not kept. The signature's anomaly kind and
+//! top features come from the entry's fields; journals written before they were recorded have
+//! no top features (and the anomaly kind is read from the summary). The tier comes from the
+//! caller (the fleet file), `unknown` otherwise.
+//!
+//! [`OutcomeTracker`] reads the same entries one at a time: the daemon feeds it its journal at
+//! start ([`replay`]) and every entry it writes afterwards, so the learner a restarted daemon
+//! rebuilds is the one it had, and `medic train signatures` sees the same incidents.
+//!
+//! # Trained journal mark
+//! A model trained from a store records the store's data directory and the last journal
+//! sequence number it read ([`TrainedJournal`]). A daemon loading it over that same store
+//! replays only the verified outcomes after that number, so nothing is counted twice.
 //!
 //! # Clustering ([`train`])
 //! Each signature is encoded by [`medic_strategy::SignatureSpace::encode`] (its layout is
@@ -78,6 +89,29 @@ pub struct JournalRead {
     pub without_outcome: usize,
 }
 
+/// The signature of an `incident_opened` entry: the summary's failing levels and diagnosis,
+/// the entry's anomaly kind (else the summary's) and its first
+/// [`medic_strategy::learn::TOP_FEATURES`] feature names (sorted, as
+/// [`IncidentSignature::of`] keeps them).
+pub fn signature_from_entry(
+    summary: &str,
+    anomaly: Option<AnomalyKind>,
+    top_features: &[String],
+    tier: &str,
+) -> IncidentSignature {
+    let mut sig = signature_from_summary(summary, tier);
+    if anomaly.is_some() {
+        sig.anomaly = anomaly;
+    }
+    sig.top_features = top_features
+        .iter()
+        .take(medic_strategy::learn::TOP_FEATURES)
+        .cloned()
+        .collect();
+    sig.top_features.sort();
+    sig
+}
+
 /// The signature in an `incident_opened` summary (see the module documentation).
 pub fn signature_from_summary(summary: &str, tier: &str) -> IncidentSignature {
     let mut sig = IncidentSignature {
@@ -102,6 +136,100 @@ pub fn signature_from_summary(summary: &str, tier: &str) -> IncidentSignature {
     sig
 }
 
+/// What one journal entry meant to [`OutcomeTracker::push`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tracked {
+    /// An incident opened on `target` with `signature`.
+    Opened {
+        /// The target.
+        target: String,
+        /// Its signature.
+        signature: IncidentSignature,
+    },
+    /// A heal act on `target` ended with a verified result, during its current incident
+    /// (`signature`: `None` when the journal shows no incident of it before).
+    Verified {
+        /// The target.
+        target: String,
+        /// The signature of the target's current incident.
+        signature: Option<IncidentSignature>,
+        /// The strategy of the act.
+        strategy: Strategy,
+        /// Whether verification said it healed.
+        success: bool,
+    },
+}
+
+/// Follows journal entries one at a time: each target's current incident signature and the
+/// target and strategy of each open heal act (see the module documentation).
+#[derive(Clone, Debug, Default)]
+pub struct OutcomeTracker {
+    current: HashMap<String, IncidentSignature>,
+    acts: HashMap<u64, (String, Strategy)>,
+}
+
+impl OutcomeTracker {
+    /// Knows nothing yet.
+    pub fn new() -> OutcomeTracker {
+        OutcomeTracker::default()
+    }
+
+    /// The signature of `target`'s latest incident, if the entries showed one.
+    pub fn current(&self, target: &str) -> Option<&IncidentSignature> {
+        self.current.get(target)
+    }
+
+    /// Takes the next entry; what it meant, if anything. `tier_of` names a target's tier.
+    pub fn push(
+        &mut self,
+        entry: &JournalEntry,
+        tier_of: &dyn Fn(&str) -> String,
+    ) -> Option<Tracked> {
+        match entry {
+            JournalEntry::IncidentOpened {
+                target,
+                summary,
+                anomaly,
+                top_features,
+                ..
+            } => {
+                let name = target.as_str().to_owned();
+                let signature =
+                    signature_from_entry(summary, *anomaly, top_features, &tier_of(&name));
+                self.current.insert(name.clone(), signature.clone());
+                Some(Tracked::Opened {
+                    target: name,
+                    signature,
+                })
+            }
+            JournalEntry::Intent {
+                action,
+                target,
+                kind: ActKind::Heal(s),
+                ..
+            } => {
+                self.acts.insert(action.0, (target.as_str().to_owned(), *s));
+                None
+            }
+            JournalEntry::Closed { action, result, .. } => {
+                let (target, strategy) = self.acts.remove(&action.0)?;
+                let success = match result {
+                    AttemptResult::Success => true,
+                    AttemptResult::Failure => false,
+                    _ => return None,
+                };
+                Some(Tracked::Verified {
+                    signature: self.current.get(&target).cloned(),
+                    target,
+                    strategy,
+                    success,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Incidents and their verified results from journal entries in journal order; `tier_of`
 /// names a target's tier.
 pub fn records_from_journal(
@@ -111,44 +239,29 @@ pub fn records_from_journal(
     let mut read = JournalRead::default();
     let mut all: Vec<IncidentRecord> = Vec::new();
     let mut current: HashMap<String, usize> = HashMap::new();
-    let mut acts: HashMap<u64, (String, Strategy)> = HashMap::new();
+    let mut tracker = OutcomeTracker::new();
     for e in entries {
-        match e {
-            JournalEntry::IncidentOpened {
-                target, summary, ..
-            } => {
+        match tracker.push(e, tier_of) {
+            Some(Tracked::Opened { target, signature }) => {
                 read.incidents += 1;
-                let name = target.as_str().to_owned();
-                let signature = signature_from_summary(summary, &tier_of(&name));
-                current.insert(name.clone(), all.len());
+                current.insert(target.clone(), all.len());
                 all.push(IncidentRecord {
-                    target: name,
+                    target,
                     signature,
                     attempts: Vec::new(),
                 });
             }
-            JournalEntry::Intent {
-                action,
+            Some(Tracked::Verified {
                 target,
-                kind: ActKind::Heal(s),
+                strategy,
+                success,
                 ..
-            } => {
-                acts.insert(action.0, (target.as_str().to_owned(), *s));
-            }
-            JournalEntry::Closed { action, result, .. } => {
-                let Some((target, s)) = acts.remove(&action.0) else {
-                    continue;
-                };
-                let success = match result {
-                    AttemptResult::Success => true,
-                    AttemptResult::Failure => false,
-                    _ => continue,
-                };
+            }) => {
                 if let Some(&i) = current.get(&target) {
-                    all[i].attempts.push((s, success));
+                    all[i].attempts.push((strategy, success));
                 }
             }
-            _ => {}
+            None => {}
         }
     }
     for r in all {
@@ -159,6 +272,50 @@ pub fn records_from_journal(
         }
     }
     read
+}
+
+/// What [`replay`] fed the learner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Verified outcomes observed.
+    pub observed: usize,
+    /// Verified outcomes at or before the model's trained mark (already in its counts).
+    pub already_counted: usize,
+    /// Verified outcomes of a target without an incident in the journal (not observed).
+    pub without_incident: usize,
+}
+
+/// Feeds `learner` the verified outcomes of `entries` (sequence number, entry; in journal
+/// order) through `tracker`, skipping those with a sequence number at or below
+/// `counted_through` (the model's [`TrainedJournal::last_seq`] when it was trained on this
+/// journal). The tracker is left after the last entry, ready for the entries that follow.
+pub fn replay(
+    learner: &mut Learner,
+    tracker: &mut OutcomeTracker,
+    entries: &[(u64, JournalEntry)],
+    counted_through: Option<u64>,
+    tier_of: &dyn Fn(&str) -> String,
+) -> Replayed {
+    let mut r = Replayed::default();
+    for (seq, e) in entries {
+        if let Some(Tracked::Verified {
+            signature,
+            strategy,
+            success,
+            ..
+        }) = tracker.push(e, tier_of)
+        {
+            if counted_through.is_some_and(|through| *seq <= through) {
+                r.already_counted += 1;
+            } else if let Some(sig) = signature {
+                learner.observe(&sig, strategy, success);
+                r.observed += 1;
+            } else {
+                r.without_incident += 1;
+            }
+        }
+    }
+    r
 }
 
 /// The engine's entries in stored journal payloads, in order, and how many payloads were
@@ -251,6 +408,36 @@ pub struct OutcomeCard {
     pub clusters: Vec<ClusterCard>,
     /// medic's version that trained it.
     pub medic_version: String,
+    /// The store's journal it was trained from, when it was (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<TrainedJournal>,
+}
+
+/// Which journal a model was trained from, and how far it read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainedJournal {
+    /// The store's data directory, canonical.
+    pub data_dir: PathBuf,
+    /// The last journal sequence number read.
+    pub last_seq: u64,
+}
+
+impl TrainedJournal {
+    /// The mark of a store in `data_dir` read through `last_seq` (the path made canonical
+    /// when it can be).
+    pub fn new(data_dir: &Path, last_seq: u64) -> TrainedJournal {
+        TrainedJournal {
+            data_dir: std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned()),
+            last_seq,
+        }
+    }
+
+    /// The last sequence number already counted, if the model was trained on the store in
+    /// `data_dir`; `None` for another store.
+    pub fn counted_through(&self, data_dir: &Path) -> Option<u64> {
+        let here = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+        (here == self.data_dir).then_some(self.last_seq)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -281,6 +468,17 @@ impl OutcomeModel {
     /// The per cluster × strategy rows.
     pub fn rates(&self) -> &[RateRow] {
         &self.repr.rates
+    }
+
+    /// Records the journal the model was trained from (see [`TrainedJournal`]).
+    pub fn with_journal(mut self, journal: TrainedJournal) -> OutcomeModel {
+        self.repr.card.journal = Some(journal);
+        self
+    }
+
+    /// The tiers the model's encoding knows.
+    pub fn tiers(&self) -> &[String] {
+        &self.repr.space.tiers
     }
 
     /// The model as medic's learner: clusters, their counts under `cluster:N` keys.
@@ -543,6 +741,7 @@ pub fn train(
         prior: PRIOR.to_owned(),
         clusters,
         medic_version: env!("CARGO_PKG_VERSION").to_owned(),
+        journal: None,
     };
     Ok(OutcomeModel {
         repr: FileRepr {
@@ -807,5 +1006,123 @@ mod tests {
             r.attempts,
             [(Strategy::Restart, false), (Strategy::Reset, true)]
         );
+    }
+
+    #[test]
+    fn recorded_top_features_enter_the_signature_and_replay_skips_what_the_model_counted() {
+        let t = |s: &str| medic_core::TargetId::from(s);
+        let at = Timestamp::ZERO;
+        // An entry as the engine writes it now, and one from an older journal (no fields).
+        let new: JournalEntry = serde_json::from_value(serde_json::json!({
+            "entry": "incident_opened", "at": 0, "target": "api-1", "health": "unhealthy",
+            "summary": "unhealthy (critical); failing liveness; anomaly resource (score 0.90)",
+            "anomaly": "resource",
+            "top_features": ["rss_slope", "fd_count", "cpu", "latency_p99"]
+        }))
+        .unwrap();
+        let old: JournalEntry = serde_json::from_value(serde_json::json!({
+            "entry": "incident_opened", "at": 0, "target": "api-1", "health": "unhealthy",
+            "summary": "unhealthy (critical); failing liveness; anomaly resource (score 0.90)"
+        }))
+        .unwrap();
+        let tier = |_: &str| "critical".to_owned();
+        let mut tracker = OutcomeTracker::new();
+        let Some(Tracked::Opened { signature, .. }) = tracker.push(&new, &tier) else {
+            panic!("not an opening")
+        };
+        assert_eq!(
+            signature.key(),
+            "sig:-|resource|cpu,fd_count,rss_slope|liveness|critical"
+        );
+        let Some(Tracked::Opened { signature, .. }) = tracker.push(&old, &tier) else {
+            panic!("not an opening")
+        };
+        assert_eq!(signature.key(), "sig:-|resource|-|liveness|critical");
+        // An old entry written again keeps its shape: no empty new fields.
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(
+            !text.contains("top_features") && !text.contains("\"anomaly\""),
+            "{text}"
+        );
+
+        let intent = |id: u64, s: Strategy| JournalEntry::Intent {
+            at,
+            action: ActionId(id),
+            target: t("api-1"),
+            kind: ActKind::Heal(s),
+            replicas: None,
+            key: format!("api-1/a{id}"),
+            dry_run: false,
+            reason: String::new(),
+        };
+        let closed = |id: u64, result| JournalEntry::Closed {
+            at,
+            action: ActionId(id),
+            result,
+        };
+        let entries: Vec<(u64, JournalEntry)> = vec![
+            (1, new.clone()),
+            (2, intent(1, Strategy::Restart)),
+            (3, closed(1, AttemptResult::Failure)),
+            (4, intent(2, Strategy::Restart)),
+            (5, closed(2, AttemptResult::Failure)),
+            (6, intent(3, Strategy::Reset)),
+            (7, closed(3, AttemptResult::Skipped)),
+            (8, intent(4, Strategy::Reset)),
+            (9, closed(4, AttemptResult::Success)),
+        ];
+        let sig = signature_from_entry(
+            "unhealthy (critical); failing liveness",
+            Some(AnomalyKind::Resource),
+            &["rss_slope".into(), "fd_count".into(), "cpu".into()],
+            "critical",
+        );
+        let mut l = Learner::new();
+        let r = replay(&mut l, &mut OutcomeTracker::new(), &entries, None, &tier);
+        assert_eq!(
+            (r.observed, r.already_counted, r.without_incident),
+            (3, 0, 0)
+        );
+        assert_eq!(
+            l.get(&sig.key(), Strategy::Restart),
+            Some(LearnedRate {
+                successes: 0,
+                attempts: 2
+            })
+        );
+        assert_eq!(
+            l.get(&sig.key(), Strategy::Reset),
+            Some(LearnedRate {
+                successes: 1,
+                attempts: 1
+            })
+        );
+        // Trained through seq 3: the first restart is already in the model's counts.
+        let mut l = Learner::new();
+        let r = replay(&mut l, &mut OutcomeTracker::new(), &entries, Some(3), &tier);
+        assert_eq!((r.observed, r.already_counted), (2, 1));
+        assert_eq!(
+            l.get(&sig.key(), Strategy::Restart),
+            Some(LearnedRate {
+                successes: 0,
+                attempts: 1
+            })
+        );
+        // Outcomes of a target the journal never opened an incident for are not observed.
+        let mut l = Learner::new();
+        let r = replay(
+            &mut l,
+            &mut OutcomeTracker::new(),
+            &entries[1..3],
+            None,
+            &tier,
+        );
+        assert_eq!((r.observed, r.without_incident), (0, 1));
+        // The mark names its store.
+        let dir = tempfile::tempdir().unwrap();
+        let mark = TrainedJournal::new(dir.path(), 42);
+        assert_eq!(mark.counted_through(dir.path()), Some(42));
+        let other = tempfile::tempdir().unwrap();
+        assert_eq!(mark.counted_through(other.path()), None);
     }
 }

@@ -24,6 +24,7 @@ use serde_json::json;
 use super::DaemonError;
 use super::detect::{ErrorRate, LeakForecast};
 use super::journal::JournalWriter;
+use super::learning::DaemonLearning;
 use super::model::{ModelSet, TargetSeries};
 use crate::dispatch::{ActReport, Dispatcher};
 use crate::supervise::{ProcessEvent, Supervisor};
@@ -69,6 +70,8 @@ pub struct DaemonSnapshot {
     pub queue_depth: usize,
     /// Whether the daemon executes nothing.
     pub dry_run: bool,
+    /// What the daemon learned from verified outcomes.
+    pub learned: medic_api::LearnedView,
 }
 
 /// One target as the daemon sees it.
@@ -257,6 +260,8 @@ pub(crate) struct Brain {
     model_failed: bool,
     /// When the models run next (once per step, see [`ModelSet::next_run`]).
     next_model_run: Timestamp,
+    /// The learner of strategy success the engine's plans use.
+    learning: DaemonLearning,
 }
 
 impl Brain {
@@ -277,6 +282,7 @@ impl Brain {
         view: Arc<RwLock<medic_api::FleetView>>,
         notifier: Option<medic_notify::Notifier>,
         models: ModelSet,
+        learning: DaemonLearning,
     ) -> Result<Brain, DaemonError> {
         let writer = JournalWriter::new(&journal);
         // A circuit whose last journaled state is closed gets its close action again at
@@ -294,7 +300,8 @@ impl Brain {
             .filter(|t| last_breaker.get(&t.name) == Some(&BreakerState::Closed))
             .map(|t| t.name.clone())
             .collect();
-        let engine = recover(&fleet, &config, journal)?;
+        let mut engine = recover(&fleet, &config, journal)?;
+        engine.set_success_rates(learning.rates());
         if engine.stats().journal_entries > 0 {
             tracing::info!(
                 entries = engine.stats().journal_entries,
@@ -337,6 +344,7 @@ impl Brain {
             models,
             model_failed: false,
             next_model_run: Timestamp::default(),
+            learning,
         };
         brain.reindex();
         let now = brain.clock.now();
@@ -970,7 +978,11 @@ impl Brain {
 
     fn journal(&mut self, now: Timestamp, entry: &JournalEntry) {
         match self.journal.append(&mut self.store, now, entry) {
-            Ok(_) => self.journal_broken = false,
+            Ok(_) => {
+                self.journal_broken = false;
+                // Only what is journaled is learned: a restart replays exactly this.
+                self.learning.observe(entry);
+            }
             Err(e) => {
                 tracing::error!(error = %crate::error_chain(&e), "journal write failed: acting is suspended until it works again");
                 self.journal_broken = true;
@@ -1121,7 +1133,7 @@ impl Brain {
                 return;
             }
         };
-        let engine = match recover(&fleet, &self.config, journal) {
+        let mut engine = match recover(&fleet, &self.config, journal) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %crate::error_chain(&e), "reload rejected; keeping the running config");
@@ -1154,6 +1166,8 @@ impl Brain {
             }
         }
         self.health = FleetHealth::new(&fleet);
+        self.learning.set_fleet(&fleet);
+        engine.set_success_rates(self.learning.rates());
         self.engine = engine;
         self.fleet = fleet;
         self.reindex();
@@ -1188,6 +1202,7 @@ impl Brain {
             stats: *self.engine.stats(),
             queue_depth: self.engine.n_queued(),
             dry_run: self.config.mode == medic_orchestrator::RunMode::DryRun,
+            learned: self.learning.view().clone(),
         };
         self.publish_view(now, &snapshot);
         if let Some(n) = self.notifier.as_mut() {
@@ -1459,6 +1474,15 @@ impl Brain {
             }
             let name = &self.fleet.targets[i].name;
             tv.circuit = t.circuit;
+            // The signature of an open incident, and what was learned on it.
+            (tv.signature, tv.learned) = if t.state == HealthState::Healthy {
+                (None, Vec::new())
+            } else {
+                match self.learning.of_target(name.as_str()) {
+                    Some((key, rows)) => (Some(key), rows),
+                    None => (None, Vec::new()),
+                }
+            };
             tv.in_maintenance = self.maintenance.iter().any(|m| match &m.scope {
                 medic_orchestrator::MaintenanceScope::Target(x) => x == name,
                 medic_orchestrator::MaintenanceScope::Tier(x) => *x == t.tier,
@@ -1525,5 +1549,8 @@ impl Brain {
         view.healed = self.mttr.len() as u64;
         view.maintenance = self.maintenance.clone();
         view.approvals = self.approvals.clone();
+        if view.learned != *self.learning.view() {
+            view.learned = self.learning.view().clone();
+        }
     }
 }

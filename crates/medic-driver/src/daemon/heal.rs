@@ -256,16 +256,27 @@ pub async fn heal_once(
     if options.dry_run {
         config.mode = RunMode::DryRun;
     }
-    let journal = store
+    let numbered = store
         .journal_all()?
         .into_iter()
         .map(|r| {
             serde_json::from_value(r.entry.payload)
+                .map(|e| (r.seq, e))
                 .map_err(|source| DaemonError::Journal { seq: r.seq, source })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // The same learner the daemon would have: its plans rank strategies alike.
+    let mut learning = super::learning::DaemonLearning::start(
+        options.signatures.as_deref(),
+        &options.data_dir,
+        options.models.as_deref(),
+        fleet,
+        &numbered,
+    )?;
+    let journal: Vec<_> = numbered.into_iter().map(|(_, e)| e).collect();
     let mut writer = JournalWriter::new(&journal);
     let mut engine = super::brain::recover(fleet, &config, journal)?;
+    engine.set_success_rates(learning.rates());
     let dispatcher = Dispatcher::new(client, prober.clone(), None);
     let mut lines: Vec<HealLine> = findings
         .iter()
@@ -301,6 +312,7 @@ pub async fn heal_once(
                         continue;
                     }
                     writer.append(&mut store, clock.now(), &entry)?;
+                    learning.observe(&entry);
                 }
                 Command::Act(act) => {
                     targets_of.insert(act.action, act.target.to_string());

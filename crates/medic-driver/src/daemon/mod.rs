@@ -30,6 +30,13 @@
 //! Shutdown: the brain stops taking findings, waits (bounded) for actions in flight to report
 //! so their outcomes are journaled, then the supervisor stops every supervised process.
 //!
+//! Learning: the brain keeps medic's one learner of strategy success per failure signature
+//! (`learning`): started from the outcome model (`--signatures`, or `outcome_signatures.json`
+//! in the data or models directory), then the journal's verified outcomes it has not counted
+//! are replayed into it, and every verified outcome the brain journals is learned at once. The
+//! engine re-ranks its plans with it (the plan's reason says so); the API shows it read-only
+//! (`GET /api/v1/learned`, and each target's `signature` and `learned` rows).
+//!
 //! Circuits: the brain reads each target's error rate from its scrapes ([`ErrorRate`]) into
 //! its findings, so the engine can choose `circuit_break`; the act runs the target's
 //! `actions.circuit_break` (work stops). The engine's [`medic_orchestrator::Command::Circuit`]
@@ -42,6 +49,7 @@ mod brain;
 mod detect;
 mod heal;
 mod journal;
+mod learning;
 pub mod model;
 
 pub use brain::{ActionRecord, DaemonSnapshot, IncidentRecord, TargetRecord};
@@ -93,6 +101,11 @@ pub struct DaemonOptions {
     /// The directory of the learned models (`failure_lstm.onnx`, `anomaly_iforest.json`);
     /// `None` or missing files: no model.
     pub models: Option<PathBuf>,
+    /// The outcome model (`medic train signatures`) the learner starts from. `None`:
+    /// `outcome_signatures.json` in the data directory, else in `models`, when present (a
+    /// corrupt one found there is logged and left out; an explicit one that cannot be used
+    /// stops the start).
+    pub signatures: Option<PathBuf>,
 }
 
 impl DaemonOptions {
@@ -112,6 +125,7 @@ impl DaemonOptions {
             token: None,
             notify: medic_notify::NotifySettings::none(),
             models: None,
+            signatures: None,
         }
     }
 }
@@ -143,6 +157,14 @@ pub enum DaemonError {
     /// The HTTP client could not be built.
     #[error("http client")]
     Http(#[from] medic_collect::http::HttpError),
+    /// The outcome model given with `--signatures` cannot be used.
+    #[error("outcome model {path}: {reason}")]
+    Signatures {
+        /// The file.
+        path: PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
     /// The brain thread could not be started.
     #[error("starting the decision thread")]
     Thread(#[source] std::io::Error),
@@ -297,7 +319,7 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         ))
     })?;
     let store = medic_store::Store::open_data_dir(&options.data_dir)?;
-    let mut entries = Vec::new();
+    let mut numbered = Vec::new();
     for record in store.journal_all()? {
         let entry = serde_json::from_value(record.entry.payload).map_err(|source| {
             DaemonError::Journal {
@@ -305,8 +327,16 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
                 source,
             }
         })?;
-        entries.push(entry);
+        numbered.push((record.seq, entry));
     }
+    let learning = learning::DaemonLearning::start(
+        options.signatures.as_deref(),
+        &options.data_dir,
+        options.models.as_deref(),
+        &fleet,
+        &numbered,
+    )?;
+    let entries = numbered.into_iter().map(|(_, e)| e).collect();
     let mut config = EngineConfig::standard(options.max_concurrent.max(1));
     if options.dry_run {
         config.mode = RunMode::DryRun;
@@ -364,6 +394,7 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         view,
         notifier,
         models,
+        learning,
     )?;
     let brain = std::thread::Builder::new()
         .name("medic-brain".into())

@@ -58,6 +58,11 @@ pub struct Args {
     /// `anomaly_iforest.json`); without them the daemon runs on probes and trends.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
+    /// The outcome model (`medic train signatures`) the strategy learner starts from;
+    /// without it, `outcome_signatures.json` in the data directory, else in `--models`, when
+    /// present. A file given here that is corrupt or does not fit the fleet stops the start.
+    #[arg(long, value_name = "FILE")]
+    pub signatures: Option<PathBuf>,
 }
 
 /// Sets up logging: `RUST_LOG` or `info`, to stderr.
@@ -110,6 +115,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut options = DaemonOptions::new(args.fleet, args.policies, args.data_dir);
     options.dry_run = args.dry_run;
     options.models = Some(args.models);
+    options.signatures = args.signatures;
     options.listen = (!args.no_api).then_some(args.listen);
     options.token = medic_api::token_from(args.token_file.as_deref())
         .map_err(|e| anyhow::anyhow!("api token: {e}"))?;

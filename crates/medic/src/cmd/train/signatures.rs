@@ -98,8 +98,11 @@ pub fn run(args: SignaturesArgs) -> anyhow::Result<ExitCode> {
         read.without_outcome
     );
     let source = format!("store {}", args.data_dir.display());
+    // The mark lets a daemon over this store replay only the outcomes after it.
+    let last_seq = rows.last().map_or(0, |r| r.seq);
     let model = outcomes::train(&read.records, method, &source)
-        .context("clustering incident signatures")?;
+        .context("clustering incident signatures")?
+        .with_journal(outcomes::TrainedJournal::new(&args.data_dir, last_seq));
     let card = model.card();
     let method_s = match card.method {
         Method::KMeans { k, n_runs } => {
