@@ -14,11 +14,11 @@
 //! Layout: all trees live in one contiguous [`Node`] array (16 bytes a node), the form of the
 //! model file and of attribution. A leaf is a node whose split is `+∞` and whose child is
 //! itself. For scoring, forests up to depth 11 (ψ ≤ 2048) are also laid out as complete trees
-//! of packed 8-byte nodes (`dense.rs`): [`IsolationForest::score_into`] converts rows to `f32`
-//! a block of 32 at a time and walks each tree with 16 rows in flight, branch-free and without
-//! bounds checks; a value within one `f32` ulp of a split may take the other branch than in
-//! the `f64` tree (no measurable effect on AUC). Scoring allocates one block buffer per call,
-//! nothing per row. Deeper forests use the sparse walk.
+//! in heap order (`dense.rs`): [`IsolationForest::score_into`] copies rows a block at a time
+//! into a column-major scratch block and walks each tree with 16 rows in flight, branch-free
+//! and without bounds checks, comparing with the fitted `f64` splits, so its scores equal the
+//! node-by-node walk's exactly. Scoring allocates nothing per row (one scratch block per
+//! thread). Deeper forests use the sparse walk.
 //!
 //! Rows that contain NaN go left at every split on that feature; fill missing values first
 //! (see [`crate::scaler`]).
@@ -408,7 +408,7 @@ impl IsolationForest {
         match rows.as_slice() {
             Some(flat) => self.score_flat(flat, d, out),
             None => {
-                const ROWS: usize = dense::BLOCK;
+                const ROWS: usize = 256;
                 let mut buf = vec![0.0; ROWS * d];
                 for (b, chunk) in out.chunks_mut(ROWS).enumerate() {
                     for (i, r) in (b * ROWS..b * ROWS + chunk.len()).enumerate() {
