@@ -116,10 +116,27 @@ pub fn default_rules() -> Vec<Rule> {
             Strategy::Rollback,
             Some(Risk::High),
         ),
+        // Reroute only where the instance itself is the problem (down or unresponsive, or
+        // leaking, slowing or erring ahead of a failure), not load or upstream trouble.
         rule(
             "lone_bad_instance",
             Condition {
                 minority_of_group: Some(true),
+                failing: vec![ProbeLevel::Liveness],
+                ..Condition::default()
+            },
+            Strategy::Reroute,
+            None,
+        ),
+        rule(
+            "lone_degrading_instance",
+            Condition {
+                minority_of_group: Some(true),
+                anomaly_kind: vec![
+                    AnomalyKind::Resource,
+                    AnomalyKind::Latency,
+                    AnomalyKind::Errors,
+                ],
                 ..Condition::default()
             },
             Strategy::Reroute,

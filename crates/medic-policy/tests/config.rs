@@ -513,6 +513,7 @@ fn builtin_default_has_the_documented_values() {
             "config_error",
             "bad_deploy",
             "lone_bad_instance",
+            "lone_degrading_instance",
             "unresponsive",
             "leak",
             "error_burst",

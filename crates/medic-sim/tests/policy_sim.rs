@@ -188,6 +188,53 @@ fn a_crashed_instance_in_a_healthy_group_is_rerouted() {
 }
 
 #[test]
+fn reroute_is_not_tried_where_it_cannot_help() {
+    // worker-9's group is healthy otherwise, but none of these is the instance's own: load,
+    // an error burst, an upstream outage, a bad configuration (worker-9 has no repair
+    // action, so a rule ranked after the repair would be next), queue growth.
+    let fleet = grouped_fleet();
+    for kind in [
+        FaultKind::Saturation,
+        FaultKind::ErrorBurst,
+        FaultKind::DependencyOutage,
+        FaultKind::BadConfig,
+        FaultKind::QueueGrowth,
+    ] {
+        let r = scripted(
+            &fleet,
+            &two_hours(1),
+            vec![ScheduledFault::new(60, 9, kind)],
+        );
+        assert_eq!(started(&r, "reroute").0, 0, "{kind}: {r:#?}");
+    }
+    // a leak of its own is ejected before it fails
+    let r = scripted(
+        &fleet,
+        &two_hours(1),
+        vec![ScheduledFault::new(60, 9, FaultKind::MemoryLeak)],
+    );
+    assert_eq!(started(&r, "reroute"), (1, 1, 0), "{r:#?}");
+    assert_eq!(r.averted, 1);
+}
+
+#[test]
+fn over_a_day_a_reroute_fails_only_on_a_crash_loop() {
+    // A thousand targets for a day with the shipped rules: a reroute is chosen only where
+    // the fault model says ejecting the instance ends the fault, except a crash loop, which
+    // looks like any crash at first and which nothing fixes.
+    let fleet = SimFleet::generate(1000, shipped());
+    let r = policy_sim::simulate(&fleet, &SimConfig::standard(1.0, 7)).expect("runs");
+    assert_eq!(r.violations, 0, "{:?}", r.violation_examples);
+    let (n, _, failed) = started(&r, "reroute");
+    assert!(n > 50, "{r:#?}");
+    let crash_loops = r.faults_by_kind.get("crash_loop").copied().unwrap_or(0);
+    assert!(
+        failed <= crash_loops,
+        "{failed} failed reroutes, {crash_loops} crash loops"
+    );
+}
+
+#[test]
 fn a_bad_config_is_repaired_where_a_repair_action_exists() {
     // shellgpt-4 has a repair action (4 % 3 != 0); worker-3 has none
     let fleet = small_fleet(shipped());

@@ -33,5 +33,6 @@ pub use learn::{IncidentSignature, Learner, SharedLearner, SignatureSpace};
 pub use select::{
     Approval, HIGH_ERROR_RATE, LearnedRate, NoLearning, RECYCLE_AT_DEFAULT, ROLLBACK_WINDOW,
     SINK_BELOW, SINK_MIN_ATTEMPTS, SuccessRates, default_risk, executed_since,
-    is_minority_of_group, needs_approval, rule_matches, select, select_with,
+    is_lone_bad_instance, is_minority_of_group, needs_approval, rule_matches, select, select_with,
+    shared_cause,
 };

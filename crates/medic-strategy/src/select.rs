@@ -120,6 +120,69 @@ pub fn is_minority_of_group(finding: &Finding) -> bool {
     }
 }
 
+/// What in `finding` blames something every member of the target's group shares rather than
+/// the instance itself, if anything: a configuration, network or service-dependency
+/// diagnosis, the dependencies level failing, a version change within [`ROLLBACK_WINDOW`],
+/// or utilisation above the tier's `scale_threshold` (load). Ejecting the instance does not
+/// help then: its replacement gets the same configuration, version, upstreams and load.
+pub fn shared_cause(
+    finding: &Finding,
+    policy: &TierPolicy,
+    now: Timestamp,
+) -> Option<&'static str> {
+    if let Some(d) = &finding.diagnosis {
+        match d.category {
+            DiagnosisCategory::Configuration => return Some("a configuration diagnosis"),
+            DiagnosisCategory::Network => return Some("a network diagnosis"),
+            DiagnosisCategory::ServiceDependency => return Some("a dependency diagnosis"),
+            _ => {}
+        }
+    }
+    if finding.fails(ProbeLevel::Dependencies) {
+        return Some("its dependencies failing");
+    }
+    if finding
+        .version_changed_at
+        .is_some_and(|at| at <= now && now.since(at) <= ROLLBACK_WINDOW)
+    {
+        return Some("a recent version change");
+    }
+    if above(finding.utilization, policy.scale_threshold) {
+        return Some("load above the scale threshold");
+    }
+    None
+}
+
+/// Whether rerouting can help: the target is the odd one out of an otherwise healthy group
+/// ([`is_minority_of_group`]) and the finding blames nothing the group shares
+/// ([`shared_cause`]). This is what the rule condition `minority_of_group: true` means.
+pub fn is_lone_bad_instance(finding: &Finding, policy: &TierPolicy, now: Timestamp) -> bool {
+    is_minority_of_group(finding) && shared_cause(finding, policy, now).is_none()
+}
+
+/// Whether the finding shows a problem of the instance itself, which taking it out of traffic
+/// ends: liveness failing (down or hung), a crash, timeout or resource-exhaustion diagnosis,
+/// or a leak, latency or error anomaly (ahead of a failure). The built-in reroute needs one;
+/// the shipped rules say the same in data (`failing: [liveness]`, `anomaly_kind`).
+fn has_own_symptom(finding: &Finding) -> bool {
+    finding.fails(ProbeLevel::Liveness)
+        || finding.diagnosis.as_ref().is_some_and(|d| {
+            matches!(
+                d.category,
+                DiagnosisCategory::Crash
+                    | DiagnosisCategory::Timeout
+                    | DiagnosisCategory::ResourceExhaustion
+            )
+        })
+        || finding.anomaly.as_ref().is_some_and(|a| {
+            a.anomalous
+                && matches!(
+                    a.kind,
+                    AnomalyKind::Resource | AnomalyKind::Latency | AnomalyKind::Errors
+                )
+        })
+}
+
 fn above(value: Option<f64>, limit: f64) -> bool {
     value.is_some_and(|v| v > limit)
 }
@@ -163,7 +226,7 @@ pub fn rule_matches(
         })
         && when
             .minority_of_group
-            .is_none_or(|m| m == is_minority_of_group(finding))
+            .is_none_or(|m| m == is_lone_bad_instance(finding, policy, now))
 }
 
 struct Candidate {
@@ -211,7 +274,10 @@ pub fn select(
 /// 2. the built-in rules:
 ///    - configuration diagnosis → **repair**;
 ///    - unhealthy within [`ROLLBACK_WINDOW`] of a version change → **rollback**;
-///    - one bad instance of an otherwise healthy group ([`is_minority_of_group`]) → **reroute**;
+///    - one bad instance of an otherwise healthy group, with nothing blamed that the group
+///      shares ([`is_lone_bad_instance`]) and a problem of its own (liveness failing; a crash,
+///      timeout or resource-exhaustion diagnosis; a leak, latency or error anomaly) →
+///      **reroute**;
 ///    - error rate ≥ [`HIGH_ERROR_RATE`] → **circuit-break** for `circuit_break_duration`;
 ///    - utilisation above `scale_threshold` → **scale** (up); below
 ///      `scale_threshold × (1 − tolerance)` on a target that is not down → **scale** (down,
@@ -406,7 +472,7 @@ fn builtin_candidates(
         c.preconditions.push("a previous version exists".to_owned());
         out.push(c);
     }
-    if is_minority_of_group(finding) {
+    if is_lone_bad_instance(finding, policy, now) && has_own_symptom(finding) {
         let (healthy, total) = finding.group_health.unwrap_or((0, 0));
         out.push(candidate(
             Strategy::Reroute,
@@ -789,6 +855,18 @@ mod tests {
     fn minority_of_group_reroutes_and_config_repairs() {
         let mut f = degraded();
         f.group_health = Some((9, 10));
+        assert_eq!(
+            strategies(&select(&f, &policy(), &AttemptHistory::new(), NOW)),
+            [Strategy::Observe],
+            "slow, but nothing of its own that ejecting it would end"
+        );
+        f.anomaly = Some(AnomalyFinding {
+            score: 0.9,
+            anomalous: true,
+            kind: AnomalyKind::Latency,
+            top_features: vec![],
+            reason: String::new(),
+        });
         let p = select(&f, &policy(), &AttemptHistory::new(), NOW);
         assert_eq!(strategies(&p), [Strategy::Reroute]);
         f.group_health = Some((4, 10));
@@ -959,19 +1037,103 @@ mod tests {
             evidence: vec![],
         });
         let p = select(&f, &pol, &AttemptHistory::new(), NOW);
-        assert_eq!(
-            strategies(&p)[..3],
-            [Strategy::Repair, Strategy::Reroute, Strategy::Restart]
-        );
+        // a configuration diagnosis blames what the group shares: no reroute
+        assert_eq!(strategies(&p), [Strategy::Repair, Strategy::Restart]);
         let mut h = AttemptHistory::new();
         h.record(Strategy::Repair, NOW - Duration::from_secs(120));
         h.resolve(Strategy::Repair, AttemptResult::Failure);
         let p = select(&f, &pol, &h, NOW);
         assert_eq!(
-            strategies(&p)[..3],
-            [Strategy::Reroute, Strategy::Restart, Strategy::Repair],
+            strategies(&p),
+            [Strategy::Restart, Strategy::Repair],
             "the failed repair ranks after the rules not tried yet"
         );
+        // a crash diagnosis is the instance's own: reroute, in policy order
+        f.diagnosis.as_mut().unwrap().category = DiagnosisCategory::Crash;
+        let p = select(&f, &pol, &AttemptHistory::new(), NOW);
+        assert_eq!(strategies(&p), [Strategy::Reroute, Strategy::Restart]);
+    }
+
+    #[test]
+    fn shipped_rules_reroute_only_an_instance_with_a_problem_of_its_own() {
+        let pol = TierPolicy::builtin_default();
+        let first = |f: &Finding| select(f, &pol, &AttemptHistory::new(), NOW).options[0].strategy;
+        let diag = |category| {
+            Some(DiagnosisFinding {
+                category,
+                confidence: 0.8,
+                pattern_id: None,
+                evidence: vec![],
+            })
+        };
+        // down, in a group of 4 with 3 healthy: reroute
+        let mut down = unresponsive();
+        down.group_health = Some((3, 4));
+        down.diagnosis = diag(DiagnosisCategory::Crash);
+        assert_eq!(first(&down), Strategy::Reroute);
+        assert_eq!(
+            select(&down, &pol, &AttemptHistory::new(), NOW).options[0].reason,
+            "rule lone_bad_instance"
+        );
+        // alone in its group, or one of two down: nobody to take its traffic
+        for g in [(0, 1), (1, 2), (2, 4)] {
+            let mut f = down.clone();
+            f.group_health = Some(g);
+            assert_eq!(first(&f), Strategy::Restart, "{g:?}");
+        }
+        // blamed on what the group shares: configuration, network, dependency, a new version
+        for category in [
+            DiagnosisCategory::Configuration,
+            DiagnosisCategory::Network,
+            DiagnosisCategory::ServiceDependency,
+        ] {
+            let mut f = down.clone();
+            f.diagnosis = diag(category);
+            assert!(!is_lone_bad_instance(&f, &pol, NOW), "{category:?}");
+            assert_ne!(first(&f), Strategy::Reroute, "{category:?}");
+        }
+        let mut f = down.clone();
+        f.version_changed_at = Some(NOW - Duration::from_secs(120));
+        assert_eq!(shared_cause(&f, &pol, NOW), Some("a recent version change"));
+        assert_eq!(first(&f), Strategy::Rollback);
+        // degraded by load or an error burst, without a symptom of its own: not rerouted
+        let mut f = degraded();
+        f.group_health = Some((3, 4));
+        f.utilization = Some(1.4);
+        assert_eq!(first(&f), Strategy::Scale);
+        let mut f = degraded();
+        f.group_health = Some((3, 4));
+        f.error_rate = Some(0.5);
+        assert_eq!(first(&f), Strategy::CircuitBreak);
+        // a leak, creeping latency or rising errors ahead of a failure: reroute early
+        for kind in [
+            AnomalyKind::Resource,
+            AnomalyKind::Latency,
+            AnomalyKind::Errors,
+        ] {
+            let mut f = degraded();
+            f.group_health = Some((4, 4));
+            f.anomaly = Some(AnomalyFinding {
+                score: 0.9,
+                anomalous: true,
+                kind,
+                top_features: vec![],
+                reason: String::new(),
+            });
+            assert_eq!(first(&f), Strategy::Reroute, "{kind:?}");
+        }
+        // a saturation anomaly is load: scale, not reroute
+        let mut f = degraded();
+        f.group_health = Some((4, 4));
+        f.utilization = Some(1.1);
+        f.anomaly = Some(AnomalyFinding {
+            score: 0.9,
+            anomalous: true,
+            kind: AnomalyKind::Saturation,
+            top_features: vec![],
+            reason: String::new(),
+        });
+        assert_eq!(first(&f), Strategy::Scale);
     }
 
     #[test]
