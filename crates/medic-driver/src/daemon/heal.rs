@@ -12,7 +12,9 @@
 //! 3. probe the fleet once (`medic check`'s round) for each target's health;
 //! 4. hand the findings of the targets forecast to fail to the same engine the daemon uses,
 //!    rebuilt from the same journal — so budgets, cooldowns and attempt limits include the
-//!    daemon's recent actions and a run never fights it — and carry out its commands:
+//!    daemon's recent actions and a run never fights it, and with the daemon's learner of
+//!    strategy success (the outcome model and the journal's verified outcomes, see
+//!    `learning`) — and carry out its commands:
 //!    journal first, then act (exec and http actions; supervised processes belong to the
 //!    daemon that spawned them), then verify;
 //! 5. report, per target forecast to fail: probability, factors, action and outcome.
