@@ -256,10 +256,16 @@ async fn a_restart_that_keeps_failing_sinks_and_a_restarted_daemon_remembers() {
 
 /// Rows of a journal written by a medic before incidents recorded their anomaly fields.
 fn write_old_journal(data: &Path) {
+    append_failed_restarts(data, 0..3);
+}
+
+/// Appends, per id in `ids`, an incident of `svc` (in the older format, without the anomaly
+/// fields) whose restart failed verification.
+fn append_failed_restarts(data: &Path, ids: std::ops::Range<u64>) {
     let mut store = medic_store::Store::open_data_dir(data).unwrap();
     let at = Timestamp::from_secs(1_790_000_000);
     let mut rows: Vec<(Option<String>, serde_json::Value)> = Vec::new();
-    for i in 0..3u64 {
+    for i in ids {
         let opened = JournalEntry::IncidentOpened {
             at,
             target: TargetId::new("svc"),
@@ -364,5 +370,59 @@ async fn an_unusable_outcome_model_is_refused_or_left_out_with_the_reason() {
         snap.learned
     );
     assert!(snap.learned.rates.is_empty());
+    h.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_trained_on_this_store_is_not_counted_twice() {
+    use medic_detect::diagnosis::outcomes;
+    let s = setup();
+    let data = s.root.join("data");
+    write_old_journal(&data);
+    // `medic train signatures` on this store: one cluster, restart 0/3, read through the
+    // journal's last row.
+    let store = medic_store::Store::open_data_dir(&data).unwrap();
+    let rows = store.journal_all().unwrap();
+    drop(store);
+    let (entries, skipped) = outcomes::journal_entries(rows.iter().map(|r| &r.entry.payload));
+    assert_eq!(skipped, 0);
+    let read = outcomes::records_from_journal(&entries, &|_| "default".to_owned());
+    let model = outcomes::train(
+        &read.records,
+        outcomes::Method::KMeans { k: 1, n_runs: 1 },
+        "test",
+    )
+    .unwrap()
+    .with_journal(outcomes::TrainedJournal::new(
+        &data,
+        rows.last().unwrap().seq,
+    ));
+    model.save(&data).unwrap();
+    // One more failed restart after the training.
+    append_failed_restarts(&data, 3..4);
+    let mut o = options(&s);
+    o.dry_run = true;
+    let h = start(o).await;
+    let snap = wait_for(&h, "first snapshot", |snap| !snap.targets.is_empty()).await;
+    // 3 from the model plus the 1 replayed, under the cluster's key: not 3 + 4.
+    let restart: Vec<(String, u32, u32)> = snap
+        .learned
+        .rates
+        .iter()
+        .filter(|r| r.strategy == Strategy::Restart)
+        .map(|r| (r.key.clone(), r.successes, r.attempts))
+        .collect();
+    assert_eq!(
+        restart,
+        [("cluster:0".to_owned(), 0, 4)],
+        "{:?}",
+        snap.learned
+    );
+    assert!(
+        snap.learned.source.contains("1 verified outcomes replayed")
+            && snap.learned.source.contains("3 already in the model"),
+        "{}",
+        snap.learned.source
+    );
     h.shutdown(Duration::from_secs(5)).await;
 }
