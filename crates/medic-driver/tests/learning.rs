@@ -356,6 +356,36 @@ async fn an_unusable_outcome_model_is_refused_or_left_out_with_the_reason() {
         err.contains("outcome model") && err.contains("bad.json"),
         "{err}"
     );
+    // A valid model trained on tiers this fleet does not use: refused as well.
+    let records: Vec<_> = (0..3)
+        .map(|i| medic_detect::diagnosis::outcomes::IncidentRecord {
+            target: format!("crewai-{i}"),
+            signature: medic_strategy::IncidentSignature {
+                failing: vec![medic_core::ProbeLevel::Liveness],
+                tier: "critical_agents".into(),
+                ..Default::default()
+            },
+            attempts: vec![(Strategy::Restart, true)],
+        })
+        .collect();
+    let other = medic_detect::diagnosis::outcomes::train(
+        &records,
+        medic_detect::diagnosis::outcomes::Method::KMeans { k: 1, n_runs: 1 },
+        "another fleet",
+    )
+    .unwrap();
+    let (other_path, _) = other.save(&s.root.join("other")).unwrap();
+    let mut o = options(&s);
+    o.signatures = Some(other_path);
+    let fleet = daemon::load_fleet(&o).unwrap();
+    let err = match daemon::start(o, fleet).await {
+        Ok(_) => panic!("a model of another fleet's tiers was accepted"),
+        Err(e) => medic_driver::error_text(&e),
+    };
+    assert!(
+        err.contains("critical_agents") && err.contains("default"),
+        "{err}"
+    );
     // Found in the data directory: the daemon runs without it and says so.
     let data = s.root.join("data");
     std::fs::create_dir_all(&data).unwrap();
