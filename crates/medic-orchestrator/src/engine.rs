@@ -1382,12 +1382,14 @@ impl Engine {
     }
 
     /// Whether a target is fit to be depended on: not failing, not being healed, not waiting.
+    /// A held target (gave up, which only a resume ends) is fit again once it is seen
+    /// healthy: its dependents' failures are their own then.
     fn dep_ok(&self, d: u32) -> bool {
         let t = &self.targets[d as usize];
         !matches!(t.health, HealthState::Unhealthy | HealthState::Degraded)
             && t.inflight.is_none()
             && t.approval.is_none()
-            && t.hold.is_none()
+            && (t.hold.is_none() || t.health == HealthState::Healthy)
             && (t.queued.is_none() && t.park == Park::None || t.finding.is_none())
     }
 

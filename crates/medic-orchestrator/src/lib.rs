@@ -47,7 +47,9 @@
 //!   forgets the earlier crashes. Acts closed skipped (dry run) are never crashes and do not
 //!   end the incident, so a target that stays down counts once, not once per plan.
 //! - **Dependency order**: a target is not acted on while any target in its `depends_on` is
-//!   unhealthy, degraded, queued, waiting for approval, held or being healed; it is parked and
+//!   unhealthy, degraded, queued, waiting for approval, held (unless seen healthy since: a
+//!   dependency that gave up and was fixed by a human blocks nothing) or being healed; it
+//!   is parked and
 //!   woken when the dependency is healthy again. So dependencies heal first and a failure
 //!   that is a dependency's does not restart the dependents.
 //! - **Maintenance** (per target or tier, with expiry): nothing is started on a target in

@@ -560,6 +560,36 @@ fn dependency_healed_first_dependents_not_restarted() {
 }
 
 #[test]
+fn a_dependency_that_gave_up_blocks_its_dependents_only_until_it_is_healthy() {
+    let mut api = target("api", "default");
+    api.depends_on = vec!["db".into()];
+    let mut p = policy("default");
+    p.crash_loop.restarts = 2;
+    let mut h = Harness::new(
+        vec![api, target("db", "default")],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    // db crash-loops: down, restarted, down again, the restart failed: gave up
+    h.finding(unhealthy("db", 0));
+    h.tick(0);
+    h.outcome(1, 1, Outcome::Failure("exit 1".into()));
+    assert_eq!(h.tick(20), ["J escalated db GaveUp", "escalate db GaveUp"]);
+    // while db is down, api's failure is db's
+    h.finding(unhealthy("api", 30));
+    assert!(h.tick(30).is_empty());
+    // a human fixes db; the engine still holds it (only a resume ends that), but api's
+    // next failure is its own and is healed
+    h.finding(healthy("db", 1800));
+    h.finding(unhealthy("api", 1810));
+    assert_eq!(
+        h.tick(1810),
+        ["J intent a2 api restart", "act a2 api restart"]
+    );
+    assert!(h.engine.target_view("db").unwrap().gave_up);
+}
+
+#[test]
 fn maintenance_records_findings_and_acts_after_expiry_or_clear() {
     let mut h = Harness::new(
         vec![target("a", "default"), target("b", "other")],
