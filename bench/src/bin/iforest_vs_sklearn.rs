@@ -5,8 +5,14 @@
 //! subprocess (`bench/python/iforest_ref.py`), all single-threaded with t = 100, ψ = 256, seeds
 //! 0..5, and prints AUC side by side with fit and per-row score time ratios.
 //!
+//! Timing rule, the same on both sides: per dataset and seed, one fit and one scoring pass over
+//! the whole matrix (medic's `score_into`, scikit-learn's `score_samples`, isotree's
+//! `predict`), wall time, averaged over the seeds.
+//!
 //! usage: `cargo run --release -p medic-bench --bin iforest_vs_sklearn -- [DATA] [--seeds N]
-//! [--rows N]` (DATA defaults to `../shared/data`; run from the repository root).
+//! [--rows N] [--medic-only]` (DATA defaults to `../shared/data`; run from the repository
+//! root). `--medic-only` skips Python and prints medic's scoring time alone, best and mean of
+//! 5 passes per seed, for quick iterations on the scoring layout.
 
 use std::collections::HashMap;
 use std::io::Write as _;

@@ -2,8 +2,8 @@
 //!
 //! Tree `t` is stored in heap order with the root at position 1: the children of `i` are `2i`
 //! and `2i + 1`, inner nodes occupy `[1, 2^D)` and leaves `[2^D, 2^(D+1))`. A leaf of the
-//! fitted tree that is shallower than `D` becomes a chain of `split = +∞` nodes (every row goes
-//! left) over copies of its path length, so every row takes exactly `D` steps of
+//! fitted tree that is shallower than `D` becomes a chain of padding nodes (split key
+//! `u64::MAX`: every row goes left) over copies of its path length, so every row takes exactly `D` steps of
 //! `i = 2i + (split < x)`, branch-free and without child pointers.
 //!
 //! Each tree owns three arrays of `N = 2^8` (or `2^11` for deeper forests) entries: the split
@@ -13,8 +13,8 @@
 //! positions never collide modulo `N` since `D ≤ log2 N`). An index masked by `N − 1` is in
 //! bounds of an `[_; N]` by construction, so the descent has no bounds checks and no `unsafe`.
 //! Integer keys also keep LLVM from turning the 16 independent descents into SSE2 vectors with
-//! lane extractions (it did with `f64` compares; SSE2 has no 64-bit unsigned compare), which
-//! halved the speed.
+//! lane extractions (it did with `f64` compares, and scoring took 0.47 instead of 0.32 µs/row;
+//! SSE2 has no 64-bit unsigned compare).
 //!
 //! Rows are copied a block at a time into a scratch buffer as keys, in groups of [`GROUP`]
 //! rows stored column by column (`x[f * GROUP + r]`). Every offset is below
@@ -35,7 +35,7 @@ use super::Node;
 /// Rows descending a tree level by level together (their node indices live in registers).
 pub(crate) const GROUP: usize = 16;
 
-/// Values of a block of rows kept in L1 while the trees pass over it (16 KiB of `f64`).
+/// Values of a block of rows kept in L1 while the trees pass over it (16 KiB of keys).
 const BLOCK_VALUES: usize = 2048;
 
 /// At most this many rows per block (the accumulator lives on the stack).
