@@ -29,6 +29,12 @@ pub const SINK_BELOW: f64 = 0.5;
 /// Verified attempts needed before learning may sink an option.
 pub const SINK_MIN_ATTEMPTS: u32 = 3;
 
+/// Verified attempts on a signature before learning touches an option's confidence at all.
+/// One failure would otherwise move a 0.9 option to 0.72, under the usual auto-approve
+/// threshold (0.85): in `medic demo`, one crash-looping agent's failed restart made the next
+/// hang in its tier wait for a human approval that never came.
+pub const LEARN_MIN_ATTEMPTS: u32 = 3;
+
 /// The risk of a strategy when a rule does not say: what it can break if it is wrong.
 pub const fn default_risk(strategy: Strategy) -> Risk {
     match strategy {
@@ -300,7 +306,8 @@ pub fn select(
 /// Ranking: policy rules first, in policy order (their confidence does not reorder them, so
 /// a specific cause such as a configuration diagnosis → repair comes before the generic
 /// restart); then the built-ins by confidence. **Learning**: when `learned` knows the
-/// strategy for this finding's signature on this tier, the option's confidence becomes the
+/// strategy for this finding's signature on this tier from at least [`LEARN_MIN_ATTEMPTS`]
+/// verified attempts, the option's confidence becomes the
 /// Beta posterior `(c·4 + successes) / (4 + attempts)` ([`crate::learn`]) — for an option
 /// whose risk is above the tier's `auto_approve_risk` only ever lowered, never raised, so
 /// learning never lets a risky option run without approval — and an option whose posterior
@@ -333,7 +340,7 @@ pub fn select_with(
         let mut sunk = false;
         if let Some(r) = learned
             .rate(finding, &policy.name, c.strategy)
-            .filter(|r| r.attempts > 0)
+            .filter(|r| r.attempts >= LEARN_MIN_ATTEMPTS)
         {
             let post = posterior(c.confidence, r);
             let before = c.confidence;
@@ -1164,6 +1171,41 @@ mod tests {
         );
         assert!(learned.options[0].confidence > 0.95);
         assert!(learned.options[2].confidence < 0.1);
+    }
+
+    #[test]
+    fn fewer_than_three_outcomes_leave_confidence_and_approval_alone() {
+        // One or two failures are too little to judge a strategy on a signature: the option
+        // keeps its confidence and needs no approval it did not need before.
+        let mut pol = policy();
+        pol.rules = vec![Rule {
+            name: "unresponsive".into(),
+            when: Condition {
+                failing: vec![ProbeLevel::Liveness],
+                ..Condition::default()
+            },
+            then: Strategy::Restart,
+            confidence: 0.95,
+            risk: None,
+        }];
+        let f = unresponsive();
+        let sig = crate::IncidentSignature::of(&f, &pol.name);
+        let mut l = crate::Learner::new();
+        for n in 1..LEARN_MIN_ATTEMPTS {
+            l.observe(&sig, Strategy::Restart, false);
+            let p = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l);
+            let restart = &p.options[0];
+            assert_eq!(restart.strategy, Strategy::Restart);
+            assert_eq!(restart.confidence, 0.95, "after {n} failures");
+            assert!(
+                needs_approval(restart, &pol).is_none(),
+                "after {n} failures"
+            );
+            assert!(!restart.reason.contains("learned"), "{}", restart.reason);
+        }
+        l.observe(&sig, Strategy::Restart, false);
+        let p = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l);
+        assert!((p.options[0].confidence - 3.8 / 7.0).abs() < 1e-9);
     }
 
     #[test]
