@@ -192,6 +192,24 @@ mod tests {
     }
 
     #[test]
+    fn rfc3339_formats_known_instants() {
+        // Including the epoch and times before 2000, which Display shows as offsets.
+        assert_eq!(Timestamp::ZERO.rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_millis(951_782_400_000).rfc3339(),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(1_795_746_325_123).rfc3339(),
+            "2026-11-27T02:25:25.123Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(4_102_444_799_999).rfc3339(),
+            "2099-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
     fn wall_clock_times_display_as_utc_and_virtual_ones_as_offsets() {
         assert_eq!(Timestamp::from_millis(77_000).to_string(), "t+77.000s");
         assert_eq!(

@@ -54,7 +54,6 @@ pub mod config;
 pub mod dedup;
 pub mod notification;
 pub mod notifier;
-pub mod rfc3339;
 pub mod sink;
 
 pub use config::{AlertmanagerConfig, NotifyConfig, NotifySettings, WebhookConfig};

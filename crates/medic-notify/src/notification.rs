@@ -107,7 +107,7 @@ impl Notification {
                     description,
                     " {} at {} → {};",
                     a.strategy,
-                    crate::rfc3339::format(a.at),
+                    a.at.rfc3339(),
                     json!(a.result).as_str().unwrap_or("?")
                 );
             }
@@ -148,7 +148,7 @@ impl Notification {
                 let description = format!(
                     "{summary} (answer with POST /api/v1/approvals/{}; escalates at {}).\nWhy: {reason}\n",
                     approval.0,
-                    crate::rfc3339::format(*deadline)
+                    deadline.rfc3339()
                 );
                 let details = json!({
                     "approval": approval,
@@ -265,11 +265,7 @@ impl Notification {
         n.status = Status::Resolved;
         n.ends_at = Some(now.max(self.starts_at));
         n.summary = format!("resolved: {}", self.summary);
-        n.description = format!(
-            "resolved at {}; was: {}",
-            crate::rfc3339::format(now),
-            self.description
-        );
+        n.description = format!("resolved at {}; was: {}", now.rfc3339(), self.description);
         n.suppressed_repeats = 0;
         n
     }
@@ -287,7 +283,7 @@ fn describe_finding(out: &mut String, finding: Option<&Finding>) {
     let _ = write!(
         out,
         "Latest finding at {}: {} ({})",
-        crate::rfc3339::format(f.at),
+        f.at.rfc3339(),
         f.health,
         json!(f.severity).as_str().unwrap_or("?")
     );

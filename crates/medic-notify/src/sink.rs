@@ -197,13 +197,10 @@ impl AlertmanagerSink {
             "annotations".into(),
             json!({ "summary": n.summary, "description": n.description }),
         );
-        alert.insert(
-            "startsAt".into(),
-            crate::rfc3339::format(n.starts_at).into(),
-        );
+        alert.insert("startsAt".into(), n.starts_at.rfc3339().into());
         if n.status == Status::Resolved {
             let ends = n.ends_at.unwrap_or(n.starts_at);
-            alert.insert("endsAt".into(), crate::rfc3339::format(ends).into());
+            alert.insert("endsAt".into(), ends.rfc3339().into());
         }
         if let Some(g) = &self.generator_url {
             alert.insert("generatorURL".into(), g.as_str().into());
