@@ -68,6 +68,22 @@ fn check_fits(model: &OutcomeModel, fleet: &Fleet) -> Result<(), String> {
     }
 }
 
+/// The learner a usable outcome model starts, the journal sequence number through which the
+/// model already counted this store's outcomes (if it was trained on it), and how to name it.
+fn from_model(
+    model: &OutcomeModel,
+    path: &Path,
+    data_dir: &Path,
+) -> (Learner, Option<u64>, String) {
+    let counted_through = model
+        .card()
+        .journal
+        .as_ref()
+        .and_then(|j| j.counted_through(data_dir));
+    let source = format!("{} ({} clusters)", path.display(), model.card().k);
+    (model.learner(), counted_through, source)
+}
+
 impl DaemonLearning {
     /// The learner at start: the model (`signatures`, else `outcome_signatures.json` in
     /// `data_dir`, else in `models`), then the journal's verified outcomes it has not
@@ -108,13 +124,7 @@ impl DaemonLearning {
                     path: path.clone(),
                     reason,
                 })?;
-                counted_through = model
-                    .card()
-                    .journal
-                    .as_ref()
-                    .and_then(|j| j.counted_through(data_dir));
-                learner = model.learner();
-                source = format!("{} ({} clusters)", path.display(), model.card().k);
+                (learner, counted_through, source) = from_model(&model, &path, data_dir);
             }
             Some(ModelFile::Found(path)) => {
                 let loaded = OutcomeModel::load(&path)
@@ -122,13 +132,7 @@ impl DaemonLearning {
                     .and_then(|m| check_fits(&m, fleet).map(|()| m));
                 match loaded {
                     Ok(model) => {
-                        counted_through = model
-                            .card()
-                            .journal
-                            .as_ref()
-                            .and_then(|j| j.counted_through(data_dir));
-                        learner = model.learner();
-                        source = format!("{} ({} clusters)", path.display(), model.card().k);
+                        (learner, counted_through, source) = from_model(&model, &path, data_dir);
                     }
                     Err(reason) => {
                         tracing::error!(
