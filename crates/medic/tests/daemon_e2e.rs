@@ -336,6 +336,65 @@ fn crash_loop_gives_up_with_exactly_one_escalation_delivered() {
     assert!(log.contains("escalated to a human"), "{log}");
 }
 
+/// One tier whose only rule escalates a target whose liveness fails.
+const ESCALATE_TIERS: &str = r#"healing_policies:
+  default:
+    max_restart_attempts: 3
+    restart_cooldown: 1s
+    scale_threshold: 0.8
+    circuit_break_duration: 60s
+    attempt_window: 1h
+    backoff: { initial: 1s, max: 2s, multiplier: 2, reset_after: 10m }
+    crash_loop: { restarts: 1000, window: 1m }
+    max_group_unavailable: 1.0
+    auto_approve_risk: medium
+    confidence_threshold: 0.1
+    approval_timeout: 15m
+    verify_deadline: 5s
+    scaling: { tolerance: 0.1, scale_down_stabilization: 300s }
+    rules:
+      - { name: page, when: { failing: [liveness] }, then: escalate, confidence: 0.9 }
+"#;
+
+#[test]
+fn a_dry_run_decides_an_escalation_but_pages_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(policies.join("tiers.yaml"), ESCALATE_TIERS).unwrap();
+    let port = free_port();
+    let (hook, bodies) = webhook_receiver();
+    let fleet = format!("targets:\n{}", agent("quiet", port, ""));
+    let d = Daemon::start_with(
+        dir.path(),
+        &fleet,
+        &policies,
+        &[
+            "--dry-run",
+            "--webhook",
+            &format!("http://127.0.0.1:{hook}/hook"),
+        ],
+    );
+    wait_for("quiet healthy", Duration::from_secs(20), || {
+        target_state(d.port, "quiet") == "healthy"
+    });
+    // The agent exits and, in a dry run, stays down: the plan is to escalate.
+    let _ = http("POST", port, "/fault/crash", None, "");
+    wait_for("the escalation decided", Duration::from_secs(60), || {
+        d.log().contains("escalated to a human")
+    });
+    // The notifier would have delivered within a second or two (see the live crash-loop
+    // test); nothing arrives.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        bodies.lock().unwrap().is_empty(),
+        "a dry run sent {:?}",
+        bodies.lock().unwrap()
+    );
+    let log = d.log();
+    assert!(log.contains("dry run: not sent to the notifier"), "{log}");
+}
+
 #[test]
 fn api_mutations_need_the_token_and_maintenance_holds_healing_until_it_ends() {
     let dir = tempfile::tempdir().unwrap();

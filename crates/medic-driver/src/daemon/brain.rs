@@ -947,7 +947,9 @@ impl Brain {
                     | medic_orchestrator::Notice::Degraded { target } => target.clone(),
                 };
                 let tier = self.tier_of(&target);
-                if let Some(n) = self.notifier.as_mut() {
+                if !self.dry_run_unsent("notice")
+                    && let Some(n) = self.notifier.as_mut()
+                {
                     n.notify(medic_notify::Notification::notice(&notice, &tier, now), now);
                 }
             }
@@ -966,7 +968,9 @@ impl Brain {
                     inc.escalated = true;
                 }
                 let tier = self.tier_of(&escalation.target);
-                if let Some(n) = self.notifier.as_mut() {
+                if !self.dry_run_unsent("escalation")
+                    && let Some(n) = self.notifier.as_mut()
+                {
                     n.notify(
                         medic_notify::Notification::escalation(&escalation, &tier, now),
                         now,
@@ -974,6 +978,17 @@ impl Brain {
                 }
             }
         }
+    }
+
+    /// In a dry run nothing leaves medic, people included: a notice or escalation is logged
+    /// (above, with its content) and not sent, so trying medic out pages nobody. Returns
+    /// whether it was held back.
+    fn dry_run_unsent(&self, what: &str) -> bool {
+        let dry = self.config.mode == medic_orchestrator::RunMode::DryRun;
+        if dry {
+            tracing::info!(what, "dry run: not sent to the notifier");
+        }
+        dry
     }
 
     fn journal(&mut self, now: Timestamp, entry: &JournalEntry) {
