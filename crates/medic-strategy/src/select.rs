@@ -1173,10 +1173,8 @@ mod tests {
         assert!(learned.options[2].confidence < 0.1);
     }
 
-    #[test]
-    fn fewer_than_three_outcomes_leave_confidence_and_approval_alone() {
-        // One or two failures are too little to judge a strategy on a signature: the option
-        // keeps its confidence and needs no approval it did not need before.
+    /// The test policy with one rule: liveness failing → restart at 0.95.
+    fn restart_rule_policy() -> TierPolicy {
         let mut pol = policy();
         pol.rules = vec![Rule {
             name: "unresponsive".into(),
@@ -1188,6 +1186,14 @@ mod tests {
             confidence: 0.95,
             risk: None,
         }];
+        pol
+    }
+
+    #[test]
+    fn fewer_than_three_outcomes_leave_confidence_and_approval_alone() {
+        // One or two failures are too little to judge a strategy on a signature: the option
+        // keeps its confidence and needs no approval it did not need before.
+        let pol = restart_rule_policy();
         let f = unresponsive();
         let sig = crate::IncidentSignature::of(&f, &pol.name);
         let mut l = crate::Learner::new();
@@ -1212,17 +1218,7 @@ mod tests {
     fn a_rule_that_keeps_failing_sinks_but_risk_limits_hold() {
         // Policy: unresponsive → restart (a rule, so it ranks first without learning); the
         // finding also came right after a version change (built-in rollback, high risk).
-        let mut pol = policy();
-        pol.rules = vec![Rule {
-            name: "unresponsive".into(),
-            when: Condition {
-                failing: vec![ProbeLevel::Liveness],
-                ..Condition::default()
-            },
-            then: Strategy::Restart,
-            confidence: 0.95,
-            risk: None,
-        }];
+        let pol = restart_rule_policy();
         let mut f = unresponsive();
         f.version_changed_at = Some(NOW - Duration::from_secs(60));
         let base = select(&f, &pol, &AttemptHistory::new(), NOW);
