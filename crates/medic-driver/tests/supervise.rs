@@ -612,11 +612,7 @@ async fn a_stopped_hung_group_is_restarted() {
     .unwrap();
     let tail = tail_until(&h.sup, &t, |l| !printed_pids(l).is_empty()).await;
     let child = printed_pids(&tail)[0];
-    let status = std::process::Command::new("kill")
-        .args(["-STOP", &format!("-{old}")])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::signal_group(old, libc::SIGSTOP);
 
     let new = bounded(h.sup.restart(&t)).await.unwrap();
     let ev = h.next_event().await;

@@ -33,11 +33,25 @@ pub async fn gone_within(pid: u32, limit: Duration) -> bool {
     tokio::time::timeout(limit, poll).await.is_ok()
 }
 
-/// Sends SIGKILL to `pid` with the `kill` program (the tests do not link libc).
+/// Sends SIGKILL to `pid`.
 pub fn kill9(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -9 {pid} failed");
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+    assert!(pid > 1, "refusing to signal pid {pid}");
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) takes plain integers; `pid` is a child this test started.
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill -9 {pid} failed");
+}
+
+/// Sends `signal` to the process group `pgid` with kill(2).
+///
+/// Not with the `kill` program: here procps-ng 4.0.2's `kill -STOP -PGID` also stopped
+/// processes outside the group, the test runner and the shell that started it included.
+pub fn signal_group(pgid: u32, signal: libc::c_int) {
+    let pgid = libc::pid_t::try_from(pgid).expect("a pgid fits pid_t");
+    assert!(pgid > 1, "refusing to signal group {pgid}");
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) takes plain integers; the group is one this test's supervisor created.
+    let rc = unsafe { libc::kill(-pgid, signal) };
+    assert_eq!(rc, 0, "kill({}, {signal}) failed", -pgid);
 }
