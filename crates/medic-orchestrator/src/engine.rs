@@ -116,14 +116,10 @@ struct TargetState {
     /// When the target went down lately (oldest first, within the crash-loop window).
     crashes: Vec<Timestamp>,
     /// An incident is open as far as the journal shows: set by `IncidentOpened`, cleared by
-    /// a verified heal, an unknown verification or a denied approval.
+    /// a verified heal, an unknown verification, a denied approval or `Recovered` (the target
+    /// seen healthy).
     incident_open: bool,
     // volatile (rebuilt from findings)
-    /// Seen healthy (and not actionable) since the open incident's last actionable finding:
-    /// the incident is over and the next actionable finding opens a new one. A healthy
-    /// finding is not journaled, so a recovered engine starts with `false` and lets its first
-    /// finding decide.
-    seen_healthy: bool,
     health: HealthState,
     healthy_since: Option<Timestamp>,
     finding: Option<Finding>,
@@ -283,7 +279,6 @@ impl Engine {
                 maintenance_until: None,
                 crashes: Vec::new(),
                 incident_open: false,
-                seen_healthy: false,
                 health: HealthState::Unknown,
                 healthy_since: None,
                 finding: None,
@@ -641,7 +636,6 @@ impl Engine {
                 };
                 let t = &mut self.targets[i as usize];
                 t.incident_open = true;
-                t.seen_healthy = false;
                 if *health == HealthState::Unhealthy {
                     self.record_crash(i, *at);
                 }
@@ -751,6 +745,11 @@ impl Engine {
                     t.crashes.clear();
                 }
             }
+            JournalEntry::Recovered { target, .. } => {
+                if let Some(i) = self.idx(target) {
+                    self.targets[i as usize].incident_open = false;
+                }
+            }
             JournalEntry::Degraded { target, .. } => {
                 if let Some(i) = self.idx(target) {
                     self.targets[i as usize].degraded = true;
@@ -808,7 +807,6 @@ impl Engine {
         let iu = i as usize;
         let t = &mut self.targets[iu];
         t.health = f.health;
-        let prev_seen_healthy = t.seen_healthy;
         let alarm = f.prediction.as_ref().is_some_and(|p| p.alarm);
         match f.health {
             HealthState::Healthy => {
@@ -833,20 +831,17 @@ impl Engine {
                     policy.scaling.tolerance,
                 ) < t.replicas
             });
-        if actionable {
-            // part of the open incident, or the one about to open
-            t.seen_healthy = false;
-        }
         if !actionable {
             if f.health == HealthState::Healthy {
                 // Healed on its own (or by us): nothing left to do for the old finding, and
                 // the incident, if any, is over.
                 t.finding = None;
-                t.seen_healthy = true;
                 if t.hold == Some(Hold::Escalated) {
                     let target = t.name.clone();
                     self.journal(out, JournalEntry::Resumed { at: now, target });
                 }
+                // While an action, an approval or a hold is pending, its end decides.
+                self.journal_recovered(now, i, out);
                 let t = &mut self.targets[iu];
                 if t.park != Park::None {
                     t.park = Park::None;
@@ -861,7 +856,7 @@ impl Engine {
         let maintenance = self.in_maintenance(i, now);
         let t = &self.targets[iu];
         if actionable
-            && (!t.incident_open || prev_seen_healthy)
+            && !t.incident_open
             && t.inflight.is_none()
             && t.approval.is_none()
             && t.hold.is_none()
@@ -1168,6 +1163,7 @@ impl Engine {
                 target: target.clone(),
             },
         );
+        self.journal_recovered(now, i, out);
         self.enqueue(i, now);
     }
 
@@ -1692,7 +1688,7 @@ impl Engine {
     fn close(
         &mut self,
         now: Timestamp,
-        _i: u32,
+        i: u32,
         action: ActionId,
         result: AttemptResult,
         out: &mut Vec<Command>,
@@ -1705,6 +1701,26 @@ impl Engine {
                 result,
             },
         );
+        // seen healthy while the action ran, and it left the incident open (a failed
+        // verification racing the target's own recovery): the incident is over all the same
+        self.journal_recovered(now, i, out);
+    }
+
+    /// Journals the end of target `i`'s open incident when its latest finding was healthy
+    /// and nothing of the incident is pending: no action in flight, approval waiting or hold.
+    /// An actionable finding while something is pending belongs to the incident, so the
+    /// pending thing's end (close, resume) checks again.
+    fn journal_recovered(&mut self, now: Timestamp, i: u32, out: &mut Vec<Command>) {
+        let t = &self.targets[i as usize];
+        if t.incident_open
+            && t.health == HealthState::Healthy
+            && t.inflight.is_none()
+            && t.approval.is_none()
+            && t.hold.is_none()
+        {
+            let target = t.name.clone();
+            self.journal(out, JournalEntry::Recovered { at: now, target });
+        }
     }
 
     fn escalate(
@@ -1832,6 +1848,7 @@ fn entry_time(e: &JournalEntry) -> Option<Timestamp> {
         | JournalEntry::ApprovalDecided { at, .. }
         | JournalEntry::Escalated { at, .. }
         | JournalEntry::Resumed { at, .. }
+        | JournalEntry::Recovered { at, .. }
         | JournalEntry::Degraded { at, .. }
         | JournalEntry::Breaker { at, .. }
         | JournalEntry::BackoffReset { at, .. }
@@ -1920,7 +1937,7 @@ pub struct DurableTarget {
     /// When the target went down within the crash-loop window, oldest first.
     pub crashes: Vec<Timestamp>,
     /// An incident is open as far as the journal shows (opened, and not yet closed by a
-    /// verified heal, an unknown verification or a denied approval).
+    /// verified heal, an unknown verification, a denied approval or the target seen healthy).
     pub incident_open: bool,
 }
 

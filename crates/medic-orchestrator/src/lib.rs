@@ -107,10 +107,10 @@
 //!   sake do not end it. Whether an incident is open is durable
 //!   ([`DurableTarget::incident_open`]), so a recovered engine does not journal a second
 //!   `IncidentOpened` (nor count a second crash) for an incident the journal shows open.
-//!   Only a healthy finding ends an incident without a journal entry: a recovered engine
-//!   lets its first finding decide (healthy: over; actionable: the same incident), so a
-//!   target that recovered and failed again in the moments around medic's restart, with no
-//!   finding in between, counts as one incident. The
+//!   A healthy finding ends an open incident with a [`JournalEntry::Recovered`], once per
+//!   incident, so an engine recovered after the target was seen healthy opens a new incident
+//!   for the next failure. What no finding saw (a target that recovered and failed again
+//!   while medic was down) stays one incident. The
 //!   engine changes its durable state only by applying entries, so
 //!   [`Engine::recover`] — which applies a journal to a fresh engine — rebuilds exactly that
 //!   state. An action with an intent and no outcome is verified, never re-run; finished

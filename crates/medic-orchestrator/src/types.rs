@@ -435,6 +435,16 @@ pub enum JournalEntry {
         /// The target.
         target: TargetId,
     },
+    /// The target of an open incident was seen healthy: the incident is over, whether it
+    /// healed on its own or an action's effect showed before its verification. Written once
+    /// per incident, so that an engine recovered from the journal knows it too and opens a
+    /// new incident (and counts a new crash) for the next failure.
+    Recovered {
+        /// When.
+        at: Timestamp,
+        /// The target.
+        target: TargetId,
+    },
     /// The fallback ran: the target is degraded until a heal succeeds.
     Degraded {
         /// When.

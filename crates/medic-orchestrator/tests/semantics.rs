@@ -154,7 +154,10 @@ fn ladder_top_escalates_once_and_runs_fallback() {
     h.finding(unhealthy("api", now + 2000));
     assert!(h.tick(now + 2000).is_empty());
     // healthy ends the incident; the next failure starts over at restart
-    assert_eq!(h.finding(healthy("api", now + 2001)), ["J resumed api"]);
+    assert_eq!(
+        h.finding(healthy("api", now + 2001)),
+        ["J resumed api", "J recovered api"]
+    );
     h.finding(unhealthy("api", now + 2002));
     assert_eq!(h.tick(now + 2002)[1], "act a6 api restart");
 }
@@ -1202,9 +1205,50 @@ fn recovery_then_health_ends_the_incident() {
     let lines: Vec<String> = out.iter().map(fmt).collect();
     assert_eq!(
         lines,
+        [
+            "J recovered api",
+            "J incident api: unhealthy (critical); failing liveness"
+        ]
+    );
+    assert_eq!(e.durable_state().targets[0].crashes, [at(0), at(1), at(30)]);
+}
+
+#[test]
+fn health_seen_before_a_restart_of_medic_ends_the_incident_for_the_recovered_engine() {
+    // Seen healthy, then medic restarts, then the target fails with no finding in between
+    // on the new engine's side: the journal says the incident ended, so this is a new one
+    // (and a new crash), as it is for an engine that never restarted.
+    let mut h = one("api");
+    h.finding(unhealthy("api", 0));
+    h.tick(0);
+    h.outcome(1, 1, Outcome::Failure("exit 1".into()));
+    assert_eq!(h.finding(healthy("api", 20)), ["J recovered api"]);
+    // once per incident
+    assert!(h.finding(healthy("api", 21)).is_empty());
+    let mut e = h.recovered();
+    assert!(!e.durable_state().targets[0].incident_open);
+    assert_eq!(e.durable_state(), h.engine.durable_state());
+    let lines = step_both(&mut h, &mut e, 30, Event::Finding(unhealthy("api", 30)));
+    assert_eq!(
+        lines,
         ["J incident api: unhealthy (critical); failing liveness"]
     );
     assert_eq!(e.durable_state().targets[0].crashes, [at(0), at(1), at(30)]);
+}
+
+#[test]
+fn health_seen_during_an_action_ends_the_incident_when_the_action_closes() {
+    // The verification fails while the target already reports healthy: the action's close
+    // ends the incident, so the next failure is a new one.
+    let mut h = one("api");
+    h.finding(unhealthy("api", 0));
+    h.tick(0);
+    h.outcome(1, 1, Outcome::Success);
+    assert!(h.finding(healthy("api", 3)).is_empty());
+    h.tick(6);
+    let closed = h.verify(7, 1, Outcome::Failure("still down".into()));
+    assert_eq!(closed.last().map(String::as_str), Some("J recovered api"));
+    assert!(!h.engine.durable_state().targets[0].incident_open);
 }
 
 fn act_ok(action: u64) -> Event {

@@ -97,6 +97,7 @@ impl JournalWriter {
             | JournalEntry::IncidentOpened { target, .. }
             | JournalEntry::Escalated { target, .. }
             | JournalEntry::Resumed { target, .. }
+            | JournalEntry::Recovered { target, .. }
             | JournalEntry::Degraded { target, .. }
             | JournalEntry::Breaker { target, .. }
             | JournalEntry::BackoffReset { target, .. } => (target.clone(), None),

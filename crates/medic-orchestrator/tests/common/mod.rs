@@ -245,6 +245,7 @@ pub fn fmt(c: &Command) -> String {
                 format!("J escalated {target} {reason:?}")
             }
             JournalEntry::Resumed { target, .. } => format!("J resumed {target}"),
+            JournalEntry::Recovered { target, .. } => format!("J recovered {target}"),
             JournalEntry::Degraded { target, .. } => format!("J degraded {target}"),
             JournalEntry::Breaker { target, state, .. } => format!("J breaker {target} {state:?}"),
             JournalEntry::BackoffReset { target, .. } => format!("J backoff-reset {target}"),
