@@ -805,6 +805,19 @@ impl Engine {
             return;
         };
         let iu = i as usize;
+        // The backoff resets once the target has been healthy for `reset_after` (as
+        // Kubernetes forgets a crash-loop back-off after 10 min of running fine). Checked on
+        // every finding, before an actionable one ends the healthy stretch: a target whose
+        // failures are an hour apart starts each incident at the initial delay.
+        let reset_after = self.tiers[usize::from(self.targets[iu].tier)]
+            .policy
+            .backoff
+            .reset_after;
+        let t = &self.targets[iu];
+        if t.failures > 0 && t.healthy_since.is_some_and(|h| now.since(h) >= reset_after) {
+            let target = t.name.clone();
+            self.journal(out, JournalEntry::BackoffReset { at: now, target });
+        }
         let t = &mut self.targets[iu];
         t.health = f.health;
         let alarm = f.prediction.as_ref().is_some_and(|p| p.alarm);
@@ -1440,22 +1453,6 @@ impl Engine {
             return;
         }
         let tier = usize::from(self.targets[iu].tier);
-        // backoff reset after being healthy long enough
-        let t = &self.targets[iu];
-        let policy = &self.tiers[tier].policy;
-        if t.failures > 0
-            && t.healthy_since
-                .is_some_and(|h| now.since(h) >= policy.backoff.reset_after)
-        {
-            let name = t.name.clone();
-            self.journal(
-                out,
-                JournalEntry::BackoffReset {
-                    at: now,
-                    target: name,
-                },
-            );
-        }
         let t = &self.targets[iu];
         if now < t.backoff_until {
             let u = t.backoff_until;

@@ -1,6 +1,7 @@
 //! Model-based test, in the spirit of Vector's disk buffer model tests: a small reference
 //! model of the rules for one target (ladder, cooldown, attempts per window, backoff, crash
-//! loop counted in crashes, verification timing, escalation holds), written independently of the engine, is run
+//! loop counted in crashes, verification timing, escalation holds, backoff reset after
+//! `reset_after` healthy), written independently of the engine, is run
 //! side by side with the engine on random events; after every step both must have issued the
 //! same acts, verifications and escalations.
 
@@ -69,9 +70,13 @@ struct Model {
     /// When the target went down: an unhealthy finding opening an incident, or a failed
     /// process-starting action.
     crashes: Vec<Timestamp>,
+    /// Healthy since (a healthy finding or a verified heal; an unhealthy finding ends it).
+    healthy_since: Option<Timestamp>,
 }
 
 const STARTUP: u64 = 5;
+/// The default policy's `backoff.reset_after`.
+const RESET_AFTER: u64 = 600;
 
 impl Model {
     fn delay(&self) -> Duration {
@@ -126,8 +131,18 @@ impl Model {
     /// Applies one op at `now`; returns the expected non-journal commands.
     fn step(&mut self, now: Timestamp, op: &Op) -> Vec<String> {
         let mut out = vec![];
+        if matches!(op, Op::Unhealthy | Op::Healthy)
+            && self.failures > 0
+            && self
+                .healthy_since
+                .is_some_and(|h| now >= h + secs(RESET_AFTER))
+        {
+            self.failures = 0;
+            self.backoff_until = Timestamp::ZERO;
+        }
         match op {
             Op::Unhealthy => {
+                self.healthy_since = None;
                 if !self.finding && self.inflight.is_none() && !self.held && !self.gave_up {
                     self.crashes.push(now);
                 }
@@ -135,6 +150,7 @@ impl Model {
             }
             Op::Healthy => {
                 self.finding = false;
+                self.healthy_since.get_or_insert(now);
                 if self.held_escalated() {
                     self.held = false;
                     self.incident_start = now;
@@ -155,6 +171,7 @@ impl Model {
                 if let Some((_, _, Phase::Verifying(_))) = self.inflight {
                     self.close(now, Res::Ok);
                     self.finding = false;
+                    self.healthy_since.get_or_insert(now);
                 }
             }
             Op::VerifyFail => {
@@ -302,6 +319,7 @@ fn run(p: Params, ops: Vec<Op>) -> Result<BTreeMap<String, u64>, TestCaseError> 
         gave_up: false,
         next_id: 1,
         crashes: vec![],
+        healthy_since: None,
     };
     let mut now = at(1);
     for op in ops {

@@ -386,12 +386,44 @@ fn backoff_doubles_and_caps() {
 
 #[test]
 fn backoff_resets_after_reset_after_healthy() {
+    // A failed restart, a verified reset, then healthy; the next incident's failed restart
+    // backs off from the initial delay again (10 s) when it comes 10 min or more after the
+    // target became healthy, and doubles on (20 s) when it comes sooner.
+    let backoff_after_second_incident = |second: u64| {
+        let mut h = one("api");
+        h.finding(unhealthy("api", 0));
+        h.tick(0);
+        h.outcome(1, 1, Outcome::Failure("exit 1".into()));
+        assert_eq!(h.tick(11)[1], "act a2 api reset");
+        h.outcome(12, 2, Outcome::Success);
+        h.tick(17);
+        h.verify(18, 2, Outcome::Success);
+        h.finding(healthy("api", 20));
+        let opened = h.finding(unhealthy("api", second));
+        assert_eq!(h.tick(second)[1], "act a3 api restart");
+        h.outcome(second + 1, 3, Outcome::Failure("exit 1".into()));
+        let t = &h.engine.durable_state().targets[0];
+        (opened, t.backoff_until.since(at(second + 1)))
+    };
+    let (opened, backoff) = backoff_after_second_incident(18 + 600);
+    assert_eq!(opened[0], "J backoff-reset api");
+    assert_eq!(backoff, secs(10));
+    let (opened, backoff) = backoff_after_second_incident(18 + 599);
+    assert!(
+        !opened.iter().any(|l| l.contains("backoff-reset")),
+        "{opened:?}"
+    );
+    assert_eq!(backoff, secs(20));
+}
+
+#[test]
+fn backoff_resets_on_a_prediction_of_a_long_healthy_target() {
     let mut h = one("api");
     h.finding(unhealthy("api", 0));
     h.tick(0);
     h.outcome(0, 1, Outcome::Failure("x".into()));
     h.finding(healthy("api", 5));
-    // still unhealthy per a degraded finding? no: a prediction keeps it actionable while healthy
+    // healthy for 10 min, then a prediction makes it actionable while still healthy
     let mut f = healthy("api", 605);
     f.severity = Severity::Warning;
     f.prediction = Some(PredictionFinding {
@@ -401,9 +433,7 @@ fn backoff_resets_after_reset_after_healthy() {
         factors: vec![],
         recommended: Strategy::Restart,
     });
-    h.finding(f);
-    let l = h.tick(605);
-    assert_eq!(l[0], "J backoff-reset api");
+    assert_eq!(h.finding(f)[0], "J backoff-reset api");
 }
 
 #[test]
