@@ -720,6 +720,14 @@ impl Engine {
                     }
                 }
             }
+            JournalEntry::ApprovalWithdrawn { approval, .. } => {
+                let Some(i) = self.approvals.remove(approval) else {
+                    self.stats.recovery_skipped += 1;
+                    return;
+                };
+                let t = &mut self.targets[i as usize];
+                t.approval.take_if(|p| p.approval == *approval);
+            }
             JournalEntry::Escalated { target, reason, .. } => {
                 let Some(i) = self.idx(target) else {
                     self.stats.recovery_skipped += 1;
@@ -849,6 +857,16 @@ impl Engine {
                 // Healed on its own (or by us): nothing left to do for the old finding, and
                 // the incident, if any, is over.
                 t.finding = None;
+                if let Some(p) = t.approval {
+                    let target = t.name.clone();
+                    let entry = JournalEntry::ApprovalWithdrawn {
+                        at: now,
+                        approval: p.approval,
+                        target,
+                    };
+                    self.journal(out, entry);
+                }
+                let t = &self.targets[iu];
                 if t.hold == Some(Hold::Escalated) {
                     let target = t.name.clone();
                     self.journal(out, JournalEntry::Resumed { at: now, target });
@@ -1843,6 +1861,7 @@ fn entry_time(e: &JournalEntry) -> Option<Timestamp> {
         | JournalEntry::Closed { at, .. }
         | JournalEntry::ApprovalRequested { at, .. }
         | JournalEntry::ApprovalDecided { at, .. }
+        | JournalEntry::ApprovalWithdrawn { at, .. }
         | JournalEntry::Escalated { at, .. }
         | JournalEntry::Resumed { at, .. }
         | JournalEntry::Recovered { at, .. }

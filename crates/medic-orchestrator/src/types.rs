@@ -419,6 +419,17 @@ pub enum JournalEntry {
         /// The decision.
         decision: Decision,
     },
+    /// The target was seen healthy while its approval request waited: nothing is left to
+    /// approve, so the request is gone (an answer to it is stale) and its deadline escalates
+    /// nothing. The driver takes it off its list and resolves its notification.
+    ApprovalWithdrawn {
+        /// When.
+        at: Timestamp,
+        /// The request.
+        approval: ApprovalId,
+        /// The target.
+        target: TargetId,
+    },
     /// A human was called; the engine holds off the target until resumed or healthy.
     Escalated {
         /// When.

@@ -728,6 +728,39 @@ fn approvals_wait_then_run_or_escalate() {
 }
 
 #[test]
+fn an_approval_is_withdrawn_when_the_target_recovers() {
+    // A rollback waits for approval; the target heals on its own. A late "approve" must not
+    // roll back a healthy service, and the deadline must not page anyone.
+    let mut h = one("api");
+    let mut f = unhealthy("api", 0);
+    f.version_changed_at = Some(at(0));
+    h.finding(f);
+    assert_eq!(h.tick(60)[0], "J approval p1 api rollback until t+960.000s");
+    assert_eq!(
+        h.finding(healthy("api", 120)),
+        ["J withdrawn p1 api", "J recovered api"]
+    );
+    let mut e = h.recovered();
+    assert_eq!(e.durable_state(), h.engine.durable_state());
+    assert_eq!(e.durable_state().targets[0].approval, None);
+    let approve = Event::Approval {
+        approval: ApprovalId(1),
+        decision: Decision::Approve,
+    };
+    assert!(step_both(&mut h, &mut e, 130, approve).is_empty());
+    assert!(step_both(&mut h, &mut e, 131, Event::Tick).is_empty());
+    assert!(step_both(&mut h, &mut e, 960, Event::Tick).is_empty());
+    // the next failure is a new incident that asks again
+    let mut f = unhealthy("api", 1000);
+    f.version_changed_at = Some(at(1000));
+    h.finding(f);
+    assert_eq!(
+        h.tick(1000)[0],
+        "J approval p2 api rollback until t+1900.000s"
+    );
+}
+
+#[test]
 fn scale_uses_hpa_rule_with_backup_instances() {
     let mut p = policy("critical");
     p.backup_instances = 1;

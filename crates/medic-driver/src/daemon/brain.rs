@@ -1033,6 +1033,21 @@ impl Brain {
                     self.close_incident(i, now, true);
                 }
             }
+            JournalEntry::ApprovalWithdrawn {
+                approval, target, ..
+            } => {
+                tracing::info!(id = %approval, %target, "approval request withdrawn: the target is healthy again");
+                self.approvals.retain(|a| a.id != *approval);
+                if let Some(n) = self.notifier.as_mut() {
+                    n.resolve(
+                        &medic_notify::IncidentKey {
+                            target: target.clone(),
+                            kind: medic_notify::IncidentKind::Approval(*approval),
+                        },
+                        now,
+                    );
+                }
+            }
             _ => {}
         }
     }

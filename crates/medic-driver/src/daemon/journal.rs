@@ -98,6 +98,7 @@ impl JournalWriter {
             | JournalEntry::Escalated { target, .. }
             | JournalEntry::Resumed { target, .. }
             | JournalEntry::Recovered { target, .. }
+            | JournalEntry::ApprovalWithdrawn { target, .. }
             | JournalEntry::Degraded { target, .. }
             | JournalEntry::Breaker { target, .. }
             | JournalEntry::BackoffReset { target, .. } => (target.clone(), None),

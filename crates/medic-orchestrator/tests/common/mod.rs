@@ -246,6 +246,9 @@ pub fn fmt(c: &Command) -> String {
             }
             JournalEntry::Resumed { target, .. } => format!("J resumed {target}"),
             JournalEntry::Recovered { target, .. } => format!("J recovered {target}"),
+            JournalEntry::ApprovalWithdrawn {
+                approval, target, ..
+            } => format!("J withdrawn {approval} {target}"),
             JournalEntry::Degraded { target, .. } => format!("J degraded {target}"),
             JournalEntry::Breaker { target, state, .. } => format!("J breaker {target} {state:?}"),
             JournalEntry::BackoffReset { target, .. } => format!("J backoff-reset {target}"),
