@@ -8,7 +8,21 @@
 //! `onnx.checker` on the file.
 //!
 //! usage: `cargo run --release -p medic-bench --bin lstm_vs_onnxruntime -- [MODEL.onnx]
-//! [--windows N] [--single-runs N] [--batches 64,1024]` (run from the repository root).
+//! [--windows N] [--single-runs N] [--batches 64,1024] [--plan-batch P] [--malloc-retain]
+//! [--threads N [--split]]` (run from the repository root).
+//!
+//! The tract configurations (each printed in the header, so a figure always names its own):
+//! - `--plan-batch P`: a call of B > P windows runs on a plan of batch P, in chunks (what
+//!   [`Predictor::predict_into`] does with `PredictorOptions { batch: P }`); default: a plan of
+//!   exactly B. onnxruntime always runs the B windows in one call.
+//! - `--malloc-retain`: glibc keeps freed memory (`mallopt`: no heap trimming, no mmap below
+//!   32 MB). tract allocates its intermediate tensors on every run; with glibc's defaults the
+//!   heap top is given back to the kernel after a run and faulted in again on the next one.
+//!   onnxruntime has its own arena and never sees this.
+//! - `--threads N`: onnxruntime with N intra-op threads; tract with tract-linalg's rayon
+//!   executor for its matrix products, or with `--split` the windows of a call cut in N equal
+//!   parts, each run by its own forked predictor on its own thread.
+//!
 //! Without MODEL a model of the architecture (LSTM 128 → 64 → 32, dense 16, sigmoid;
 //! 20 steps × 10 features) is written from seeded random weights. Needs `pip install
 //! onnxruntime onnx`.
@@ -30,6 +44,9 @@ struct Args {
     single_runs: usize,
     batches: Vec<usize>,
     threads: usize,
+    plan_batch: Option<usize>,
+    malloc_retain: bool,
+    split: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +56,9 @@ fn parse_args() -> Result<Args, String> {
         single_runs: 2000,
         batches: vec![64, 1024],
         threads: 1,
+        plan_batch: None,
+        malloc_retain: false,
+        split: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
@@ -55,12 +75,25 @@ fn parse_args() -> Result<Args, String> {
                     .collect::<Result<_, _>>()?
             }
             "--threads" => a.threads = val("--threads")?.parse().map_err(|e| format!("{e}"))?,
+            "--plan-batch" => {
+                a.plan_batch = Some(val("--plan-batch")?.parse().map_err(|e| format!("{e}"))?)
+            }
+            "--malloc-retain" => a.malloc_retain = true,
+            "--split" => a.split = true,
             _ if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => a.model = Some(PathBuf::from(s)),
         }
     }
-    if a.batches.is_empty() || a.batches.contains(&0) || a.windows == 0 || a.threads == 0 {
-        return Err("batches, windows and threads must be positive".into());
+    if a.batches.is_empty()
+        || a.batches.contains(&0)
+        || a.windows == 0
+        || a.threads == 0
+        || a.plan_batch == Some(0)
+    {
+        return Err("batches, plan batch, windows and threads must be positive".into());
+    }
+    if a.split && a.threads < 2 {
+        return Err("--split needs --threads 2 or more".into());
     }
     let max_b = *a.batches.iter().max().unwrap_or(&1);
     a.windows = a.windows.max(max_b);
@@ -93,6 +126,52 @@ fn generated_model(dir: &Path) -> Result<(PathBuf, LstmWeights), String> {
     let path = dir.join("bench_lstm.onnx");
     write_model(&w, &card, &path).map_err(|e| e.to_string())?;
     Ok((path, w))
+}
+
+/// Runs `windows` into `out` on `preds`: one predictor runs the whole call; several run
+/// consecutive equal parts, each on its own thread.
+fn run_call(preds: &mut [Predictor], windows: &[f32], out: &mut [f32]) -> Result<(), String> {
+    if let [p] = preds {
+        return p.predict_into(windows, out).map_err(|e| e.to_string());
+    }
+    let wl = windows.len() / out.len();
+    let part = out.len().div_ceil(preds.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = preds
+            .iter_mut()
+            .zip(windows.chunks(part * wl).zip(out.chunks_mut(part)))
+            .map(|(p, (w, o))| s.spawn(move || p.predict_into(w, o)))
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| "a predictor thread panicked".to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// `--malloc-retain`: glibc keeps what tract frees between runs instead of trimming the heap
+/// top (and mapping large blocks afresh), so a run does not fault its pages in again.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn retain_freed_memory() -> Result<(), String> {
+    // SAFETY: mallopt only sets glibc's allocation thresholds; no other thread runs yet.
+    let ok = unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+            && libc::mallopt(libc::M_TOP_PAD, 64 << 20) == 1
+            && libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20) == 1
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("mallopt refused the thresholds".into())
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn retain_freed_memory() -> Result<(), String> {
+    Err("--malloc-retain needs glibc".into())
 }
 
 fn quantile(v: &mut [f64], q: f64) -> f64 {
@@ -148,7 +227,10 @@ fn sim_windows(p: &mut Predictor, n: usize) -> Result<Vec<f32>, String> {
 #[allow(clippy::disallowed_methods)]
 fn run() -> Result<(), String> {
     let args = parse_args()?;
-    if args.threads > 1 {
+    if args.malloc_retain {
+        retain_freed_memory()?;
+    }
+    if args.threads > 1 && !args.split {
         // tract's matrix products on a rayon pool of this size (tract-linalg `multithread-mm`);
         // onnxruntime gets as many intra-op threads.
         tract_linalg::multithread::set_default_executor(
@@ -190,6 +272,21 @@ fn run() -> Result<(), String> {
         n,
         args.threads
     );
+    println!(
+        "tract: plan batch {}, threads {}, glibc malloc {}",
+        args.plan_batch
+            .map_or("= call size".to_string(), |p| p.to_string()),
+        match (args.threads, args.split) {
+            (1, _) => "1".to_string(),
+            (t, false) => format!("{t} (tract-linalg executor for matrix products)"),
+            (t, true) => format!("{t} (call split in {t}, one forked predictor per thread)"),
+        },
+        if args.malloc_retain {
+            "retaining freed memory"
+        } else {
+            "defaults"
+        }
+    );
 
     // tract: single-window latency on the batch-1 plan.
     let mut p = [0.0f32];
@@ -205,27 +302,31 @@ fn run() -> Result<(), String> {
         single.predict_into(w, &mut p).map_err(|e| e.to_string())?;
         tract_single.push(t0.elapsed().as_secs_f64() * 1e6);
     }
-    // tract: per-sample time per batch size, each with its own fixed-size plan.
+    // tract: per-sample time per call size, on the configured plan (see the module docs).
     let mut tract_batch = Vec::new();
     let mut tract_out = vec![0.0f32; n];
     let max_b = *args.batches.iter().max().unwrap_or(&1);
     for &b in &args.batches {
-        let mut pred = Predictor::load_with(&model, PredictorOptions { batch: b })
+        let parts = if args.split { args.threads } else { 1 };
+        let part = b.div_ceil(parts);
+        let plan = args.plan_batch.map_or(part, |p| p.min(part));
+        let first = Predictor::load_with(&model, PredictorOptions { batch: plan })
             .map_err(|e| e.to_string())?;
+        let mut preds = vec![first];
+        for _ in 1..parts {
+            preds.push(preds[0].fork().map_err(|e| e.to_string())?);
+        }
         let mut out = vec![0.0f32; b];
-        pred.predict_into(&x[..b * wl], &mut out)
-            .map_err(|e| e.to_string())?;
+        run_call(&mut preds, &x[..b * wl], &mut out)?;
         let mut best = f64::INFINITY;
         for _ in 0..5 {
             let t0 = Instant::now();
-            pred.predict_into(&x[..b * wl], &mut out)
-                .map_err(|e| e.to_string())?;
+            run_call(&mut preds, &x[..b * wl], &mut out)?;
             best = best.min(t0.elapsed().as_secs_f64());
         }
-        tract_batch.push((b, best / b as f64 * 1e6));
+        tract_batch.push((b, plan, best / b as f64 * 1e6));
         if b == max_b {
-            pred.predict_into(&x, &mut tract_out)
-                .map_err(|e| e.to_string())?;
+            run_call(&mut preds, &x, &mut tract_out)?;
         }
     }
 
@@ -311,17 +412,16 @@ fn run() -> Result<(), String> {
         o99,
         t99 / o99
     );
-    for (b, t) in &tract_batch {
+    for (b, plan, t) in &tract_batch {
         let o = v["batch"][b.to_string()]["per_sample_us"]
             .as_f64()
             .ok_or("missing batch figure")?;
-        println!(
-            "{:<28} {:>12.2} {:>14.2} {:>9.2}×",
-            format!("batch {b}: µs per sample"),
-            t,
-            o,
-            t / o
-        );
+        let label = if plan == b {
+            format!("batch {b}: µs per sample")
+        } else {
+            format!("batch {b} (plan {plan}): µs/sample")
+        };
+        println!("{:<28} {:>12.2} {:>14.2} {:>9.2}×", label, t, o, t / o);
     }
     println!("outputs: max |tract − onnxruntime| over {n} windows = {diff:.2e}");
     let mut spread: Vec<f64> = tract_out.iter().map(|&v| f64::from(v)).collect();
