@@ -1592,21 +1592,31 @@ impl Engine {
             }
             let replicas = if strategy == Strategy::Scale {
                 let util = t.finding.as_ref().and_then(|f| f.utilization);
+                // A scale that heals (the target degraded, unhealthy or predicted to fail)
+                // adds capacity; only a healthy target's HPA recommendation may remove any.
+                let heal = t.finding.as_ref().is_some_and(|f| {
+                    matches!(f.health, HealthState::Degraded | HealthState::Unhealthy)
+                        || f.prediction.as_ref().is_some_and(|p| p.alarm)
+                });
                 let current = t.replicas;
                 let bounds = t.bounds;
+                // one more (plus backups): a scale-up the load does not size
+                let one_more = current
+                    .saturating_add(1 + self.tiers[tier].policy.backup_instances)
+                    .min(bounds.max);
                 let r = match (replicas, util) {
                     (Some(r), _) => r,
-                    (None, Some(u)) => self.targets[iu].hpa.recommend(
-                        now,
-                        current,
-                        u,
-                        &self.tiers[tier].policy,
-                        bounds,
-                    ),
-                    // preemptive scaling without a utilisation: one more (plus backups)
-                    (None, None) => current
-                        .saturating_add(1 + self.tiers[tier].policy.backup_instances)
-                        .min(bounds.max),
+                    (None, Some(u)) => {
+                        let r = self.targets[iu].hpa.recommend(
+                            now,
+                            current,
+                            u,
+                            &self.tiers[tier].policy,
+                            bounds,
+                        );
+                        if heal && r <= current { one_more } else { r }
+                    }
+                    (None, None) => one_more,
                 };
                 if r == current {
                     continue;

@@ -781,6 +781,34 @@ fn scale_uses_hpa_rule_with_backup_instances() {
 }
 
 #[test]
+fn a_scale_that_heals_never_removes_replicas() {
+    // A failure predicted on a lightly loaded target of a preemptive-scaling tier: the HPA
+    // rule alone would go from 4 to 2 (4 × 0.3 / 0.8 → 2), removing capacity from the target
+    // about to fail; the preemptive scale adds one (plus backups) instead.
+    let mut p = policy("critical");
+    p.preemptive_scaling = true;
+    p.backup_instances = 1;
+    let mut t = target("api", "critical");
+    t.replicas.initial = 4;
+    let mut h = Harness::new(vec![t], tiers(vec![p]), EngineConfig::standard(10));
+    let mut f = healthy("api", 0);
+    f.severity = Severity::Warning;
+    f.utilization = Some(0.3);
+    f.prediction = Some(PredictionFinding {
+        probability: 0.9,
+        alarm: true,
+        horizon_s: 600,
+        factors: vec![],
+        recommended: Strategy::Scale,
+    });
+    h.finding(f);
+    assert_eq!(
+        h.tick(0),
+        ["J intent a1 api scale x6", "act a1 api scale x6"]
+    );
+}
+
+#[test]
 fn scale_down_waits_for_the_stabilisation_window() {
     let mut h = one("api");
     let mut f = degraded("api", 0);

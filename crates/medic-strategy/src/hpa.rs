@@ -4,7 +4,9 @@
 //! tolerance`. Scale-down is stabilised: the applied recommendation is the highest one made
 //! within the stabilisation window, so a brief dip never removes replicas that a spike a
 //! minute ago needed. The result is clamped to the target's min/max replicas, then the tier's
-//! `backup_instances` are added on top (never beyond max).
+//! `backup_instances` are added on top (never beyond max). A recommendation equal to the
+//! current count (within tolerance) changes nothing: the current count already holds its
+//! backups.
 //!
 //! In medic the metric is the finding's utilisation and the target is the tier's
 //! `scale_threshold`: a tier that scales above 0.8 keeps utilisation near 0.8.
@@ -74,6 +76,12 @@ impl HpaState {
         self.push(now, raw, scaling.scale_down_stabilization);
         let stabilised = self.max_within(now, scaling.scale_down_stabilization);
         let lo = bounds.min.min(bounds.max);
+        // Within tolerance (or held there by the window): no change. The current count holds
+        // the backups added when it was set; adding them again would scale up a target whose
+        // load asks for nothing.
+        if stabilised == current && (lo..=bounds.max).contains(&current) {
+            return current;
+        }
         stabilised
             .clamp(lo, bounds.max)
             .saturating_add(backup_instances)
@@ -162,7 +170,13 @@ mod tests {
         let mut h = HpaState::new();
         assert_eq!(h.recommend(t, 2, 1.2, &pol(2), BOUNDS), 5); // 3 + 2 backups
         let mut h = HpaState::new();
-        assert_eq!(h.recommend(t, 9, 0.8, &pol(2), BOUNDS), 10); // 9 + 2 capped at 10
+        assert_eq!(h.recommend(t, 7, 1.2, &pol(2), BOUNDS), 10); // 9 + 2 capped at 10
+        let mut h = HpaState::new();
+        // within tolerance: unchanged, no backups on top of the ones already counted
+        assert_eq!(h.recommend(t, 5, 0.85, &pol(2), BOUNDS), 5);
+        let mut h = HpaState::new();
+        // but never outside the bounds
+        assert_eq!(h.recommend(t, 12, 0.8, &pol(2), BOUNDS), 10);
     }
 
     proptest::proptest! {
