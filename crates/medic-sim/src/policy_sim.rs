@@ -67,7 +67,9 @@ use medic_orchestrator::{
     ActKind, ActionId, ApprovalId, Command, Decision, Engine, EngineConfig, EscalationReason,
     Event, JournalEntry, MaintenanceScope, Notice, Stats,
 };
-use medic_strategy::{AttemptResult, IncidentSignature, Learner, SharedLearner};
+use medic_strategy::{
+    AttemptHistory, AttemptResult, IncidentSignature, Learner, SharedLearner, failed_in_incident,
+};
 use rand::Rng;
 use serde::Serialize;
 
@@ -577,8 +579,13 @@ struct Sim<'f> {
     learner: Option<SharedLearner>,
     /// Per target: the signature of its last finding that was not healthy.
     last_sig: Vec<Option<IncidentSignature>>,
-    /// Per open act: the signature it answered.
+    /// Per open act: the signature it answered, with the strategies that had already failed
+    /// in the incident when it was chosen.
     act_sig: HashMap<ActionId, IncidentSignature>,
+    /// Per target, when learning: the engine's attempt history, rebuilt from its journal
+    /// entries (intents, closes, resumes) the way the engine applies them, so an outcome is
+    /// keyed by the same failed strategies the engine's plan saw.
+    history: Vec<AttemptHistory>,
 }
 
 /// Runs `scenario` on `fleet` against a fresh engine built from the fleet's tiers.
@@ -734,6 +741,7 @@ impl<'f> Sim<'f> {
             learner: None,
             last_sig: vec![None; n],
             act_sig: HashMap::new(),
+            history: vec![AttemptHistory::new(); n],
         }
     }
 
@@ -1307,9 +1315,6 @@ impl<'f> Sim<'f> {
                     }
                 }
                 self.actions.insert(act.action, (t, act.kind));
-                if let Some(sig) = self.last_sig[t].clone() {
-                    self.act_sig.insert(act.action, sig);
-                }
                 if !act.dry_run {
                     let d = action_duration(act.kind).as_millis() as u64;
                     self.push(now + d, Ev::ActDone(act.action.0));
@@ -1349,10 +1354,25 @@ impl<'f> Sim<'f> {
 
     fn journal(&mut self, now: u64, entry: JournalEntry) {
         match entry {
-            JournalEntry::Intent { action, target, .. } => {
+            JournalEntry::Intent {
+                at,
+                action,
+                target,
+                kind,
+                ..
+            } => {
                 let Some(&t) = self.by_name.get(&target) else {
                     return;
                 };
+                if let (Some(_), ActKind::Heal(s)) = (&self.learner, kind) {
+                    // What had failed when the plan chose this act: the history before it.
+                    let policy = &self.fleet.tiers[&self.fleet.targets[t].engine.tier];
+                    let failed = failed_in_incident(&self.history[t], policy, at);
+                    if let Some(sig) = self.last_sig[t].clone() {
+                        self.act_sig.insert(action, sig.after(&failed));
+                    }
+                    self.history[t].record(s, at);
+                }
                 let tier = self.world[t].tier;
                 let group = self.world[t].group;
                 let c = &mut self.checker;
@@ -1388,7 +1408,15 @@ impl<'f> Sim<'f> {
                     }
                 }
             }
-            JournalEntry::Closed { action, result, .. } => {
+            JournalEntry::Closed { at, action, result } => {
+                if let (Some(_), Some(&(t, ActKind::Heal(s)))) =
+                    (&self.learner, self.actions.get(&action))
+                {
+                    let policy = &self.fleet.tiers[&self.fleet.targets[t].engine.tier];
+                    let h = &mut self.history[t];
+                    h.resolve(s, result);
+                    h.prune(at - policy.attempt_window.max(policy.crash_loop.window));
+                }
                 let c = &mut self.checker;
                 if let Some((t, group, tier)) = c.open.remove(&action) {
                     c.global -= 1;
@@ -1428,6 +1456,11 @@ impl<'f> Sim<'f> {
                 }
                 self.act_sig.remove(&action);
                 self.actions.remove(&action);
+            }
+            JournalEntry::Resumed { at, target } => {
+                if let Some(&t) = self.by_name.get(&target) {
+                    self.history[t].end_incident(at);
+                }
             }
             _ => {}
         }

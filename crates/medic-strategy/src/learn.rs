@@ -6,6 +6,14 @@
 //! category, the anomaly kind, the top anomaly features (at most [`TOP_FEATURES`] names), the
 //! probe levels that failed, and the target's tier.
 //!
+//! An outcome is also kept apart by the strategies that had **already failed in the incident**
+//! when its act was chosen ([`IncidentSignature::after_failed`]; empty for the incident's
+//! first response). What works *after* something failed is another question than what works
+//! first: a restart tried because a reroute just failed meets the failures a reroute cannot
+//! end, and the rungs after restart and reset meet mostly the faults nothing ends. Mixed into
+//! one count, those retries made restart look bad as a first response and sank the later
+//! rungs in favour of options that had already failed (README, "Learning from outcomes").
+//!
 //! # Encoding ([`SignatureSpace::encode`])
 //! A fixed-layout 0/1 vector, blocks in this order:
 //! 1. diagnosis category, one-hot over [`DiagnosisCategory::ALL`] plus a last slot for "no
@@ -16,6 +24,9 @@
 //!    dropped);
 //! 5. tier, one-hot over the space's tier vocabulary (an unknown tier is all zeros).
 //!
+//! `after_failed` is not encoded: clusters group kinds of incidents, and the strategies that
+//! already failed are kept apart within a cluster (its key gets the same suffix).
+//!
 //! # Prior and estimate
 //! Counts are kept per (signature key, strategy): verified successes and attempts with a
 //! verified outcome. At selection time the option's own confidence `c` is the prior mean of a
@@ -25,7 +36,8 @@
 //! # Keys
 //! Without clusters, the key is the exact signature (`sig:…`, [`IncidentSignature::key`]);
 //! with clusters (from `medic train signatures`), the nearest centroid's `cluster:N`, so a
-//! failure that was never seen exactly borrows what its cluster learned.
+//! failure that was never seen exactly borrows what its cluster learned. Either way a
+//! non-empty `after_failed` adds `|after:s1,s2` (strategy order of [`Strategy::ALL`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -71,6 +83,11 @@ pub struct IncidentSignature {
     pub failing: Vec<ProbeLevel>,
     /// The target's tier.
     pub tier: String,
+    /// Strategies that had already failed in the incident when the act was chosen, in
+    /// [`Strategy::ALL`] order; empty for the incident's first response. Absent in files
+    /// written before it existed (read as empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_failed: Vec<Strategy>,
 }
 
 impl IncidentSignature {
@@ -96,14 +113,36 @@ impl IncidentSignature {
                 .filter(|l| finding.fails(*l))
                 .collect(),
             tier: tier.to_owned(),
+            after_failed: Vec::new(),
         }
     }
 
-    /// A stable text key, e.g. `sig:crash|-|-|liveness|critical_agents`.
+    /// The same signature for an act chosen after `failed` had failed in the incident (kept
+    /// in [`Strategy::ALL`] order, each once).
+    pub fn after(mut self, failed: &[Strategy]) -> IncidentSignature {
+        self.after_failed = Strategy::ALL
+            .into_iter()
+            .filter(|s| failed.contains(s))
+            .collect();
+        self
+    }
+
+    /// The key suffix for [`IncidentSignature::after_failed`]: empty, or `|after:s1,s2`.
+    pub fn after_suffix(&self) -> String {
+        if self.after_failed.is_empty() {
+            return String::new();
+        }
+        let names: Vec<&str> = self.after_failed.iter().map(|s| s.as_str()).collect();
+        format!("|after:{}", names.join(","))
+    }
+
+    /// A stable text key, e.g. `sig:crash|-|-|liveness|critical_agents`, or
+    /// `sig:crash|-|-|liveness|critical_agents|after:restart` for an act chosen after a
+    /// restart failed in the incident.
     pub fn key(&self) -> String {
         let levels: Vec<&str> = self.failing.iter().map(|l| l.as_str()).collect();
         format!(
-            "sig:{}|{}|{}|{}|{}",
+            "sig:{}|{}|{}|{}|{}{}",
             self.category.map_or("-", DiagnosisCategory::as_str),
             self.anomaly.map_or("-", AnomalyKind::as_str),
             if self.top_features.is_empty() {
@@ -116,7 +155,8 @@ impl IncidentSignature {
             } else {
                 levels.join(",")
             },
-            self.tier
+            self.tier,
+            self.after_suffix()
         )
     }
 }
@@ -257,10 +297,11 @@ impl Learner {
         Some(best.0)
     }
 
-    /// The key counts are kept under for `sig`: `cluster:N` or the exact `sig:…`.
+    /// The key counts are kept under for `sig`: `cluster:N` or the exact `sig:…`, each with
+    /// the `|after:…` suffix when something had already failed.
     pub fn key_of(&self, sig: &IncidentSignature) -> String {
         match self.cluster_of(sig) {
-            Some(c) => format!("cluster:{c}"),
+            Some(c) => format!("cluster:{c}{}", sig.after_suffix()),
             None => sig.key(),
         }
     }
@@ -307,11 +348,8 @@ impl Learner {
 }
 
 impl SuccessRates for Learner {
-    fn rate(&self, finding: &Finding, tier: &str, strategy: Strategy) -> Option<LearnedRate> {
-        self.get(
-            &self.key_of(&IncidentSignature::of(finding, tier)),
-            strategy,
-        )
+    fn rate(&self, signature: &IncidentSignature, strategy: Strategy) -> Option<LearnedRate> {
+        self.get(&self.key_of(signature), strategy)
     }
 }
 
@@ -343,8 +381,8 @@ impl SharedLearner {
 }
 
 impl SuccessRates for SharedLearner {
-    fn rate(&self, finding: &Finding, tier: &str, strategy: Strategy) -> Option<LearnedRate> {
-        self.0.read().ok()?.rate(finding, tier, strategy)
+    fn rate(&self, signature: &IncidentSignature, strategy: Strategy) -> Option<LearnedRate> {
+        self.0.read().ok()?.rate(signature, strategy)
     }
 }
 
@@ -416,6 +454,60 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_after_a_failure_are_kept_apart_from_first_responses() {
+        let f = finding();
+        let first = IncidentSignature::of(&f, "critical");
+        assert!(first.after_failed.is_empty());
+        // Strategy order, each once, whatever order they failed in.
+        let retry = first
+            .clone()
+            .after(&[Strategy::Restart, Strategy::Reroute, Strategy::Restart]);
+        assert_eq!(retry.after_failed, [Strategy::Restart, Strategy::Reroute]);
+        assert_eq!(
+            retry.key(),
+            "sig:crash|resource|cpu,fd_count,rss_slope|liveness,readiness|critical\
+             |after:restart,reroute"
+        );
+        let mut l = Learner::new();
+        for _ in 0..3 {
+            l.observe(&retry, Strategy::Reset, false);
+        }
+        l.observe(&first, Strategy::Reset, true);
+        assert_eq!(
+            l.rate(&retry, Strategy::Reset),
+            Some(LearnedRate {
+                successes: 0,
+                attempts: 3
+            })
+        );
+        assert_eq!(
+            l.rate(&first, Strategy::Reset),
+            Some(LearnedRate {
+                successes: 1,
+                attempts: 1
+            })
+        );
+        // Not encoded (clusters group kinds of incidents); a cluster key gets the suffix.
+        let space = SignatureSpace::of(std::slice::from_ref(&first));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        space.encode(&first, &mut a);
+        space.encode(&retry, &mut b);
+        assert_eq!(a, b);
+        let l = Learner::clustered(space, vec![a]).unwrap();
+        assert_eq!(l.key_of(&first), "cluster:0");
+        assert_eq!(l.key_of(&retry), "cluster:0|after:restart,reroute");
+        // Signatures written before the field existed read as first responses; a first
+        // response is written without it.
+        let old = r#"{"category":"crash","anomaly":null,"top_features":[],"failing":["liveness"],"tier":"t"}"#;
+        let sig: IncidentSignature = serde_json::from_str(old).unwrap();
+        assert!(sig.after_failed.is_empty());
+        assert_eq!(serde_json::to_string(&sig).unwrap(), old);
+        let back: IncidentSignature =
+            serde_json::from_str(&serde_json::to_string(&retry).unwrap()).unwrap();
+        assert_eq!(back, retry);
+    }
+
+    #[test]
     fn beta_posterior_on_hand_computed_counts() {
         let r = LearnedRate {
             successes: 3,
@@ -440,13 +532,16 @@ mod tests {
         l.observe(&sig, Strategy::Restart, false);
         l.observe(&sig, Strategy::Restart, true);
         assert_eq!(
-            l.rate(&f, "critical", Strategy::Restart),
+            l.rate(&IncidentSignature::of(&f, "critical"), Strategy::Restart),
             Some(LearnedRate {
                 successes: 1,
                 attempts: 2
             })
         );
-        assert_eq!(l.rate(&f, "default", Strategy::Restart), None);
+        assert_eq!(
+            l.rate(&IncidentSignature::of(&f, "default"), Strategy::Restart),
+            None
+        );
 
         let space = SignatureSpace::of(std::slice::from_ref(&sig));
         let mut a = Vec::new();
@@ -458,13 +553,14 @@ mod tests {
         l.observe(&sig, Strategy::Reset, true);
         // A different tier is not in the space, but the nearest cluster is still 1.
         assert_eq!(
-            l.rate(&f, "other", Strategy::Reset).map(|r| r.successes),
+            l.rate(&IncidentSignature::of(&f, "other"), Strategy::Reset)
+                .map(|r| r.successes),
             Some(1)
         );
         let shared = SharedLearner::new(l);
         shared.observe(&sig, Strategy::Reset, false);
         assert_eq!(
-            shared.rate(&f, "critical", Strategy::Reset),
+            shared.rate(&sig, Strategy::Reset),
             Some(LearnedRate {
                 successes: 1,
                 attempts: 2

@@ -32,7 +32,7 @@ pub use hpa::{HpaState, hpa_desired};
 pub use learn::{IncidentSignature, Learner, SharedLearner, SignatureSpace};
 pub use select::{
     Approval, HIGH_ERROR_RATE, LearnedRate, NoLearning, RECYCLE_AT_DEFAULT, ROLLBACK_WINDOW,
-    SINK_BELOW, SINK_MIN_ATTEMPTS, SuccessRates, default_risk, executed_since,
+    SINK_BELOW, SINK_MIN_ATTEMPTS, SuccessRates, default_risk, executed_since, failed_in_incident,
     is_lone_bad_instance, is_minority_of_group, needs_approval, rule_matches, select, select_with,
     shared_cause,
 };

@@ -10,7 +10,7 @@ use medic_core::{
 use medic_policy::{Condition, TierPolicy};
 use serde::{Deserialize, Serialize};
 
-use crate::learn::posterior;
+use crate::learn::{IncidentSignature, posterior};
 use crate::{AttemptHistory, AttemptResult};
 
 /// A failure this soon after a version change is blamed on the change (→ rollback).
@@ -60,9 +60,10 @@ pub struct LearnedRate {
 /// Implemented by medic's one learner, [`crate::Learner`] (and its shared handle
 /// [`crate::SharedLearner`]), and by [`NoLearning`].
 pub trait SuccessRates {
-    /// What was observed for `strategy` on findings like `finding` on a target of `tier`;
-    /// `None` when nothing is known.
-    fn rate(&self, finding: &Finding, tier: &str, strategy: Strategy) -> Option<LearnedRate>;
+    /// What was observed for `strategy` on incidents like `signature` (including the
+    /// strategies that had already failed, [`IncidentSignature::after_failed`]); `None` when
+    /// nothing is known.
+    fn rate(&self, signature: &IncidentSignature, strategy: Strategy) -> Option<LearnedRate>;
 }
 
 /// Knows nothing: plans rank by their base confidence.
@@ -70,9 +71,27 @@ pub trait SuccessRates {
 pub struct NoLearning;
 
 impl SuccessRates for NoLearning {
-    fn rate(&self, _: &Finding, _: &str, _: Strategy) -> Option<LearnedRate> {
+    fn rate(&self, _: &IncidentSignature, _: Strategy) -> Option<LearnedRate> {
         None
     }
+}
+
+/// The strategies that failed in the target's current incident, in [`Strategy::ALL`] order:
+/// failed since its last success (or since the incident started, [`AttemptHistory`]) within
+/// the tier's `attempt_window` before `now` — what the escalation ladder climbs on. Learning
+/// keys an act's outcome by them ([`IncidentSignature::after_failed`]); whoever feeds the
+/// learner computes them with this function from the same history, before the act is
+/// recorded.
+pub fn failed_in_incident(
+    history: &AttemptHistory,
+    policy: &TierPolicy,
+    now: Timestamp,
+) -> Vec<Strategy> {
+    let since = now - policy.attempt_window;
+    Strategy::ALL
+        .into_iter()
+        .filter(|s| history.failed_since_success(*s, since).is_some())
+        .collect()
 }
 
 /// Why an option may not run automatically.
@@ -306,14 +325,20 @@ pub fn select(
 /// Ranking: policy rules first, in policy order (their confidence does not reorder them, so
 /// a specific cause such as a configuration diagnosis → repair comes before the generic
 /// restart); then the built-ins by confidence. **Learning**: when `learned` knows the
-/// strategy for this finding's signature on this tier from at least [`LEARN_MIN_ATTEMPTS`]
+/// strategy for this finding's signature on this tier — together with the strategies that
+/// already failed in this incident ([`failed_in_incident`],
+/// [`IncidentSignature::after_failed`]) — from at least [`LEARN_MIN_ATTEMPTS`]
 /// verified attempts, the option's confidence becomes the
 /// Beta posterior `(c·4 + successes) / (4 + attempts)` ([`crate::learn`]) — for an option
 /// whose risk is above the tier's `auto_approve_risk` only ever lowered, never raised, so
 /// learning never lets a risky option run without approval — and an option whose posterior
 /// is below [`SINK_BELOW`] after at least [`SINK_MIN_ATTEMPTS`] attempts is *sunk*: it ranks
-/// after every option that is not, policy rules included. The reason of every option
-/// learning touched says so (`learned: s/n succeeded on this signature, confidence a → b`).
+/// after every option that is not, policy rules included. A sunk *ladder* rung is passed
+/// over like one that failed in this incident: its next rung joins right behind it (scored
+/// the same way, so it may sink and pass on in turn), up to escalate — when every rung keeps
+/// failing on this signature, the plan calls a human instead of trying them again. The
+/// reason of every option learning touched says so (`learned: s/n succeeded on this
+/// signature[ after x failed], confidence a → b`, `; next rung r`).
 /// With no candidate at all, the plan is a single **observe**.
 pub fn select_with(
     finding: &Finding,
@@ -333,41 +358,40 @@ pub fn select_with(
     builtin_candidates(finding, policy, now, &mut cands);
     apply_history(policy, history, now, &mut cands);
 
-    // Learned re-ranking (see the function documentation).
+    // Learned re-ranking (see the function documentation). The signature is built once,
+    // and only when something may be known.
+    let mut signature: Option<IncidentSignature> = None;
     let mut scored: Vec<(f64, bool, usize, Candidate)> = Vec::with_capacity(cands.len());
-    for (i, mut c) in cands.into_iter().enumerate() {
-        let mut score = c.confidence;
-        let mut sunk = false;
-        if let Some(r) = learned
-            .rate(finding, &policy.name, c.strategy)
-            .filter(|r| r.attempts >= LEARN_MIN_ATTEMPTS)
-        {
-            let post = posterior(c.confidence, r);
-            let before = c.confidence;
-            let _ = write!(
-                c.reason,
-                "; learned: {}/{} succeeded on this signature",
-                r.successes, r.attempts
-            );
-            if c.risk > policy.auto_approve_risk {
-                // Never lifted above what the tier allows without a human: only lowered.
-                score = post.min(before);
-                let _ = write!(
-                    c.reason,
-                    ", confidence {before:.2} → {score:.2} (risk {} above auto-approve {}: not raised)",
-                    c.risk, policy.auto_approve_risk
-                );
+    for mut c in cands {
+        loop {
+            let sig = signature.get_or_insert_with(|| {
+                IncidentSignature::of(finding, &policy.name)
+                    .after(&failed_in_incident(history, policy, now))
+            });
+            let (score, sunk) = learned_score(&mut c, sig, policy, learned);
+            // A ladder rung that keeps failing on this signature is passed over like one that
+            // failed in this incident: its next rung joins right behind it (and is scored in
+            // turn), up to escalate. The sunk rung stays in the plan, ranked last.
+            let next = if sunk && Strategy::LADDER.contains(&c.strategy) {
+                c.strategy.next_rung().map(|next| Candidate {
+                    strategy: next,
+                    confidence: c.confidence,
+                    risk: c.risk.max(default_risk(next)),
+                    source: c.source,
+                    demoted: c.demoted,
+                    reason: format!("{}; next rung {next}", c.reason),
+                    preconditions: Vec::new(),
+                })
             } else {
-                score = post;
-                let _ = write!(c.reason, ", confidence {before:.2} → {score:.2}");
-            }
-            if post < SINK_BELOW && r.attempts >= SINK_MIN_ATTEMPTS {
-                sunk = true;
-                c.reason
-                    .push_str(": keeps failing, ranked after the others");
+                None
+            };
+            let i = scored.len();
+            scored.push((score, sunk, i, c));
+            match next {
+                Some(n) => c = n,
+                None => break,
             }
         }
-        scored.push((score, sunk, i, c));
     }
     // Sunk options last; then policy rules in the order the policy gives them (specific
     // causes before the generic restart); only built-ins are ranked by (learned) confidence.
@@ -425,6 +449,52 @@ pub fn select_with(
         target: finding.target.clone(),
         options,
     }
+}
+
+/// The option's confidence after learning, and whether learning sank it (see
+/// [`select_with`]); says so in its reason.
+fn learned_score(
+    c: &mut Candidate,
+    signature: &IncidentSignature,
+    policy: &TierPolicy,
+    learned: &dyn SuccessRates,
+) -> (f64, bool) {
+    let Some(r) = learned
+        .rate(signature, c.strategy)
+        .filter(|r| r.attempts >= LEARN_MIN_ATTEMPTS)
+    else {
+        return (c.confidence, false);
+    };
+    let post = posterior(c.confidence, r);
+    let before = c.confidence;
+    let _ = write!(
+        c.reason,
+        "; learned: {}/{} succeeded on this signature",
+        r.successes, r.attempts
+    );
+    if !signature.after_failed.is_empty() {
+        let names: Vec<&str> = signature.after_failed.iter().map(|s| s.as_str()).collect();
+        let _ = write!(c.reason, " after {} failed", names.join(", "));
+    }
+    let score = if c.risk > policy.auto_approve_risk {
+        // Never lifted above what the tier allows without a human: only lowered.
+        let score = post.min(before);
+        let _ = write!(
+            c.reason,
+            ", confidence {before:.2} → {score:.2} (risk {} above auto-approve {}: not raised)",
+            c.risk, policy.auto_approve_risk
+        );
+        score
+    } else {
+        let _ = write!(c.reason, ", confidence {before:.2} → {post:.2}");
+        post
+    };
+    let sunk = post < SINK_BELOW && r.attempts >= SINK_MIN_ATTEMPTS;
+    if sunk {
+        c.reason
+            .push_str(": keeps failing, ranked after the others");
+    }
+    (score, sunk)
 }
 
 fn builtin_candidates(
@@ -1161,16 +1231,24 @@ mod tests {
             [Strategy::Rollback, Strategy::Scale, Strategy::Restart]
         );
         let learned = select_with(&f, &policy(), &AttemptHistory::new(), NOW, &table);
+        // Restart keeps failing: sunk to the end, and its next rung (reset, nothing learned)
+        // joins as if restart had failed in this incident.
         assert_eq!(
             strategies(&learned),
-            [Strategy::Scale, Strategy::Rollback, Strategy::Restart]
+            [
+                Strategy::Scale,
+                Strategy::Rollback,
+                Strategy::Reset,
+                Strategy::Restart
+            ]
         );
         assert_eq!(
             learned.options[1].confidence, 0.85,
             "high risk keeps its base confidence"
         );
         assert!(learned.options[0].confidence > 0.95);
-        assert!(learned.options[2].confidence < 0.1);
+        assert_eq!(learned.options[2].confidence, 0.5);
+        assert!(learned.options[3].confidence < 0.1);
     }
 
     /// The test policy with one rule: liveness failing → restart at 0.95.
@@ -1241,8 +1319,14 @@ mod tests {
             l.observe(&sig, Strategy::Rollback, true);
         }
         let p = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l);
-        assert_eq!(strategies(&p)[..2], [Strategy::Rollback, Strategy::Restart]);
-        let restart = &p.options[1];
+        // Sunk behind everything; the rule's next rung (reset) takes its place in policy
+        // order, then the built-in rollback.
+        assert_eq!(
+            strategies(&p),
+            [Strategy::Reset, Strategy::Rollback, Strategy::Restart]
+        );
+        assert!(p.options[0].reason.contains("next rung reset"));
+        let restart = &p.options[2];
         assert!(
             restart
                 .reason
@@ -1253,7 +1337,7 @@ mod tests {
         assert!(restart.reason.contains("keeps failing"));
         // Rollback rose by ranking, not by confidence: high risk is never raised and still
         // needs approval.
-        let rollback = &p.options[0];
+        let rollback = &p.options[1];
         assert_eq!(rollback.confidence, 0.85);
         assert!(
             rollback.reason.contains("not raised"),
@@ -1274,6 +1358,106 @@ mod tests {
             strategies(&select_with(&f, &other, &AttemptHistory::new(), NOW, &l)),
             strategies(&select(&f, &other, &AttemptHistory::new(), NOW))
         );
+    }
+
+    #[test]
+    fn failed_in_incident_is_what_the_ladder_climbs_on() {
+        let pol = policy();
+        let mut h = AttemptHistory::new();
+        assert!(failed_in_incident(&h, &pol, NOW).is_empty());
+        h.record(Strategy::Reroute, NOW - Duration::from_secs(300));
+        h.resolve(Strategy::Reroute, AttemptResult::Failure);
+        h.record(Strategy::Restart, NOW - Duration::from_secs(200));
+        h.resolve(Strategy::Restart, AttemptResult::Failure);
+        assert_eq!(
+            failed_in_incident(&h, &pol, NOW),
+            [Strategy::Restart, Strategy::Reroute]
+        );
+        // Outside the attempt window (1 h), they are another incident's.
+        assert!(failed_in_incident(&h, &pol, NOW + Duration::from_secs(3600)).is_empty());
+        // A success ends the incident.
+        h.record(Strategy::Reset, NOW - Duration::from_secs(100));
+        h.resolve(Strategy::Reset, AttemptResult::Success);
+        assert!(failed_in_incident(&h, &pol, NOW).is_empty());
+    }
+
+    #[test]
+    fn learning_after_a_failure_does_not_judge_the_first_response() {
+        // Restart fails every time it is tried after a reroute failed (the failure was not
+        // the instance's), and works as a first response.
+        let pol = restart_rule_policy();
+        let f = unresponsive();
+        let first = crate::IncidentSignature::of(&f, &pol.name);
+        let after_reroute = first.clone().after(&[Strategy::Reroute]);
+        let mut l = crate::Learner::new();
+        for _ in 0..10 {
+            l.observe(&after_reroute, Strategy::Restart, false);
+            l.observe(&first, Strategy::Restart, true);
+        }
+        let p = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l);
+        assert_eq!(p.options[0].strategy, Strategy::Restart);
+        assert!(p.options[0].confidence > 0.95, "{}", p.options[0].reason);
+        assert!(needs_approval(&p.options[0], &pol).is_none());
+        // In an incident where a reroute already failed, restart sinks and reset comes first.
+        let mut h = AttemptHistory::new();
+        h.record(Strategy::Reroute, NOW - Duration::from_secs(60));
+        h.resolve(Strategy::Reroute, AttemptResult::Failure);
+        let p = select_with(&f, &pol, &h, NOW, &l);
+        assert_eq!(strategies(&p), [Strategy::Reset, Strategy::Restart]);
+        assert!(
+            p.options[1]
+                .reason
+                .contains("learned: 0/10 succeeded on this signature after reroute failed"),
+            "{}",
+            p.options[1].reason
+        );
+    }
+
+    #[test]
+    fn when_every_rung_keeps_failing_the_plan_escalates() {
+        // A configuration fault on a target without a repair action: restart, reset,
+        // recreate and rollback have each failed on this signature every time.
+        let pol = restart_rule_policy();
+        let f = unresponsive();
+        let sig = crate::IncidentSignature::of(&f, &pol.name);
+        let mut l = crate::Learner::new();
+        for s in [
+            Strategy::Restart,
+            Strategy::Reset,
+            Strategy::Recreate,
+            Strategy::Rollback,
+        ] {
+            for _ in 0..6 {
+                l.observe(&sig, s, false);
+            }
+        }
+        let p = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l);
+        assert_eq!(
+            strategies(&p),
+            [
+                Strategy::Escalate,
+                Strategy::Restart,
+                Strategy::Reset,
+                Strategy::Recreate,
+                Strategy::Rollback
+            ]
+        );
+        assert!(
+            p.options[0].reason.contains("next rung escalate"),
+            "{}",
+            p.options[0].reason
+        );
+        // Two failures of recreate are too few to judge: the climb stops there.
+        let mut l2 = crate::Learner::new();
+        for s in [Strategy::Restart, Strategy::Reset] {
+            for _ in 0..6 {
+                l2.observe(&sig, s, false);
+            }
+        }
+        l2.observe(&sig, Strategy::Recreate, false);
+        l2.observe(&sig, Strategy::Recreate, false);
+        let p = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l2);
+        assert_eq!(p.options[0].strategy, Strategy::Recreate);
     }
 
     proptest::proptest! {
@@ -1314,12 +1498,21 @@ mod tests {
             }
             let base = select(&f, &pol, &AttemptHistory::new(), NOW);
             let learned = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l);
-            proptest::prop_assert_eq!(base.options.len(), learned.options.len());
+            // Learning drops nothing; it may add the next rung of a ladder rung it sank.
+            for b in &base.options {
+                proptest::prop_assert!(learned.options.iter().any(|o| o.strategy == b.strategy));
+            }
+            let top = base.options.iter().map(|o| o.confidence).fold(0.0, f64::max);
             for o in &learned.options {
                 proptest::prop_assert!((0.0..=1.0).contains(&o.confidence));
-                if o.risk > pol.auto_approve_risk {
-                    let b = base.options.iter().find(|x| x.strategy == o.strategy).unwrap();
-                    proptest::prop_assert!(o.confidence <= b.confidence);
+                // Escalate and observe change nothing (never approved), whatever the risk of
+                // the rung they replaced.
+                let acts = !matches!(o.strategy, Strategy::Escalate | Strategy::Observe);
+                if o.risk > pol.auto_approve_risk && acts {
+                    // A rung that joined behind a sunk one carries that one's confidence (as
+                    // a rung climbed to after a failure does), never more than the best
+                    // option had without learning; and it still needs approval.
+                    proptest::prop_assert!(o.confidence <= top);
                     proptest::prop_assert!(needs_approval(o, &pol).is_some());
                 }
             }
