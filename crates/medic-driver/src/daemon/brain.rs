@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::DaemonError;
-use super::detect::{ErrorRate, LeakForecast};
+use super::detect::{ErrorRate, LeakForecast, Load, Version};
 use super::journal::JournalWriter;
 use super::learning::DaemonLearning;
 use super::model::{ModelSet, TargetSeries};
@@ -176,6 +176,10 @@ struct TargetRt {
     last_error: Option<String>,
     leak: LeakForecast,
     errors: ErrorRate,
+    /// Utilisation against the target's queue and CPU limits, for the scale rules.
+    load: Load,
+    /// Its `*_build_info` version, for the rollback rule.
+    version: Version,
     circuit: Option<medic_api::CircuitView>,
     memory_ratio: Option<f64>,
     prediction: Option<PredictionFinding>,
@@ -222,6 +226,9 @@ impl TargetRt {
 pub(crate) struct Brain {
     fleet: Fleet,
     index: HashMap<TargetId, usize>,
+    /// The members of each target's `group` (itself included), by target index; empty
+    /// without a group.
+    group_of: Vec<Vec<usize>>,
     engine: Engine,
     config: EngineConfig,
     store: Store,
@@ -311,6 +318,7 @@ impl Brain {
         }
         let mut brain = Brain {
             index: HashMap::new(),
+            group_of: Vec::new(),
             health: FleetHealth::new(&fleet),
             targets: Vec::new(),
             fleet,
@@ -372,6 +380,24 @@ impl Brain {
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, t) in self.fleet.targets.iter().enumerate() {
+            if let Some(g) = &t.group {
+                groups.entry(g.as_str()).or_default().push(i);
+            }
+        }
+        self.group_of = self
+            .fleet
+            .targets
+            .iter()
+            .map(|t| {
+                t.group
+                    .as_deref()
+                    .and_then(|g| groups.get(g))
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .collect();
         self.targets
             .resize_with(self.fleet.targets.len(), TargetRt::default);
@@ -504,8 +530,20 @@ impl Brain {
             .iter()
             .find(|s| s.name == "process_resident_memory_bytes")
             .map(|s| s.value);
+        let (max_queue, max_cpu) = (
+            self.fleet.targets[i]
+                .performance
+                .as_ref()
+                .and_then(|p| p.max_queue_depth),
+            self.fleet.targets[i]
+                .resources
+                .as_ref()
+                .and_then(|r| r.max_cpu),
+        );
         let rt = &mut self.targets[i];
         rt.errors.push(&batch.samples);
+        rt.load.push(batch.at, &batch.samples, max_queue, max_cpu);
+        rt.version.push(batch.at, &batch.samples);
         let restarts = f64::from(rt.restarts);
         if let Some(series) = rt.series.as_mut() {
             series.push(batch.at, &batch.samples, restarts);
@@ -685,6 +723,22 @@ impl Brain {
         f.prediction = rt.prediction().cloned();
         f.anomaly = rt.anomaly().cloned();
         f.error_rate = rt.errors.rate();
+        f.utilization = rt.load.utilization();
+        f.version_changed_at = rt.version.changed_at();
+        let group = &self.group_of[i];
+        if group.len() > 1 {
+            let healthy = group
+                .iter()
+                .filter(|&&j| {
+                    self.targets[j].exited_at.is_none()
+                        && self
+                            .health
+                            .target(j)
+                            .is_some_and(|h| h.state() == HealthState::Healthy)
+                })
+                .count();
+            f.group_health = Some((healthy as u32, group.len() as u32));
+        }
         f
     }
 

@@ -195,9 +195,175 @@ impl ErrorRate {
     }
 }
 
+/// Utilisation of one target for the scale rules and the HPA rule: the highest of its queue
+/// depth over `max_queue_depth` and its CPU (the rate of `process_cpu_seconds_total` between
+/// two scrapes, in cores) over `max_cpu`, where those limits are configured. 1.0 is the
+/// limit itself, so a tier's `scale_threshold` of 0.8 scales at 80 % of it, before the
+/// performance or resources level fails.
+#[derive(Debug, Default)]
+pub struct Load {
+    /// The queue gauge (found on the first scrape that has one).
+    queue: Option<String>,
+    /// The CPU counter at the previous scrape: (when, seconds).
+    cpu: Option<(Timestamp, f64)>,
+    utilization: Option<f64>,
+}
+
+impl Load {
+    /// The latest utilisation, if a configured limit had a value to compare.
+    pub fn utilization(&self) -> Option<f64> {
+        self.utilization
+    }
+
+    /// Adds one scrape's samples at `at`, against the limits `max_queue_depth` and
+    /// `max_cpu`; the updated utilisation.
+    pub fn push(
+        &mut self,
+        at: Timestamp,
+        samples: &[MetricSample],
+        max_queue_depth: Option<f64>,
+        max_cpu: Option<f64>,
+    ) -> Option<f64> {
+        let mut u: Option<f64> = None;
+        let mut add = |v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                u = Some(u.map_or(v, |u: f64| u.max(v)));
+            }
+        };
+        if let Some(max) = max_queue_depth.filter(|m| *m > 0.0) {
+            if self.queue.is_none() {
+                self.queue = perf_metrics_for(samples).queue_depth;
+            }
+            if let Some(name) = &self.queue {
+                let depth: f64 = samples
+                    .iter()
+                    .filter(|s| s.name == *name)
+                    .map(|s| s.value)
+                    .sum();
+                if samples.iter().any(|s| s.name == *name) {
+                    add(depth / max);
+                }
+            }
+        }
+        let cpu = samples
+            .iter()
+            .find(|s| s.name == "process_cpu_seconds_total")
+            .map(|s| s.value);
+        if let (Some(max), Some(now_s)) = (max_cpu.filter(|m| *m > 0.0), cpu) {
+            if let Some((then, then_s)) = self.cpu {
+                let dt = at.since(then).as_secs_f64();
+                // a counter that went backwards is a restarted process: no rate this time
+                if dt > 0.0 && now_s >= then_s {
+                    add((now_s - then_s) / dt / max);
+                }
+            }
+            self.cpu = Some((at, now_s));
+        }
+        self.utilization = u;
+        u
+    }
+}
+
+/// When one target's version last changed, from the `version` label of a `*_build_info`
+/// gauge (the Prometheus convention, as in `go_build_info` or `prometheus_build_info`). The
+/// first version seen is no change; a different one later is, at the scrape that shows it.
+#[derive(Debug, Default)]
+pub struct Version {
+    current: Option<String>,
+    changed_at: Option<Timestamp>,
+}
+
+impl Version {
+    /// When the version last changed while medic watched, if it did.
+    pub fn changed_at(&self) -> Option<Timestamp> {
+        self.changed_at
+    }
+
+    /// Adds one scrape's samples at `at`.
+    pub fn push(&mut self, at: Timestamp, samples: &[MetricSample]) {
+        let Some(version) = samples
+            .iter()
+            .filter(|s| s.name.ends_with("_build_info"))
+            .find_map(|s| s.labels.iter().find(|(k, _)| k == "version"))
+            .map(|(_, v)| v.as_str())
+        else {
+            return;
+        };
+        match &self.current {
+            Some(v) if v == version => {}
+            Some(_) => {
+                self.current = Some(version.to_owned());
+                self.changed_at = Some(at);
+            }
+            None => self.current = Some(version.to_owned()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(name: &str, labels: &[(&str, &str)], value: f64) -> MetricSample {
+        MetricSample {
+            target: "t".into(),
+            name: name.to_owned(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            value,
+            at: Timestamp::from_secs(0),
+        }
+    }
+
+    #[test]
+    fn load_is_the_highest_of_queue_and_cpu_against_their_limits() {
+        let mut l = Load::default();
+        let at = Timestamp::from_secs;
+        let scrape = |queue: f64, cpu: f64| {
+            vec![
+                sample("jobs_queue_depth", &[("shard", "a")], queue / 2.0),
+                sample("jobs_queue_depth", &[("shard", "b")], queue / 2.0),
+                sample("process_cpu_seconds_total", &[], cpu),
+            ]
+        };
+        // no CPU rate from one scrape; the queue alone: 30 of 100
+        assert_eq!(
+            l.push(at(0), &scrape(30.0, 10.0), Some(100.0), Some(0.5)),
+            Some(0.3)
+        );
+        // 9 CPU-seconds over 10 s = 0.9 cores of 0.5 allowed: 1.8, above the queue's 0.4
+        let u = l
+            .push(at(10), &scrape(40.0, 19.0), Some(100.0), Some(0.5))
+            .unwrap();
+        assert!((u - 1.8).abs() < 1e-9, "{u}");
+        // a restarted process (counter went backwards): the queue only
+        assert_eq!(
+            l.push(at(20), &scrape(50.0, 1.0), Some(100.0), Some(0.5)),
+            Some(0.5)
+        );
+        // without limits there is nothing to measure against
+        let mut l = Load::default();
+        assert_eq!(l.push(at(0), &scrape(30.0, 10.0), None, None), None);
+        assert_eq!(l.push(at(10), &scrape(30.0, 20.0), None, None), None);
+        assert_eq!(l.utilization(), None);
+    }
+
+    #[test]
+    fn a_version_change_is_seen_at_the_scrape_that_shows_it() {
+        let mut v = Version::default();
+        let info = |version: &str| vec![sample("app_build_info", &[("version", version)], 1.0)];
+        v.push(Timestamp::from_secs(0), &info("1.4.0"));
+        assert_eq!(v.changed_at(), None, "the first version seen is no change");
+        v.push(Timestamp::from_secs(15), &info("1.4.0"));
+        v.push(Timestamp::from_secs(30), &[]);
+        assert_eq!(v.changed_at(), None);
+        v.push(Timestamp::from_secs(45), &info("1.5.0"));
+        assert_eq!(v.changed_at(), Some(Timestamp::from_secs(45)));
+        v.push(Timestamp::from_secs(60), &info("1.5.0"));
+        assert_eq!(v.changed_at(), Some(Timestamp::from_secs(45)));
+    }
 
     #[test]
     fn constants_are_valid() {
