@@ -29,8 +29,8 @@ fn strategy_bit(s: Strategy) -> u16 {
     1 << strategy_idx(s)
 }
 
-/// Crashes remembered per target; crash-loop thresholds are a handful.
-const CRASH_MEMORY: usize = 32;
+/// Crashes remembered per target: enough for any `crash_loop.restarts` validation allows.
+const CRASH_MEMORY: usize = medic_policy::MAX_COUNTED as usize;
 
 fn strategy_idx(s: Strategy) -> usize {
     Strategy::ALL.iter().position(|x| *x == s).unwrap_or(0)

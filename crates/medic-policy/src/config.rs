@@ -15,8 +15,8 @@ use std::time::Duration;
 use medic_core::{AnomalyKind, DiagnosisCategory, HealthState, ProbeLevel, Risk, Strategy};
 
 use crate::model::{
-    ActionKind, ActionSpec, Check, Condition, MetricsSpec, PerformanceLimits, ProbeSpec,
-    ProcessSelector, Replicas, ResourceLimits, Rule, SuperviseSpec,
+    ActionKind, ActionSpec, Check, Condition, MAX_COUNTED, MetricsSpec, PerformanceLimits,
+    ProbeSpec, ProcessSelector, Replicas, ResourceLimits, Rule, SuperviseSpec,
 };
 use crate::yaml::{Decoder, Loc, MapView, Node, Value, join};
 
@@ -375,8 +375,10 @@ fn decode_policy(dec: &mut Decoder, node: &Node, path: &str) -> PolicyConfig {
         return p;
     };
     let k = |key: &str| join(path, key);
-    p.max_restart_attempts =
-        dec.opt_u32_min(m.get("max_restart_attempts"), &k("max_restart_attempts"), 0);
+    p.max_restart_attempts = m.get("max_restart_attempts").and_then(|n| {
+        dec.int_in(n, &k("max_restart_attempts"), 0, i128::from(MAX_COUNTED))
+            .and_then(|i| u32::try_from(i).ok())
+    });
     p.restart_cooldown = dec.opt_duration(m.get("restart_cooldown"), &k("restart_cooldown"));
     p.attempt_window = dec.opt_positive_duration(m.get("attempt_window"), &k("attempt_window"));
     p.scale_threshold = dec.opt_ratio(m.get("scale_threshold"), &k("scale_threshold"));
@@ -404,7 +406,10 @@ fn decode_policy(dec: &mut Decoder, node: &Node, path: &str) -> PolicyConfig {
     if let Some(c) = m.get("crash_loop") {
         let cp = k("crash_loop");
         if let Some(cm) = dec.map(c, &cp, CRASH_LOOP_KEYS) {
-            p.crash_loop.restarts = dec.opt_u32_min(cm.get("restarts"), &join(&cp, "restarts"), 1);
+            p.crash_loop.restarts = cm.get("restarts").and_then(|n| {
+                dec.int_in(n, &join(&cp, "restarts"), 1, i128::from(MAX_COUNTED))
+                    .and_then(|i| u32::try_from(i).ok())
+            });
             p.crash_loop.window = dec.opt_positive_duration(cm.get("window"), &join(&cp, "window"));
         }
     }

@@ -231,6 +231,11 @@ pub struct SuperviseSpec {
     pub workdir: Option<PathBuf>,
 }
 
+/// The most attempts and crashes the engine remembers per target, so the largest
+/// `max_restart_attempts` and `crash_loop.restarts` validation accepts: a limit the engine's
+/// memory cannot reach would never trigger.
+pub const MAX_COUNTED: u32 = 32;
+
 /// The healing policy of a tier. Every tier inherits `default` and overrides some keys.
 ///
 /// Written in `policies/*.yaml` under `healing_policies:` (see `policies/README.md`). The keys

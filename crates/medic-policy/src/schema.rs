@@ -155,6 +155,15 @@ fn common_defs() -> Map<String, Value> {
         "positive_count".into(),
         json!({ "type": "integer", "minimum": 1, "maximum": u32::MAX }),
     );
+    // limits the engine counts up to (attempts, crashes): at most what it remembers
+    d.insert(
+        "counted".into(),
+        json!({ "type": "integer", "minimum": 0, "maximum": crate::MAX_COUNTED }),
+    );
+    d.insert(
+        "positive_counted".into(),
+        json!({ "type": "integer", "minimum": 1, "maximum": crate::MAX_COUNTED }),
+    );
     d.insert(
         "name".into(),
         json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" }),
@@ -177,7 +186,10 @@ fn policy_def() -> Value {
         &[],
     );
     let crash_loop = obj(
-        vec![("restarts", r("positive_count")), ("window", r("duration"))],
+        vec![
+            ("restarts", r("positive_counted")),
+            ("window", r("duration")),
+        ],
         &[],
     );
     let scaling = obj(
@@ -189,7 +201,8 @@ fn policy_def() -> Value {
     );
     let value_of = |key: &str| -> Value {
         match key {
-            "max_restart_attempts" | "backup_instances" => r("count"),
+            "max_restart_attempts" => r("counted"),
+            "backup_instances" => r("count"),
             "max_concurrent" => r("positive_count"),
             "restart_cooldown"
             | "attempt_window"

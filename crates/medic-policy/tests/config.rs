@@ -50,7 +50,15 @@ fn broken_policy_files_report_exact_locations() {
         (
             "wrong type",
             "healing_policies:\n  default:\n    max_restart_attempts: three\n",
-            vec!["tiers.yaml:3:27: healing_policies.default.max_restart_attempts: expected a non-negative integer, found \"three\"".into()],
+            vec!["tiers.yaml:3:27: healing_policies.default.max_restart_attempts: expected an integer between 0 and 32, found \"three\"".into()],
+        ),
+        (
+            "limits beyond what the engine remembers",
+            "healing_policies:\n  default:\n    max_restart_attempts: 40\n    crash_loop: { restarts: 33, window: 10m }\n",
+            vec![
+                "tiers.yaml:3:27: healing_policies.default.max_restart_attempts: expected an integer between 0 and 32, found 40".into(),
+                "tiers.yaml:4:29: healing_policies.default.crash_loop.restarts: expected an integer between 1 and 32, found 33".into(),
+            ],
         ),
         (
             "negative duration",

@@ -47,8 +47,8 @@ pub struct AttemptHistory {
 }
 
 impl AttemptHistory {
-    /// Attempts kept per target.
-    pub const CAPACITY: usize = 32;
+    /// Attempts kept per target: enough for any `max_restart_attempts` validation allows.
+    pub const CAPACITY: usize = medic_policy::MAX_COUNTED as usize;
 
     /// An empty history.
     pub fn new() -> Self {
