@@ -70,6 +70,21 @@ pub fn posterior(prior: f64, rate: LearnedRate) -> f64 {
     (PRIOR_WEIGHT * c + f64::from(rate.successes)) / (PRIOR_WEIGHT + f64::from(rate.attempts))
 }
 
+/// The key suffix for strategies that had already failed: empty for none, else
+/// `|after:s1,s2` in [`Strategy::ALL`] order (each once).
+pub fn after_suffix(failed: &[Strategy]) -> String {
+    let names: Vec<&str> = Strategy::ALL
+        .into_iter()
+        .filter(|s| failed.contains(s))
+        .map(Strategy::as_str)
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("|after:{}", names.join(","))
+    }
+}
+
 /// What identifies "the same kind of failure".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IncidentSignature {
@@ -127,13 +142,9 @@ impl IncidentSignature {
         self
     }
 
-    /// The key suffix for [`IncidentSignature::after_failed`]: empty, or `|after:s1,s2`.
+    /// The key suffix for [`IncidentSignature::after_failed`] ([`after_suffix`]).
     pub fn after_suffix(&self) -> String {
-        if self.after_failed.is_empty() {
-            return String::new();
-        }
-        let names: Vec<&str> = self.after_failed.iter().map(|s| s.as_str()).collect();
-        format!("|after:{}", names.join(","))
+        after_suffix(&self.after_failed)
     }
 
     /// A stable text key, e.g. `sig:crash|-|-|liveness|critical_agents`, or

@@ -17,6 +17,13 @@
 //! start ([`replay`]) and every entry it writes afterwards, so the learner a restarted daemon
 //! rebuilds is the one it had, and `medic train signatures` sees the same incidents.
 //!
+//! Each verified result is also keyed by the strategies whose acts had already failed
+//! verification in the incident when its act was chosen
+//! ([`IncidentSignature::after_failed`]): those since the incident opened, forgotten at a
+//! verified success. (The engine's plans ask with the failures since the last success within
+//! the tier's `attempt_window`, which the ladder climbs on; the two differ only when a target
+//! fails again within that window after an incident that ended without a verified success.)
+//!
 //! # Trained journal mark
 //! A model trained from a store records the store's data directory and the last journal
 //! sequence number it read ([`TrainedJournal`]). A daemon loading it over that same store
@@ -30,7 +37,8 @@
 //! over Euclidean distances is reported.
 //!
 //! # Estimates and prior
-//! Per cluster and strategy the file keeps the verified successes `s` and attempts `n`, and
+//! Per cluster, strategies already failed (`after_failed`, empty for first responses) and
+//! strategy the file keeps the verified successes `s` and attempts `n`, and
 //! for the card the posterior mean under a uniform Beta(1, 1) prior, `(s + 1) / (n + 2)`.
 //! At selection time the learner uses the option's own confidence `c` as the prior mean
 //! instead, Beta(4c, 4(1 − c)), so `(4c + s) / (4 + n)` ([`medic_strategy::learn`]).
@@ -147,7 +155,9 @@ pub enum Tracked {
         signature: IncidentSignature,
     },
     /// A heal act on `target` ended with a verified result, during its current incident
-    /// (`signature`: `None` when the journal shows no incident of it before).
+    /// (`signature`: `None` when the journal shows no incident of it before; its
+    /// `after_failed` names the strategies that had failed in the incident when the act was
+    /// chosen).
     Verified {
         /// The target.
         target: String,
@@ -165,7 +175,10 @@ pub enum Tracked {
 #[derive(Clone, Debug, Default)]
 pub struct OutcomeTracker {
     current: HashMap<String, IncidentSignature>,
-    acts: HashMap<u64, (String, Strategy)>,
+    /// Per target: strategies that failed verification in its current incident.
+    failed: HashMap<String, Vec<Strategy>>,
+    /// Per open heal act: target, strategy, and what had failed when it was chosen.
+    acts: HashMap<u64, (String, Strategy, Vec<Strategy>)>,
 }
 
 impl OutcomeTracker {
@@ -197,6 +210,7 @@ impl OutcomeTracker {
                 let signature =
                     signature_from_entry(summary, *anomaly, top_features, &tier_of(&name));
                 self.current.insert(name.clone(), signature.clone());
+                self.failed.remove(&name);
                 Some(Tracked::Opened {
                     target: name,
                     signature,
@@ -208,18 +222,26 @@ impl OutcomeTracker {
                 kind: ActKind::Heal(s),
                 ..
             } => {
-                self.acts.insert(action.0, (target.as_str().to_owned(), *s));
+                let name = target.as_str().to_owned();
+                let failed = self.failed.get(&name).cloned().unwrap_or_default();
+                self.acts.insert(action.0, (name, *s, failed));
                 None
             }
             JournalEntry::Closed { action, result, .. } => {
-                let (target, strategy) = self.acts.remove(&action.0)?;
+                let (target, strategy, after) = self.acts.remove(&action.0)?;
                 let success = match result {
                     AttemptResult::Success => true,
                     AttemptResult::Failure => false,
                     _ => return None,
                 };
+                let failed = self.failed.entry(target.clone()).or_default();
+                if success {
+                    failed.clear();
+                } else if !failed.contains(&strategy) {
+                    failed.push(strategy);
+                }
                 Some(Tracked::Verified {
-                    signature: self.current.get(&target).cloned(),
+                    signature: self.current.get(&target).map(|s| s.clone().after(&after)),
                     target,
                     strategy,
                     success,
@@ -355,11 +377,17 @@ pub enum Method {
     },
 }
 
-/// Per cluster and strategy: counts and the Beta(1, 1) posterior mean.
+/// Per cluster, strategies already failed and strategy: counts and the Beta(1, 1) posterior
+/// mean.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RateRow {
     /// The cluster.
     pub cluster: usize,
+    /// Strategies that had already failed in the incident when the act was chosen
+    /// ([`IncidentSignature::after_failed`]); empty for first responses, and in files written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_failed: Vec<Strategy>,
     /// The strategy.
     pub strategy: Strategy,
     /// Verified successes.
@@ -481,13 +509,18 @@ impl OutcomeModel {
         &self.repr.space.tiers
     }
 
-    /// The model as medic's learner: clusters, their counts under `cluster:N` keys.
+    /// The model as medic's learner: clusters, their counts under `cluster:N` keys (with the
+    /// `|after:…` suffix of [`RateRow::after_failed`]).
     pub fn learner(&self) -> Learner {
         let mut l = Learner::clustered(self.repr.space.clone(), self.repr.centroids.clone())
             .unwrap_or_default();
         for r in &self.repr.rates {
             l.set(
-                &format!("cluster:{}", r.cluster),
+                &format!(
+                    "cluster:{}{}",
+                    r.cluster,
+                    medic_strategy::learn::after_suffix(&r.after_failed)
+                ),
                 r.strategy,
                 LearnedRate {
                     successes: r.successes,
@@ -691,26 +724,33 @@ pub fn train(
     });
     let kept_members: Vec<usize> = kept.iter().filter_map(|&i| members[i]).collect();
     let sil = silhouette(&dist, &kept_members, k);
-    // Counts per cluster and strategy.
-    let mut table: BTreeMap<(usize, Strategy), (u32, u32)> = BTreeMap::new();
+    // Counts per cluster, strategies already failed in the incident (as the tracker keys
+    // them: failed since the incident opened, forgotten at a success) and strategy.
+    let mut table: BTreeMap<(usize, Vec<Strategy>, Strategy), (u32, u32)> = BTreeMap::new();
     let mut attempts = 0usize;
     let mut typical: Vec<BTreeMap<String, usize>> = vec![BTreeMap::new(); k];
     for (r, m) in records.iter().zip(&members) {
         let Some(c) = *m else { continue };
         *typical[c].entry(r.signature.key()).or_default() += 1;
+        let mut failed: Vec<Strategy> = Vec::new();
         for &(s, ok) in &r.attempts {
-            let e = table.entry((c, s)).or_default();
+            let after = IncidentSignature::default().after(&failed).after_failed;
+            let e = table.entry((c, after, s)).or_default();
             e.1 += 1;
             if ok {
                 e.0 += 1;
+                failed.clear();
+            } else if !failed.contains(&s) {
+                failed.push(s);
             }
             attempts += 1;
         }
     }
     let rates = table
         .into_iter()
-        .map(|((cluster, strategy), (s, n))| RateRow {
+        .map(|((cluster, after_failed, strategy), (s, n))| RateRow {
             cluster,
+            after_failed,
             strategy,
             successes: s,
             attempts: n,
@@ -782,6 +822,7 @@ mod tests {
             top_features: Vec::new(),
             failing: failing.to_vec(),
             tier: tier.to_owned(),
+            after_failed: Vec::new(),
         }
     }
 
@@ -896,15 +937,29 @@ mod tests {
             rows,
             [(Strategy::Restart, 0, 10), (Strategy::Repair, 10, 10)]
         );
-        // The learner carries the counts under the cluster key.
+        // The learner carries them under the cluster key; repair ran after restart failed.
         let l = m.learner();
         assert_eq!(
-            l.get(&format!("cluster:{cfg}"), Strategy::Repair),
+            l.get(&format!("cluster:{cfg}|after:restart"), Strategy::Repair),
             Some(LearnedRate {
                 successes: 10,
                 attempts: 10
             })
         );
+        assert_eq!(l.get(&format!("cluster:{cfg}"), Strategy::Repair), None);
+        assert_eq!(
+            l.get(&format!("cluster:{cfg}"), Strategy::Restart),
+            Some(LearnedRate {
+                successes: 0,
+                attempts: 10
+            })
+        );
+        let repair = m
+            .rates()
+            .iter()
+            .find(|r| r.cluster == cfg && r.strategy == Strategy::Repair)
+            .unwrap();
+        assert_eq!(repair.after_failed, [Strategy::Restart]);
     }
 
     #[test]
@@ -1083,6 +1138,42 @@ mod tests {
             (r.observed, r.already_counted, r.without_incident),
             (3, 0, 0)
         );
+        // The first restart was the incident's first response; the second restart and the
+        // reset were chosen after a restart had failed (the skipped reset changes nothing).
+        let one = |successes| {
+            Some(LearnedRate {
+                successes,
+                attempts: 1,
+            })
+        };
+        let after_restart = sig.clone().after(&[Strategy::Restart]).key();
+        assert!(after_restart.ends_with("|critical|after:restart"));
+        assert_eq!(l.get(&sig.key(), Strategy::Restart), one(0));
+        assert_eq!(l.get(&after_restart, Strategy::Restart), one(0));
+        assert_eq!(l.get(&after_restart, Strategy::Reset), one(1));
+        assert_eq!(l.get(&sig.key(), Strategy::Reset), None);
+        // Trained through seq 3: the first restart is already in the model's counts.
+        let mut l = Learner::new();
+        let r = replay(&mut l, &mut OutcomeTracker::new(), &entries, Some(3), &tier);
+        assert_eq!((r.observed, r.already_counted), (2, 1));
+        assert_eq!(l.get(&sig.key(), Strategy::Restart), None);
+        assert_eq!(l.get(&after_restart, Strategy::Restart), one(0));
+        // A new incident starts with nothing failed; a verified success forgets the failures.
+        let mut tracker = OutcomeTracker::new();
+        let more: Vec<(u64, JournalEntry)> = vec![
+            (1, new.clone()),
+            (2, intent(1, Strategy::Restart)),
+            (3, closed(1, AttemptResult::Failure)),
+            (4, new.clone()),
+            (5, intent(2, Strategy::Reset)),
+            (6, closed(2, AttemptResult::Failure)),
+            (7, intent(3, Strategy::Recreate)),
+            (8, closed(3, AttemptResult::Success)),
+            (9, intent(4, Strategy::Restart)),
+            (10, closed(4, AttemptResult::Failure)),
+        ];
+        let mut l = Learner::new();
+        replay(&mut l, &mut tracker, &more, None, &tier);
         assert_eq!(
             l.get(&sig.key(), Strategy::Restart),
             Some(LearnedRate {
@@ -1090,24 +1181,9 @@ mod tests {
                 attempts: 2
             })
         );
-        assert_eq!(
-            l.get(&sig.key(), Strategy::Reset),
-            Some(LearnedRate {
-                successes: 1,
-                attempts: 1
-            })
-        );
-        // Trained through seq 3: the first restart is already in the model's counts.
-        let mut l = Learner::new();
-        let r = replay(&mut l, &mut OutcomeTracker::new(), &entries, Some(3), &tier);
-        assert_eq!((r.observed, r.already_counted), (2, 1));
-        assert_eq!(
-            l.get(&sig.key(), Strategy::Restart),
-            Some(LearnedRate {
-                successes: 0,
-                attempts: 1
-            })
-        );
+        assert_eq!(l.get(&sig.key(), Strategy::Reset), one(0));
+        let after_reset = sig.clone().after(&[Strategy::Reset]).key();
+        assert_eq!(l.get(&after_reset, Strategy::Recreate), one(1));
         // Outcomes of a target the journal never opened an incident for are not observed.
         let mut l = Learner::new();
         let r = replay(

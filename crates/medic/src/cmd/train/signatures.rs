@@ -116,7 +116,7 @@ pub fn run(args: SignaturesArgs) -> anyhow::Result<ExitCode> {
     );
     println!(
         "  {:<8} {:>5}  {:<14} {:>9} {:>9}  typical signature",
-        "cluster", "size", "strategy", "succ/att", "estimate"
+        "cluster", "size", "strategy>failed", "succ/att", "estimate"
     );
     for c in &card.clusters {
         let mut first = true;
@@ -133,7 +133,13 @@ pub fn run(args: SignaturesArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     String::new()
                 },
-                r.strategy.as_str(),
+                // `reset>restart`: reset chosen after restart had failed in the incident.
+                if r.after_failed.is_empty() {
+                    r.strategy.as_str().to_owned()
+                } else {
+                    let after: Vec<&str> = r.after_failed.iter().map(|s| s.as_str()).collect();
+                    format!("{}>{}", r.strategy, after.join(","))
+                },
                 format!("{}/{}", r.successes, r.attempts),
                 r.estimate,
                 if first { c.typical.as_str() } else { "" }
