@@ -1,4 +1,5 @@
-//! The `medic` binary as a user runs it: exit codes and output of `validate` and `check`.
+//! The `medic` binary as a user runs it: exit codes and output of `validate`, `check` and
+//! `simulate`.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -145,4 +146,97 @@ fn check_with_a_broken_fleet_exits_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn simulate_json_reports_a_reproducible_week_with_no_violation() {
+    let run = || {
+        let out = medic()
+            .current_dir(repo())
+            .args(["simulate", "--targets", "200", "--days", "2", "--seed", "7"])
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report
+    };
+    let a = run();
+    assert_eq!(a["violations"].as_u64(), Some(0), "{a}");
+    assert!(a["faults"].as_u64().unwrap() > 0, "{a}");
+    assert!(a["incidents"].as_u64().unwrap() > 0, "{a}");
+    assert!(a["healed_by_engine"].as_u64().unwrap() > 0, "{a}");
+    assert!(a["failed_actions_per_incident"].is_number(), "{a}");
+    // the same seed gives the same report, wall time aside
+    let mut b = run();
+    let mut a = a;
+    for r in [&mut a, &mut b] {
+        r.as_object_mut()
+            .unwrap()
+            .retain(|k, _| !k.starts_with("wall"));
+    }
+    assert_eq!(a, b);
+}
+
+#[test]
+fn simulate_compare_runs_two_policy_directories_on_the_same_faults() {
+    // b tolerates 32 crashes in 15 min instead of the shipped 4: it never gives up on a
+    // crash loop, so its loops end on the escalation ladder instead
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(repo().join("policies/tiers.yaml")).unwrap();
+    let patched = shipped.replacen(
+        "crash_loop: { restarts: 4, window: 15m }",
+        "crash_loop: { restarts: 32, window: 15m }",
+        1,
+    );
+    assert_ne!(
+        patched, shipped,
+        "the shipped default crash_loop line moved"
+    );
+    std::fs::write(dir.path().join("tiers.yaml"), patched).unwrap();
+    let out = medic()
+        .current_dir(repo())
+        .args([
+            "simulate",
+            "--targets",
+            "1000",
+            "--days",
+            "2",
+            "--seed",
+            "7",
+        ])
+        .arg("--compare")
+        .arg("policies")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("same faults (seed 7"), "{stdout}");
+    let row = |name: &str| -> Vec<f64> {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row in\n{stdout}"));
+        line.split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let faults = row("faults");
+    assert_eq!(faults[0], faults[1], "the same faults on both sides");
+    let gave_up = row("gave_up");
+    assert!(gave_up[0] > 0.0 && gave_up[1] == 0.0, "gave_up {gave_up:?}");
+    assert_eq!(gave_up[2], gave_up[1] - gave_up[0], "the b - a column");
+    assert_eq!(&row("violations")[..2], [0.0, 0.0]);
 }
