@@ -16,16 +16,17 @@ use medic_strategy::AttemptResult;
 
 /// One tier whose rules are "liveness failing → restart (0.6)", then "→ reset (0.55)": in
 /// policy order restart comes first until learning sinks it. Short verification, no backoff
-/// to speak of, no cooldown, no crash loop, no approvals: the test is about ranking.
+/// to speak of, no cooldown, no crash loop (the most attempts and crashes the policy allows,
+/// 32), no approvals: the test is about ranking.
 const TIERS: &str = r#"healing_policies:
   default:
-    max_restart_attempts: 100
+    max_restart_attempts: 32
     restart_cooldown: 1ms
     scale_threshold: 0.8
     circuit_break_duration: 60s
     attempt_window: 1h
     backoff: { initial: 1ms, max: 2ms, multiplier: 2, reset_after: 10m }
-    crash_loop: { restarts: 1000, window: 1m }
+    crash_loop: { restarts: 32, window: 1m }
     max_group_unavailable: 1.0
     auto_approve_risk: medium
     confidence_threshold: 0.1
@@ -40,6 +41,9 @@ const TIERS: &str = r#"healing_policies:
 /// The key the daemon learns `svc`'s failures under: no diagnosis, no anomaly, no features,
 /// liveness failing, tier default.
 const KEY: &str = "sig:-|-|-|liveness|default";
+
+/// The key of its outcomes chosen after a restart had failed in the incident.
+const AFTER_RESTART: &str = "sig:-|-|-|liveness|default|after:restart";
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -107,11 +111,11 @@ async fn wait_for(
     );
 }
 
-fn rate(s: &DaemonSnapshot, strategy: Strategy) -> Option<(u32, u32)> {
+fn rate(s: &DaemonSnapshot, key: &str, strategy: Strategy) -> Option<(u32, u32)> {
     s.learned
         .rates
         .iter()
-        .find(|r| r.key == KEY && r.strategy == strategy)
+        .find(|r| r.key == key && r.strategy == strategy)
         .map(|r| (r.successes, r.attempts))
 }
 
@@ -154,7 +158,8 @@ async fn a_restart_that_keeps_failing_sinks_and_a_restarted_daemon_remembers() {
         "{:?}",
         h.snapshot().learned
     );
-    // Three incidents: restart (policy order) fails verification, the ladder's reset heals.
+    // Three incidents: restart (policy order) fails verification, the ladder's reset heals
+    // (learned as chosen after restart had failed).
     for round in 1..=3u32 {
         let acts = break_and_heal(&h, &s).await;
         let kinds: Vec<&str> = acts.iter().map(|a| a.0.as_str()).collect();
@@ -162,20 +167,25 @@ async fn a_restart_that_keeps_failing_sinks_and_a_restarted_daemon_remembers() {
         assert_eq!(acts[0].1, "failure", "round {round}: {acts:?}");
         assert_eq!(acts[1].1, "success", "round {round}: {acts:?}");
         let snap = h.snapshot();
-        assert_eq!(rate(&snap, Strategy::Restart), Some((0, round)));
-        assert_eq!(rate(&snap, Strategy::Reset), Some((round, round)));
+        assert_eq!(rate(&snap, KEY, Strategy::Restart), Some((0, round)));
+        assert_eq!(rate(&snap, KEY, Strategy::Reset), None);
+        assert_eq!(
+            rate(&snap, AFTER_RESTART, Strategy::Reset),
+            Some((round, round))
+        );
     }
-    // Restart's posterior (4·0.6 + 0) / (4 + 3) = 0.34 after 3 attempts: sunk. The next
-    // plan puts reset first and says why.
+    // Restart's posterior (4·0.6 + 0) / (4 + 3) = 0.34 after 3 attempts: sunk, passed over
+    // for its next rung. The next plan puts reset first and says why.
     let acts = break_and_heal(&h, &s).await;
     assert_eq!(acts.len(), 1, "{acts:?}");
     assert_eq!(acts[0].0, "reset", "{acts:?}");
     assert!(
         acts[0]
             .2
-            .contains("learned: 3/3 succeeded on this signature"),
+            .contains("learned: 0/3 succeeded on this signature, confidence 0.60 → 0.34"),
         "{acts:?}"
     );
+    assert!(acts[0].2.contains("next rung reset"), "{acts:?}");
     let learned = h.snapshot().learned;
     assert_eq!(learned.observed, 7);
     h.shutdown(Duration::from_secs(5)).await;
@@ -227,7 +237,7 @@ async fn a_restart_that_keeps_failing_sinks_and_a_restarted_daemon_remembers() {
     assert!(
         snap.actions[0]
             .reason
-            .contains("learned: 4/4 succeeded on this signature"),
+            .contains("learned: 0/3 succeeded on this signature"),
         "{:?}",
         snap.actions[0]
     );
@@ -248,7 +258,7 @@ async fn a_restart_that_keeps_failing_sinks_and_a_restarted_daemon_remembers() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|r| r["strategy"] == "reset" && r["successes"].as_u64().unwrap() >= 5),
+            .any(|r| r["strategy"] == "restart" && r["attempts"].as_u64() == Some(3)),
         "{t}"
     );
     h.shutdown(Duration::from_secs(5)).await;
@@ -326,7 +336,7 @@ async fn an_old_journal_loads_and_its_outcomes_are_learned() {
     let h = start(o).await;
     let snap = wait_for(&h, "first snapshot", |snap| !snap.targets.is_empty()).await;
     assert_eq!(
-        rate(&snap, Strategy::Restart),
+        rate(&snap, KEY, Strategy::Restart),
         Some((0, 3)),
         "{:?}",
         snap.learned
