@@ -345,7 +345,7 @@ const ESCALATE_TIERS: &str = r#"healing_policies:
     circuit_break_duration: 60s
     attempt_window: 1h
     backoff: { initial: 1s, max: 2s, multiplier: 2, reset_after: 10m }
-    crash_loop: { restarts: 1000, window: 1m }
+    crash_loop: { restarts: 32, window: 1m }
     max_group_unavailable: 1.0
     auto_approve_risk: medium
     confidence_threshold: 0.1
