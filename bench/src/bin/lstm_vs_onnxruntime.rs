@@ -23,6 +23,10 @@
 //!   executor for its matrix products, or with `--split` the windows of a call cut in N equal
 //!   parts, each run by its own forked predictor on its own thread.
 //!
+//! The largest call is also timed in two fresh child processes (single thread only), with
+//! glibc's defaults and retaining freed memory: whether glibc trims depends on what the process
+//! freed before, and this one has built and freed a simulated history, a daemon has not.
+//!
 //! Without MODEL a model of the architecture (LSTM 128 → 64 → 32, dense 16, sigmoid;
 //! 20 steps × 10 features) is written from seeded random weights. Needs `pip install
 //! onnxruntime onnx`.
@@ -128,6 +132,77 @@ fn generated_model(dir: &Path) -> Result<(PathBuf, LstmWeights), String> {
     Ok((path, w))
 }
 
+/// The hidden first argument that makes this binary the fresh-process timer.
+const FRESH_CHILD: &str = "--fresh-child";
+
+/// Child mode: `--fresh-child MODEL WINDOWS.f32 B PLAN RETAIN(0|1)`. A process that only loads
+/// the predictor and times calls of B windows, as a daemon does, and prints µs per window.
+/// glibc's trimming depends on what the process freed before: the parent has built and freed
+/// a simulated history (large blocks raise glibc's dynamic thresholds), a daemon has not.
+// Measuring elapsed wall time is the point of a bench.
+#[allow(clippy::disallowed_methods)]
+fn fresh_child() -> Result<(), String> {
+    let a: Vec<String> = std::env::args().skip(2).collect();
+    let [model, input, b, plan, retain] = a.as_slice() else {
+        return Err("--fresh-child MODEL WINDOWS B PLAN RETAIN".into());
+    };
+    let num = |s: &str| s.parse::<usize>().map_err(|e| format!("{s}: {e}"));
+    let (b, plan) = (num(b)?, num(plan)?);
+    if retain == "1" {
+        retain_freed_memory()?;
+    }
+    let mut pred = Predictor::load_with(Path::new(model), PredictorOptions { batch: plan })
+        .map_err(|e| e.to_string())?;
+    let wl = pred.window_len();
+    let x: Vec<f32> = std::fs::read(input)
+        .map_err(|e| e.to_string())?
+        .chunks_exact(4)
+        .take(b * wl)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if x.len() != b * wl {
+        return Err(format!("{input} holds fewer than {b} windows"));
+    }
+    let mut out = vec![0.0f32; b];
+    pred.predict_into(&x, &mut out).map_err(|e| e.to_string())?;
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        pred.predict_into(&x, &mut out).map_err(|e| e.to_string())?;
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    println!("{}", best / b as f64 * 1e6);
+    Ok(())
+}
+
+/// Per-window µs of `b` windows on a plan of `plan` in a fresh child process.
+fn time_fresh(
+    model: &Path,
+    input: &Path,
+    b: usize,
+    plan: usize,
+    retain: bool,
+) -> Result<f64, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .arg(FRESH_CHILD)
+        .arg(model)
+        .arg(input)
+        .args([b.to_string(), plan.to_string()])
+        .arg(if retain { "1" } else { "0" })
+        .output()
+        .map_err(|e| format!("fresh child: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().map_err(|_| {
+        format!(
+            "fresh child failed ({}): {}{}",
+            out.status,
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
 /// Runs `windows` into `out` on `preds`: one predictor runs the whole call; several run
 /// consecutive equal parts, each on its own thread.
 fn run_call(preds: &mut [Predictor], windows: &[f32], out: &mut [f32]) -> Result<(), String> {
@@ -180,7 +255,12 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let result = if std::env::args().nth(1).as_deref() == Some(FRESH_CHILD) {
+        fresh_child()
+    } else {
+        run()
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lstm_vs_onnxruntime: {e}");
@@ -330,6 +410,16 @@ fn run() -> Result<(), String> {
         }
     }
 
+    // The largest call again in fresh processes (single thread only): glibc defaults, then
+    // retaining freed memory.
+    let mut fresh = Vec::new();
+    if args.threads == 1 {
+        let plan = args.plan_batch.map_or(max_b, |p| p.min(max_b));
+        for retain in [false, true] {
+            fresh.push((retain, time_fresh(&model, &input, max_b, plan, retain)?));
+        }
+    }
+
     // onnxruntime in Python.
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/lstm_ort.py");
     let ort_out = dir.path().join("ort.f32");
@@ -422,6 +512,17 @@ fn run() -> Result<(), String> {
             format!("batch {b} (plan {plan}): µs/sample")
         };
         println!("{:<28} {:>12.2} {:>14.2} {:>9.2}×", label, t, o, t / o);
+    }
+    let o = v["batch"][max_b.to_string()]["per_sample_us"]
+        .as_f64()
+        .ok_or("missing batch figure")?;
+    for (retain, t) in &fresh {
+        let label = if *retain {
+            "  fresh process, retain"
+        } else {
+            "  fresh process, glibc dflt"
+        };
+        println!("{label:<28} {t:>12.2} {o:>14.2} {:>9.2}×", t / o);
     }
     println!("outputs: max |tract − onnxruntime| over {n} windows = {diff:.2e}");
     let mut spread: Vec<f64> = tract_out.iter().map(|&v| f64::from(v)).collect();
