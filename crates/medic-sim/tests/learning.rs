@@ -1,12 +1,11 @@
 //! Learning from outcomes over a simulated week: the engine learns from every verified outcome
 //! as it happens (inside the simulation loop, on virtual time), on the same fleet, faults and
-//! seed as a run without learning, reproducibly.
+//! seed as a run without learning, reproducibly — and fails fewer actions per incident.
 //!
-//! This test used to require strictly fewer failed actions per incident with learning on. Since
-//! the reroute rules were narrowed (a reroute is planned only where it can help), learning no
-//! longer lowers them in this simulation (README, "Learning from outcomes"), so the test no
-//! longer claims it; it checks that learning never makes the same week worse by more than a
-//! tenth.
+//! Before outcomes were keyed by what had already failed in the incident
+//! (`IncidentSignature::after_failed`) and a sunk ladder rung passed to the next one, this test
+//! failed (on commit 6729954: seed 2, 0.339 → 0.321 failed actions per incident, ×0.947; with
+//! the change ×0.81–0.86 on the four seeds).
 
 use std::path::Path;
 
@@ -14,43 +13,56 @@ use medic_sim::fleet::SimFleet;
 use medic_sim::policy_sim::{self, SimConfig};
 
 #[test]
-fn learning_runs_on_the_same_faults_reproducibly_and_costs_little() {
+fn learning_cuts_failed_actions_per_incident_on_the_same_faults_reproducibly() {
     let tiers =
         medic_policy::load_policies(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies"))
             .expect("shipped policies load");
-    let fleet = SimFleet::generate(150, tiers);
-    let off = SimConfig::standard(7.0, 11);
-    let on = SimConfig {
-        learning: true,
-        ..off.clone()
-    };
-    let a = policy_sim::simulate(&fleet, &off).expect("runs");
-    let b = policy_sim::simulate(&fleet, &on).expect("runs");
-    assert_eq!(a.violations + b.violations, 0);
-    assert!(!a.learning && b.learning);
-    assert_eq!(a.outcomes_learned, 0);
-    assert!(b.outcomes_learned > 0);
-    // Same scenario: the faults are the seed's, not the learner's.
-    assert_eq!(a.faults_by_kind, b.faults_by_kind);
-    assert!(a.incidents > 50, "{} incidents", a.incidents);
-    eprintln!(
-        "failed actions per incident: off {:.3} ({}/{}), on {:.3} ({}/{})",
-        a.failed_actions_per_incident,
-        a.failed_actions,
-        a.incidents,
-        b.failed_actions_per_incident,
-        b.failed_actions,
-        b.incidents
-    );
-    // Deterministic runs: a comparison of counts, not a timing assertion.
-    assert!(
-        b.failed_actions_per_incident <= a.failed_actions_per_incident * 1.1,
-        "on {} vs off {}",
-        b.failed_actions_per_incident,
-        a.failed_actions_per_incident
-    );
-    // Reproducible bit for bit.
-    assert_eq!(policy_sim::simulate(&fleet, &on).expect("runs"), b);
+    let fleet = SimFleet::generate(300, tiers);
+    for seed in [7, 1, 2, 3] {
+        let off = SimConfig::standard(7.0, seed);
+        let on = SimConfig {
+            learning: true,
+            ..off.clone()
+        };
+        let a = policy_sim::simulate(&fleet, &off).expect("runs");
+        let b = policy_sim::simulate(&fleet, &on).expect("runs");
+        assert_eq!(a.violations + b.violations, 0);
+        assert!(!a.learning && b.learning);
+        assert_eq!(a.outcomes_learned, 0);
+        assert!(b.outcomes_learned > 0);
+        // Same scenario: the faults are the seed's, not the learner's. (Which of them start
+        // can differ: a fault due on a target still faulty is skipped.)
+        assert_eq!(
+            policy_sim::scenario(&fleet, &off),
+            policy_sim::scenario(&fleet, &on)
+        );
+        assert_eq!(
+            a.faults + a.faults_skipped_overlap,
+            b.faults + b.faults_skipped_overlap
+        );
+        assert!(a.incidents > 200, "seed {seed}: {} incidents", a.incidents);
+        eprintln!(
+            "seed {seed}: failed actions per incident: off {:.3} ({}/{}), on {:.3} ({}/{})",
+            a.failed_actions_per_incident,
+            a.failed_actions,
+            a.incidents,
+            b.failed_actions_per_incident,
+            b.failed_actions,
+            b.incidents
+        );
+        // Deterministic runs: a comparison of counts, not a timing assertion. At least a
+        // tenth fewer on every seed (measured ×0.81–0.86 here).
+        assert!(
+            b.failed_actions_per_incident <= a.failed_actions_per_incident * 0.9,
+            "seed {seed}: on {} vs off {}",
+            b.failed_actions_per_incident,
+            a.failed_actions_per_incident
+        );
+        // Reproducible bit for bit.
+        if seed == 7 {
+            assert_eq!(policy_sim::simulate(&fleet, &on).expect("runs"), b);
+        }
+    }
 }
 
 #[test]
