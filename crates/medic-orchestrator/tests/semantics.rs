@@ -809,6 +809,39 @@ fn a_scale_that_heals_never_removes_replicas() {
 }
 
 #[test]
+fn a_failing_target_whose_options_used_their_attempts_is_escalated_and_degraded() {
+    // Scaled once (the one attempt the window allows); saturated again within the window:
+    // no option has an attempt left, so a human is called and the fallback degrades the
+    // target meanwhile (before, the plan was "observe" and nobody was told).
+    let mut p = policy("default");
+    p.max_restart_attempts = 1;
+    let mut t = target("api", "default");
+    t.has_fallback = true;
+    let mut h = Harness::new(vec![t], tiers(vec![p]), EngineConfig::standard(10));
+    let saturated = |at: u64| {
+        let mut f = degraded("api", at);
+        f.utilization = Some(1.2);
+        f
+    };
+    h.finding(saturated(0));
+    assert_eq!(h.tick(0)[1], "act a1 api scale x3");
+    h.outcome(1, 1, Outcome::Success);
+    h.tick(6);
+    h.verify(7, 1, Outcome::Success);
+    h.finding(healthy("api", 8));
+    h.finding(saturated(100));
+    assert_eq!(
+        h.tick(100),
+        [
+            "J escalated api LadderExhausted",
+            "escalate api LadderExhausted",
+            "J intent a2 api fallback",
+            "act a2 api fallback"
+        ]
+    );
+}
+
+#[test]
 fn scale_down_waits_for_the_stabilisation_window() {
     let mut h = one("api");
     let mut f = degraded("api", 0);

@@ -339,7 +339,9 @@ pub fn select(
 /// failing on this signature, the plan calls a human instead of trying them again. The
 /// reason of every option learning touched says so (`learned: s/n succeeded on this
 /// signature[ after x failed], confidence a → b`, `; next rung r`).
-/// With no candidate at all, the plan is a single **observe**.
+/// When options matched but every one used up its attempts, a degraded or unhealthy
+/// target's plan is **escalate** (a human is called rather than the failure watched); with no
+/// candidate at all, the plan is a single **observe**.
 pub fn select_with(
     finding: &Finding,
     policy: &TierPolicy,
@@ -356,7 +358,28 @@ pub fn select_with(
         }
     }
     builtin_candidates(finding, policy, now, &mut cands);
+    let matched = cands.len();
     apply_history(policy, history, now, &mut cands);
+    if matched > 0
+        && cands.is_empty()
+        && matches!(
+            finding.health,
+            HealthState::Degraded | HealthState::Unhealthy
+        )
+    {
+        // Every option that matches used up its attempts: watching would leave a failing
+        // target alone, with nobody told, until an attempt leaves the window.
+        cands.push(candidate(
+            Strategy::Escalate,
+            0.9,
+            1,
+            format!(
+                "every matching option used its {} attempts within {}s",
+                policy.max_restart_attempts,
+                policy.attempt_window.as_secs()
+            ),
+        ));
+    }
 
     // Learned re-ranking (see the function documentation). The signature is built once,
     // and only when something may be known.
@@ -968,6 +991,44 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_target_whose_options_used_their_attempts_is_escalated_not_watched() {
+        let mut pol = policy();
+        pol.max_restart_attempts = 1;
+        let mut saturated = degraded();
+        saturated.utilization = Some(1.2);
+        let mut h = AttemptHistory::new();
+        h.record(Strategy::Scale, NOW - Duration::from_secs(100));
+        h.resolve(Strategy::Scale, AttemptResult::Success);
+        let p = select(&saturated, &pol, &h, NOW);
+        assert_eq!(strategies(&p), [Strategy::Escalate]);
+        assert_eq!(
+            p.options[0].reason,
+            "every matching option used its 1 attempts within 3600s"
+        );
+        // a healthy target with a forecast is watched, not escalated
+        let mut forecast = saturated.clone();
+        forecast.health = HealthState::Healthy;
+        forecast.failing = LevelSet::EMPTY;
+        forecast.prediction = Some(PredictionFinding {
+            probability: 0.9,
+            alarm: true,
+            horizon_s: 600,
+            factors: vec![],
+            recommended: Strategy::Scale,
+        });
+        assert_eq!(
+            strategies(&select(&forecast, &pol, &h, NOW)),
+            [Strategy::Observe]
+        );
+        // once the attempt leaves the window, scaling again is the plan
+        let later = NOW + Duration::from_secs(3600);
+        assert_eq!(
+            strategies(&select(&saturated, &pol, &h, later)),
+            [Strategy::Scale]
+        );
+    }
+
+    #[test]
     fn repeated_failure_climbs_the_ladder() {
         let pol = policy();
         let mut h = AttemptHistory::new();
@@ -1029,7 +1090,8 @@ mod tests {
         for i in 0..3 {
             h.record(Strategy::Scale, NOW - Duration::from_secs(500 - i));
         }
-        assert_eq!(strategies(&select(&f, &pol, &h, NOW)), [Strategy::Observe]);
+        // scale is dropped, and with nothing left the degraded target is escalated
+        assert_eq!(strategies(&select(&f, &pol, &h, NOW)), [Strategy::Escalate]);
     }
 
     #[test]
