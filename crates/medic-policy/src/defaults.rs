@@ -79,7 +79,9 @@ impl TierPolicy {
 
 /// The rules shipped under `default` in `policies/tiers.yaml` (and used when no file sets
 /// `rules`). Specific causes come first so that they rank above the generic restart:
-/// a bad deploy is rolled back rather than restarted, a configuration error repaired.
+/// a bad deploy is rolled back rather than restarted, a configuration error repaired (or,
+/// without a repair action or after a failed repair, escalated: restarting reloads the same
+/// configuration).
 pub fn default_rules() -> Vec<Rule> {
     // Confidences sit above the default `confidence_threshold` (0.85) for the low-risk
     // process-level remedies, so that they run unattended; repair (which rewrites
@@ -104,6 +106,15 @@ pub fn default_rules() -> Vec<Rule> {
                 ..Condition::default()
             },
             Strategy::Repair,
+            None,
+        ),
+        rule(
+            "config_error_unrepaired",
+            Condition {
+                diagnosis: vec![DiagnosisCategory::Configuration],
+                ..Condition::default()
+            },
+            Strategy::Escalate,
             None,
         ),
         rule(

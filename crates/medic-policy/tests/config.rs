@@ -519,6 +519,7 @@ fn builtin_default_has_the_documented_values() {
         names,
         [
             "config_error",
+            "config_error_unrepaired",
             "bad_deploy",
             "lone_bad_instance",
             "lone_degrading_instance",
