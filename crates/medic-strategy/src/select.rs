@@ -333,7 +333,12 @@ pub fn select(
 /// whose risk is above the tier's `auto_approve_risk` only ever lowered, never raised, so
 /// learning never lets a risky option run without approval — and an option whose posterior
 /// is below [`SINK_BELOW`] after at least [`SINK_MIN_ATTEMPTS`] attempts is *sunk*: it ranks
-/// after every option that is not, policy rules included. A sunk *ladder* rung is passed
+/// after every option that is not, policy rules included. Learning does not by itself make
+/// an automatic option wait for approval: one that would run on its own (confidence at or
+/// above the tier's `confidence_threshold`, risk within `auto_approve_risk`), that learning
+/// lowered under the threshold without sinking it — it works more often than not — keeps the
+/// threshold while no other option in the plan is rated higher; a human is asked when there
+/// is a better-rated choice to make, or when it keeps failing. A sunk *ladder* rung is passed
 /// over like one that failed in this incident: its next rung joins right behind it (scored
 /// the same way, so it may sink and pass on in turn), up to escalate — when every rung keeps
 /// failing on this signature, the plan calls a human instead of trying them again. The
@@ -414,6 +419,30 @@ pub fn select_with(
                 Some(n) => c = n,
                 None => break,
             }
+        }
+    }
+    // Learning alone does not stop the plan for a human: an option that would run on its own
+    // and that learning found to work more often than not (not sunk) stays at the tier's
+    // confidence threshold when no other option is rated higher (see the function docs).
+    for j in 0..scored.len() {
+        let (score, sunk, _, c) = &scored[j];
+        let lowered_under = c.confidence >= policy.confidence_threshold
+            && *score < policy.confidence_threshold
+            && c.risk <= policy.auto_approve_risk
+            && !sunk;
+        let rated_higher = scored
+            .iter()
+            .enumerate()
+            .any(|(k, o)| k != j && !o.1 && o.0 > *score);
+        if lowered_under && !rated_higher {
+            let t = policy.confidence_threshold;
+            let c = &mut scored[j].3;
+            let _ = write!(
+                c.reason,
+                ", kept at the tier's threshold {t:.2}: it works more often than not and no \
+                 option is rated higher"
+            );
+            scored[j].0 = t;
         }
     }
     // Sunk options last; then policy rules in the order the policy gives them (specific
@@ -1473,6 +1502,62 @@ mod tests {
             "{}",
             p.options[1].reason
         );
+    }
+
+    #[test]
+    fn learning_alone_does_not_make_the_best_option_wait_for_approval() {
+        // The shipped threshold: options under 0.85 wait for a human.
+        let mut pol = restart_rule_policy();
+        pol.confidence_threshold = 0.85;
+        let f = unresponsive();
+        let sig = crate::IncidentSignature::of(&f, &pol.name);
+        let mut l = crate::Learner::new();
+        for i in 0..20 {
+            l.observe(&sig, Strategy::Restart, i < 13);
+        }
+        // 13/20: (4·0.95 + 13) / 24 = 0.70, under the threshold but not sunk, and nothing in
+        // the plan is rated higher: restart still runs on its own, and says why.
+        let p = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l);
+        let restart = &p.options[0];
+        assert_eq!(restart.strategy, Strategy::Restart);
+        assert_eq!(restart.confidence, 0.85);
+        assert!(needs_approval(restart, &pol).is_none());
+        assert!(
+            restart.reason.contains(
+                "confidence 0.95 → 0.70, kept at the tier's threshold 0.85: it works more \
+                 often than not and no option is rated higher"
+            ),
+            "{}",
+            restart.reason
+        );
+        // With a better-rated choice in the plan (rollback after a version change), the
+        // lowered restart asks a human.
+        let mut after_deploy = unresponsive();
+        after_deploy.version_changed_at = Some(NOW - Duration::from_secs(60));
+        let sig = crate::IncidentSignature::of(&after_deploy, &pol.name);
+        let mut l2 = crate::Learner::new();
+        for i in 0..20 {
+            l2.observe(&sig, Strategy::Restart, i < 13);
+        }
+        let p = select_with(&after_deploy, &pol, &AttemptHistory::new(), NOW, &l2);
+        let restart = p
+            .options
+            .iter()
+            .find(|o| o.strategy == Strategy::Restart)
+            .unwrap();
+        assert!((restart.confidence - 16.8 / 24.0).abs() < 1e-9);
+        assert!(needs_approval(restart, &pol).is_some());
+        // One that keeps failing is not held up: it sinks.
+        let mut l3 = crate::Learner::new();
+        for _ in 0..10 {
+            l3.observe(
+                &crate::IncidentSignature::of(&f, &pol.name),
+                Strategy::Restart,
+                false,
+            );
+        }
+        let p = select_with(&f, &pol, &AttemptHistory::new(), NOW, &l3);
+        assert!(!p.options.iter().any(|o| o.reason.contains("kept at")));
     }
 
     #[test]
