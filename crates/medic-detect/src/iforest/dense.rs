@@ -203,15 +203,24 @@ impl Dense {
         let mut acc = [0.0f64; MAX_BLOCK];
         let acc = &mut acc[..groups * GROUP];
         match self.width {
-            256 => self.descend::<256>(kernel, scratch, acc),
-            _ => self.descend::<{ 1 << MAX_DENSE_DEPTH }>(kernel, scratch, acc),
+            // ψ = 256, the default, gives depth 8: a fixed depth lets the levels unroll.
+            256 if self.depth == 8 => self.descend::<256, 8>(kernel, scratch, acc),
+            256 => self.descend::<256, 0>(kernel, scratch, acc),
+            _ => self.descend::<{ 1 << MAX_DENSE_DEPTH }, 0>(kernel, scratch, acc),
         }
         out.copy_from_slice(acc);
     }
 
     /// Adds every tree's path length of each row of the scratch groups to `acc`.
     #[inline(always)]
-    fn descend<const N: usize>(&self, kernel: Kernel, scratch: &[u64], acc: &mut [f64]) {
+    fn descend<const N: usize, const DEPTH: usize>(
+        &self,
+        kernel: Kernel,
+        scratch: &[u64],
+        acc: &mut [f64],
+    ) {
+        // DEPTH = 0: the forest's depth, known at run time only.
+        let depth = if DEPTH > 0 { DEPTH } else { self.depth };
         let stride = GROUP * self.n_features;
         let t = &self.trees;
         // Heap positions after the first levels, one byte per row: row r of group g in byte
@@ -229,7 +238,7 @@ impl Dense {
             let leaf: &[f64; N] = leaf.try_into().unwrap_or_else(|_| unreachable!());
             let done = match kernel {
                 #[cfg(target_arch = "x86_64")]
-                Kernel::Avx512(k) if self.depth >= x86::TOP => {
+                Kernel::Avx512(k) if depth >= x86::TOP => {
                     k.top_levels(split, offset, scratch, stride, tops);
                     x86::TOP
                 }
@@ -246,14 +255,14 @@ impl Dense {
                     for (r, i) in idx.iter_mut().enumerate() {
                         *i = usize::from(tops[2 * g + r / 8].to_le_bytes()[r % 8]);
                     }
-                } else if self.depth > 0 {
+                } else if depth > 0 {
                     // The root is the same node for every row: its split stays in a register.
                     for (r, i) in idx.iter_mut().enumerate() {
                         *i = 2 + usize::from(root_split < x[root_off + r]);
                     }
                     level = 1;
                 }
-                for _ in level..self.depth {
+                for _ in level..depth {
                     for (r, i) in idx.iter_mut().enumerate() {
                         let n = *i & (N - 1);
                         let v = x[usize::from(offset[n]) + r];
@@ -544,6 +553,7 @@ mod tests {
             (1200, 5, 600, 8, 85),
             (3000, 4, 2048, 3, 50),
         ];
+        let mut depths = Vec::new();
         for (case, &(n, d, psi, trees, rows)) in cases.iter().enumerate() {
             // Some columns have few distinct values, so nodes go constant and leaves shallow.
             let x = Array2::from_shape_fn((n, d), |(_, j)| match j % 3 {
@@ -580,6 +590,7 @@ mod tests {
             }
             // Every kernel this CPU runs, not only the one `score_into` picks.
             let dense = forest.dense.as_ref().unwrap();
+            depths.push(dense.depth);
             let flat = q.as_slice().unwrap();
             let norm = average_path_length(forest.psi) * forest.roots.len() as f64;
             let mut first: Option<Vec<f64>> = None;
@@ -607,6 +618,11 @@ mod tests {
                 }
             }
         }
+        // Both the fixed-depth (ψ = 256, depth 8) and the run-time-depth descents ran.
+        assert!(
+            depths.contains(&8) && depths.iter().any(|&d| d != 8),
+            "{depths:?}"
+        );
         eprintln!("kernels compared: {:?}", Kernel::supported());
     }
 
