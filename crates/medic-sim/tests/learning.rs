@@ -2,10 +2,11 @@
 //! as it happens (inside the simulation loop, on virtual time), on the same fleet, faults and
 //! seed as a run without learning, reproducibly — and fails fewer actions per incident.
 //!
-//! Before outcomes were keyed by what had already failed in the incident
-//! (`IncidentSignature::after_failed`) and a sunk ladder rung passed to the next one, this test
-//! failed (on commit 6729954: seed 2, 0.339 → 0.321 failed actions per incident, ×0.947; with
-//! the change ×0.81–0.86 on the four seeds).
+//! The week is the README's (1,000 targets, seeds 7, 1, 2, 3). Before outcomes were keyed by
+//! what had already failed in the incident (`IncidentSignature::after_failed`), a sunk ladder
+//! rung passed to the next one and learning stopped making the best option wait for approval,
+//! this test failed: with that learner on the same engine and policies (commit 5cd77ac) the
+//! ratio on/off was ×0.957–1.101; with them ×0.820–0.859.
 
 use std::path::Path;
 
@@ -17,7 +18,7 @@ fn learning_cuts_failed_actions_per_incident_on_the_same_faults_reproducibly() {
     let tiers =
         medic_policy::load_policies(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies"))
             .expect("shipped policies load");
-    let fleet = SimFleet::generate(300, tiers);
+    let fleet = SimFleet::generate(1000, tiers);
     for seed in [7, 1, 2, 3] {
         let off = SimConfig::standard(7.0, seed);
         let on = SimConfig {
@@ -40,7 +41,7 @@ fn learning_cuts_failed_actions_per_incident_on_the_same_faults_reproducibly() {
             a.faults + a.faults_skipped_overlap,
             b.faults + b.faults_skipped_overlap
         );
-        assert!(a.incidents > 200, "seed {seed}: {} incidents", a.incidents);
+        assert!(a.incidents > 800, "seed {seed}: {} incidents", a.incidents);
         eprintln!(
             "seed {seed}: failed actions per incident: off {:.3} ({}/{}), on {:.3} ({}/{})",
             a.failed_actions_per_incident,
@@ -51,7 +52,7 @@ fn learning_cuts_failed_actions_per_incident_on_the_same_faults_reproducibly() {
             b.incidents
         );
         // Deterministic runs: a comparison of counts, not a timing assertion. At least a
-        // tenth fewer on every seed (measured ×0.81–0.86 here).
+        // tenth fewer on every seed.
         assert!(
             b.failed_actions_per_incident <= a.failed_actions_per_incident * 0.9,
             "seed {seed}: on {} vs off {}",
