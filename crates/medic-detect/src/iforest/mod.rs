@@ -17,8 +17,10 @@
 //! in heap order (`dense.rs`): [`IsolationForest::score_into`] copies rows a block at a time
 //! into a column-major scratch block and walks each tree with 16 rows in flight, branch-free
 //! and without bounds checks, comparing with the fitted `f64` splits, so its scores equal the
-//! node-by-node walk's exactly. Scoring allocates nothing per row (one scratch block per
-//! thread). Deeper forests use the sparse walk.
+//! node-by-node walk's exactly. On CPUs with AVX-512 (detected at run time) the first three
+//! levels of each tree are decided by vector compares of the same keys, with the same
+//! result. Scoring allocates nothing per row (one scratch block per thread). Deeper forests
+//! use the sparse walk.
 //!
 //! Rows that contain NaN go left at every split on that feature; fill missing values first
 //! (see [`crate::scaler`]).
