@@ -9,7 +9,9 @@
 //!
 //! usage: `cargo run --release -p medic-bench --bin lstm_vs_onnxruntime -- [MODEL.onnx]
 //! [--windows N] [--single-runs N] [--batches 64,1024] [--plan-batch P] [--malloc-retain]
-//! [--threads N [--split]]` (run from the repository root).
+//! [--threads N [--split]] [--batch-runs R]` (run from the repository root). Batch figures are
+//! the best of R timed calls (default 5) on each side: on a shared machine the best of more
+//! runs finds both runtimes' uncontended moments.
 //!
 //! The tract configurations (each printed in the header, so a figure always names its own):
 //! - `--plan-batch P`: a call of B > P windows runs on a plan of batch P, in chunks (what
@@ -46,6 +48,7 @@ struct Args {
     model: Option<PathBuf>,
     windows: usize,
     single_runs: usize,
+    batch_runs: usize,
     batches: Vec<usize>,
     threads: usize,
     plan_batch: Option<usize>,
@@ -58,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         model: None,
         windows: 2048,
         single_runs: 2000,
+        batch_runs: 5,
         batches: vec![64, 1024],
         threads: 1,
         plan_batch: None,
@@ -69,6 +73,9 @@ fn parse_args() -> Result<Args, String> {
         let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match s.as_str() {
             "--windows" => a.windows = val("--windows")?.parse().map_err(|e| format!("{e}"))?,
+            "--batch-runs" => {
+                a.batch_runs = val("--batch-runs")?.parse().map_err(|e| format!("{e}"))?
+            }
             "--single-runs" => {
                 a.single_runs = val("--single-runs")?.parse().map_err(|e| format!("{e}"))?
             }
@@ -92,6 +99,7 @@ fn parse_args() -> Result<Args, String> {
         || a.batches.contains(&0)
         || a.windows == 0
         || a.threads == 0
+        || a.batch_runs == 0
         || a.plan_batch == Some(0)
     {
         return Err("batches, plan batch, windows and threads must be positive".into());
@@ -399,7 +407,7 @@ fn run() -> Result<(), String> {
         let mut out = vec![0.0f32; b];
         run_call(&mut preds, &x[..b * wl], &mut out)?;
         let mut best = f64::INFINITY;
-        for _ in 0..5 {
+        for _ in 0..args.batch_runs {
             let t0 = Instant::now();
             run_call(&mut preds, &x[..b * wl], &mut out)?;
             best = best.min(t0.elapsed().as_secs_f64());
@@ -431,6 +439,7 @@ fn run() -> Result<(), String> {
         .args([n.to_string(), seq.to_string(), feat.to_string()])
         .arg(&ort_out)
         .args(["--single-runs", &args.single_runs.to_string()])
+        .args(["--batch-runs", &args.batch_runs.to_string()])
         .args(["--batches", &batches.join(",")])
         .args(["--threads", &args.threads.to_string()])
         .env("OMP_NUM_THREADS", args.threads.to_string())
