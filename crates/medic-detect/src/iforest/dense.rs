@@ -223,10 +223,10 @@ impl Dense {
         let depth = if DEPTH > 0 { DEPTH } else { self.depth };
         let stride = GROUP * self.n_features;
         let t = &self.trees;
-        // Heap positions after the first levels, one byte per row: row r of group g in byte
-        // r % 8 of `tops[2g + r / 8]` (filled by a vector kernel, tree by tree).
-        let mut tops = [0u64; 2 * MAX_BLOCK / GROUP];
-        let tops = &mut tops[..2 * acc.len() / GROUP];
+        // Heap positions after the first levels, one byte per row: row r of group g at
+        // `tops[g][r]` (filled by a vector kernel, tree by tree).
+        let mut tops = [[0u8; GROUP]; MAX_BLOCK / GROUP];
+        let tops = &mut tops[..acc.len() / GROUP];
         for ((split, offset), leaf) in t
             .split
             .chunks_exact(N)
@@ -245,7 +245,7 @@ impl Dense {
                 _ => 0,
             };
             let (root_off, root_split) = (usize::from(offset[1]), split[1]);
-            for (g, acc) in acc.chunks_exact_mut(GROUP).enumerate() {
+            for ((g, acc), top) in acc.chunks_exact_mut(GROUP).enumerate().zip(&*tops) {
                 let x: &[u64; WINDOW] = scratch[g * stride..g * stride + WINDOW]
                     .try_into()
                     .unwrap_or_else(|_| unreachable!());
@@ -253,7 +253,7 @@ impl Dense {
                 let mut level = done;
                 if done > 0 {
                     for (r, i) in idx.iter_mut().enumerate() {
-                        *i = usize::from(tops[2 * g + r / 8].to_le_bytes()[r % 8]);
+                        *i = usize::from(top[r]);
                     }
                 } else if depth > 0 {
                     // The root is the same node for every row: its split stays in a register.
@@ -366,14 +366,14 @@ mod x86 {
 
         /// For every group of the block in `scratch` (`stride` keys apart), the heap
         /// positions of its rows after [`TOP`] levels of the tree (`split`, `offset`), one
-        /// byte per row: row `r` of group `g` in byte `r % 8` of `tops[2g + r / 8]`.
+        /// byte per row: row `r` of group `g` at `tops[g][r]`.
         pub(super) fn top_levels<const N: usize>(
             self,
             split: &[u64; N],
             offset: &[u16; N],
             scratch: &[u64],
             stride: usize,
-            tops: &mut [u64],
+            tops: &mut [[u8; GROUP]],
         ) {
             #[allow(unsafe_code)]
             // SAFETY: an `Avx512` exists only when `detect` found AVX-512F and BMI2 on this
@@ -400,7 +400,7 @@ mod x86 {
         offset: &[u16; N],
         scratch: &[u64],
         stride: usize,
-        tops: &mut [u64],
+        tops: &mut [[u8; GROUP]],
     ) {
         const BYTES: u64 = 0x0101_0101_0101_0101;
         const NODES: usize = 1 << TOP;
@@ -411,7 +411,7 @@ mod x86 {
             splits[j] = _mm512_set1_epi64(split[j].cast_signed());
             offsets[j] = usize::from(offset[j]);
         }
-        for (g, top) in tops.chunks_exact_mut(2).enumerate() {
+        for (g, top) in tops.iter_mut().enumerate() {
             let x: &[u64; WINDOW] = scratch[g * stride..g * stride + WINDOW]
                 .try_into()
                 .unwrap_or_else(|_| unreachable!());
@@ -439,8 +439,8 @@ mod x86 {
                 lo |= _pdep_u64(u64::from(right & 0xFF), BYTES) << shift;
                 hi |= _pdep_u64(u64::from(right >> 8), BYTES) << shift;
             }
-            top[0] = lo;
-            top[1] = hi;
+            top[..8].copy_from_slice(&lo.to_le_bytes());
+            top[8..].copy_from_slice(&hi.to_le_bytes());
         }
     }
 }
