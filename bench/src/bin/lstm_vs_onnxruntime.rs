@@ -9,7 +9,9 @@
 //!
 //! usage: `cargo run --release -p medic-bench --bin lstm_vs_onnxruntime -- [MODEL.onnx]
 //! [--windows N] [--single-runs N] [--batches 64,1024] [--plan-batch P] [--malloc-retain]
-//! [--threads N [--split]] [--batch-runs R]` (run from the repository root). Batch figures are
+//! [--threads N [--split]] [--batch-runs R] [--profile]` (run from the repository root).
+//! `--profile` also prints where one run of the largest call's plan spends its time, node by
+//! node (a `Scan` is one LSTM layer's whole loop over the 20 steps). Batch figures are
 //! the best of R timed calls (default 5) on each side: on a shared machine the best of more
 //! runs finds both runtimes' uncontended moments.
 //!
@@ -54,6 +56,7 @@ struct Args {
     plan_batch: Option<usize>,
     malloc_retain: bool,
     split: bool,
+    profile: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -67,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
         plan_batch: None,
         malloc_retain: false,
         split: false,
+        profile: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
@@ -91,6 +95,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--malloc-retain" => a.malloc_retain = true,
             "--split" => a.split = true,
+            "--profile" => a.profile = true,
             _ if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => a.model = Some(PathBuf::from(s)),
         }
@@ -549,6 +554,30 @@ fn run() -> Result<(), String> {
             .map(|(c, t)| (reference::forward(w, c) - t).abs())
             .fold(0.0f32, f32::max);
         println!("outputs: max |tract − plain-Rust reference| = {r:.2e}");
+    }
+    if args.profile {
+        let plan = args.plan_batch.map_or(max_b, |p| p.min(max_b));
+        let mut pred = Predictor::load_with(&model, PredictorOptions { batch: plan })
+            .map_err(|e| e.to_string())?;
+        let w = &x[..plan * wl];
+        pred.profile_batch(w, 1).map_err(|e| e.to_string())?;
+        let runs = (2048 / plan).clamp(3, 64);
+        let nodes = pred.profile_batch(w, runs).map_err(|e| e.to_string())?;
+        let total: f64 = nodes.iter().map(|n| n.micros).sum();
+        println!(
+            "tract profile, plan {plan}, mean of {runs} runs: {total:.0} µs per run, {:.2} µs \
+             per window",
+            total / plan as f64
+        );
+        for n in nodes.iter().filter(|n| n.micros >= 0.005 * total) {
+            println!(
+                "  {:>10.1} µs {:>5.1} %  {:<14} {}",
+                n.micros,
+                100.0 * n.micros / total,
+                n.op,
+                n.name
+            );
+        }
     }
     Ok(())
 }

@@ -128,7 +128,8 @@ impl Runner {
     }
 
     /// Runs `windows` (at most `batch` windows, padded with zeros) into `out`.
-    fn run(&mut self, windows: &[f32], out: &mut [f32]) -> TractResult<()> {
+    /// Writes `windows` (at most `batch`, padded with zeros) into the input tensor.
+    fn fill(&mut self, windows: &[f32]) -> TractResult<()> {
         if Arc::get_mut(&mut self.input).is_none() {
             // tract kept a reference (not expected after a run); start from a fresh tensor.
             let shape: TVec<usize> = self.input.shape().into();
@@ -150,6 +151,12 @@ impl Runner {
             dst[..windows.len()].copy_from_slice(windows);
             dst[windows.len()..].fill(0.0);
         }
+        Ok(())
+    }
+
+    /// Runs `windows` (at most `batch` windows, padded with zeros) into `out`.
+    fn run(&mut self, windows: &[f32], out: &mut [f32]) -> TractResult<()> {
+        self.fill(windows)?;
         let result = self
             .state
             .run(tvec![TValue::from_const(self.input.clone())])?;
@@ -164,6 +171,47 @@ impl Runner {
         out.copy_from_slice(&probs[..out.len()]);
         Ok(())
     }
+
+    /// Mean wall time per run of each node over `runs` runs of `windows` (a scan's time
+    /// includes its whole loop).
+    // Profiling measures elapsed wall time by definition; nothing decides on it.
+    #[allow(clippy::disallowed_methods)]
+    fn profile(&mut self, windows: &[f32], runs: usize) -> TractResult<Vec<NodeTime>> {
+        let plan = self.state.plan().clone();
+        let model = plan.model();
+        let mut total = vec![0.0f64; model.nodes.len()];
+        for _ in 0..runs {
+            self.fill(windows)?;
+            let input = tvec![TValue::from_const(self.input.clone())];
+            self.state
+                .run_plan_with_eval(input, |ctx, state, node, inputs| {
+                    let t0 = std::time::Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, state, node, inputs);
+                    total[node.id] += t0.elapsed().as_secs_f64();
+                    r
+                })?;
+        }
+        Ok(model
+            .nodes
+            .iter()
+            .map(|n| NodeTime {
+                op: n.op.name().to_string(),
+                name: n.name.clone(),
+                micros: total[n.id] / runs.max(1) as f64 * 1e6,
+            })
+            .collect())
+    }
+}
+
+/// One node of an optimised plan and its mean time per run ([`Predictor::profile_batch`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeTime {
+    /// tract's operator, e.g. `OptMatMul`, `Scan`, `MoveAxis`.
+    pub op: String,
+    /// The node's name in the optimised graph (derived from the ONNX node names).
+    pub name: String,
+    /// Mean wall time per run, µs.
+    pub micros: f64,
 }
 
 /// A loaded failure-prediction model.
@@ -262,14 +310,17 @@ fn drop_input_transpose(model: &mut InferenceModel) -> TractResult<bool> {
     Ok(true)
 }
 
+/// The optimised plan of `model` for `batch` windows; with `allow_time_major` it takes
+/// time-major input where [`drop_input_transpose`] applies (the returned flag says so).
 fn build_plan(
     model: &InferenceModel,
     batch: usize,
     seq: usize,
     feat: usize,
+    allow_time_major: bool,
 ) -> TractResult<(Plan, bool)> {
     let mut m = model.clone();
-    let time_major = drop_input_transpose(&mut m)?;
+    let time_major = allow_time_major && drop_input_transpose(&mut m)?;
     let shape = if time_major {
         [seq, batch, feat]
     } else {
@@ -346,11 +397,11 @@ impl Predictor {
         // the caller down.
         let built = std::panic::catch_unwind(AssertUnwindSafe(|| -> TractResult<Plans> {
             let model = onnx.model_for_proto_model(&proto)?;
-            let (single, time_major) = build_plan(&model, 1, seq, feat)?;
+            let (single, time_major) = build_plan(&model, 1, seq, feat, true)?;
             let batch = if opts.batch == 1 {
                 single.clone()
             } else {
-                build_plan(&model, opts.batch, seq, feat)?.0
+                build_plan(&model, opts.batch, seq, feat, true)?.0
             };
             Ok(Plans {
                 single,
@@ -533,6 +584,29 @@ impl Predictor {
         Ok(())
     }
 
+    /// Where a batch-plan run spends its time: each node of the optimised batch plan in plan
+    /// order with its mean wall time over `runs` runs of `windows` (at most
+    /// [`Self::batch_size`] scaled windows). For benches; a `Scan` node's time covers its whole
+    /// loop over the steps.
+    pub fn profile_batch(
+        &mut self,
+        windows: &[f32],
+        runs: usize,
+    ) -> Result<Vec<NodeTime>, PredictError> {
+        let wl = self.window_len();
+        if !windows.len().is_multiple_of(wl) || windows.len() / wl > self.batch.batch {
+            return Err(PredictError::Data(format!(
+                "{} values is not a whole number of at most {} windows of {wl}",
+                windows.len(),
+                self.batch.batch
+            )));
+        }
+        let path = &self.path;
+        self.batch
+            .profile(windows, runs)
+            .map_err(|e| model_err(path, format!("{e:#}")))
+    }
+
     /// The probability of one scaled window.
     pub fn predict_one(&mut self, window: &[f32]) -> Result<f32, PredictError> {
         let mut p = [0.0f32];
@@ -658,5 +732,95 @@ pub fn recommend_for_series(series: &str, load_among: bool) -> Strategy {
         }
     } else {
         Strategy::Observe
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::predict::card::{CARD_FORMAT, CARD_VERSION};
+    use crate::predict::steps::default_step_spec;
+    use crate::predict::{LstmWeights, write_model};
+    use crate::scaler::{Scaler, ScalerKind};
+
+    /// A model of random weights (LSTM 16 → 8, dense 4) in `dir`, identity scaler.
+    fn small_model(dir: &Path) -> std::path::PathBuf {
+        let w = LstmWeights::random(20, 10, &[16, 8], &[4], 11);
+        let spec = default_step_spec();
+        let card = PredictorCard {
+            format: CARD_FORMAT.into(),
+            version: CARD_VERSION,
+            feature_names: spec.names(),
+            feature_spec: spec,
+            feature_window: 10,
+            seq_len: 20,
+            step_s: 60,
+            horizon_s: 1800,
+            scaler: Scaler {
+                kind: ScalerKind::Standard,
+                center: vec![0.0; 10],
+                scale: vec![1.0; 10],
+            },
+            threshold: 0.5,
+            lstm_sizes: vec![16, 8],
+            dense_sizes: vec![4],
+            metrics: Default::default(),
+            training: Default::default(),
+        };
+        let path = dir.join("small.onnx");
+        write_model(&w, &card, &path).expect("write model");
+        path
+    }
+
+    fn windows(n: usize) -> Vec<f32> {
+        (0..n * 200)
+            .map(|i| ((i * 7919 % 1000) as f32 / 250.0) - 2.0)
+            .collect()
+    }
+
+    #[test]
+    fn the_time_major_plan_computes_what_the_graph_as_written_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = small_model(dir.path());
+        let model = tract_onnx::onnx().model_for_path(&path).unwrap();
+        let (tm_plan, tm) = build_plan(&model, 5, 20, 10, true).unwrap();
+        let (bm_plan, bm) = build_plan(&model, 5, 20, 10, false).unwrap();
+        assert!(
+            tm,
+            "medic's export transposes its input: the rewrite applies"
+        );
+        assert!(!bm);
+        let mut tm_run = Runner::new(&tm_plan, 5, 20, 10, true).unwrap();
+        let mut bm_run = Runner::new(&bm_plan, 5, 20, 10, false).unwrap();
+        // 3 windows in a batch of 5: the padding is checked too.
+        let x = windows(3);
+        let (mut a, mut b) = ([0.0f32; 3], [0.0f32; 3]);
+        tm_run.run(&x, &mut a).unwrap();
+        bm_run.run(&x, &mut b).unwrap();
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() < 1e-6, "{a:?} vs {b:?}");
+        }
+        assert!(
+            a.iter().any(|p| (p - a[0]).abs() > 1e-6),
+            "distinct windows differ"
+        );
+    }
+
+    #[test]
+    fn a_profile_names_the_plans_nodes_and_refuses_an_oversized_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = small_model(dir.path());
+        let mut p = Predictor::load_with(&path, PredictorOptions { batch: 4 }).unwrap();
+        let nodes = p.profile_batch(&windows(4), 2).unwrap();
+        assert_eq!(
+            nodes.iter().filter(|n| n.op == "Scan").count(),
+            2,
+            "{nodes:?}"
+        );
+        assert!(nodes.iter().all(|n| n.micros >= 0.0));
+        assert!(matches!(
+            p.profile_batch(&windows(5), 1),
+            Err(PredictError::Data(_))
+        ));
     }
 }
