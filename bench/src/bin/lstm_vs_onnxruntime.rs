@@ -39,10 +39,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use medic_detect::predict::card::{CARD_FORMAT, CARD_VERSION, PredictorCard};
-use medic_detect::predict::steps::default_step_spec;
+use medic_detect::predict::card::PredictorCard;
 use medic_detect::predict::{LstmWeights, Predictor, PredictorOptions, reference, write_model};
-use medic_detect::scaler::{Scaler, ScalerKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -119,27 +117,7 @@ fn parse_args() -> Result<Args, String> {
 
 fn generated_model(dir: &Path) -> Result<(PathBuf, LstmWeights), String> {
     let w = LstmWeights::random(20, 10, &[128, 64, 32], &[16], 7);
-    let spec = default_step_spec();
-    let card = PredictorCard {
-        format: CARD_FORMAT.into(),
-        version: CARD_VERSION,
-        feature_names: spec.names(),
-        feature_spec: spec,
-        feature_window: 10,
-        seq_len: 20,
-        step_s: 60,
-        horizon_s: 1800,
-        scaler: Scaler {
-            kind: ScalerKind::Standard,
-            center: vec![0.0; 10],
-            scale: vec![1.0; 10],
-        },
-        threshold: 0.5,
-        lstm_sizes: vec![128, 64, 32],
-        dense_sizes: vec![16],
-        metrics: Default::default(),
-        training: Default::default(),
-    };
+    let card = PredictorCard::untrained(&[128, 64, 32], &[16]);
     let path = dir.join("bench_lstm.onnx");
     write_model(&w, &card, &path).map_err(|e| e.to_string())?;
     Ok((path, w))

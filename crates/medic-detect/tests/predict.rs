@@ -43,26 +43,7 @@ fn tiny_model(dir: &std::path::Path, lstm: &[usize], dense: &[usize]) -> std::pa
 
 /// The card a reader of a bare ONNX file (no card) would write by hand: identity scaler.
 fn bare_card(lstm: &[usize], dense: &[usize]) -> PredictorCard {
-    PredictorCard {
-        format: medic_detect::predict::card::CARD_FORMAT.into(),
-        version: medic_detect::predict::card::CARD_VERSION,
-        feature_spec: medic_detect::predict::steps::default_step_spec(),
-        feature_names: medic_detect::predict::steps::default_step_spec().names(),
-        feature_window: 10,
-        seq_len: 20,
-        step_s: 60,
-        horizon_s: 1800,
-        scaler: medic_detect::scaler::Scaler {
-            kind: medic_detect::scaler::ScalerKind::Standard,
-            center: vec![0.0; 10],
-            scale: vec![1.0; 10],
-        },
-        threshold: 0.5,
-        lstm_sizes: lstm.to_vec(),
-        dense_sizes: dense.to_vec(),
-        metrics: Default::default(),
-        training: Default::default(),
-    }
+    PredictorCard::untrained(lstm, dense)
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {

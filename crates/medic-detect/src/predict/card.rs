@@ -101,6 +101,35 @@ impl PredictorCard {
         }
     }
 
+    /// The card of a model whose weights were not fitted to a dataset (random weights in
+    /// tests and benches, or a bare ONNX file described by hand): the default step spec
+    /// ([`super::steps::default_step_spec`]) with its 10-row feature window, 20 steps of 60 s,
+    /// a 30-min horizon, an identity scaler and threshold 0.5.
+    pub fn untrained(lstm_sizes: &[usize], dense_sizes: &[usize]) -> Self {
+        let spec = super::steps::default_step_spec();
+        let n = spec.names().len();
+        PredictorCard {
+            format: CARD_FORMAT.to_owned(),
+            version: CARD_VERSION,
+            feature_names: spec.names(),
+            feature_spec: spec,
+            feature_window: 10,
+            seq_len: 20,
+            step_s: 60,
+            horizon_s: 1800,
+            scaler: Scaler {
+                kind: crate::scaler::ScalerKind::Standard,
+                center: vec![0.0; n],
+                scale: vec![1.0; n],
+            },
+            threshold: 0.5,
+            lstm_sizes: lstm_sizes.to_vec(),
+            dense_sizes: dense_sizes.to_vec(),
+            metrics: BTreeMap::new(),
+            training: TrainingProvenance::default(),
+        }
+    }
+
     /// The card path for a model path: `models/x.onnx` → `models/x.card.json`.
     pub fn path_for(model: &Path) -> PathBuf {
         model.with_extension("card.json")

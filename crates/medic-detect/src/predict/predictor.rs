@@ -738,35 +738,12 @@ pub fn recommend_for_series(series: &str, load_among: bool) -> Strategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::predict::card::{CARD_FORMAT, CARD_VERSION};
-    use crate::predict::steps::default_step_spec;
     use crate::predict::{LstmWeights, write_model};
-    use crate::scaler::{Scaler, ScalerKind};
 
     /// A model of random weights (LSTM 16 → 8, dense 4) in `dir`, identity scaler.
     fn small_model(dir: &Path) -> std::path::PathBuf {
         let w = LstmWeights::random(20, 10, &[16, 8], &[4], 11);
-        let spec = default_step_spec();
-        let card = PredictorCard {
-            format: CARD_FORMAT.into(),
-            version: CARD_VERSION,
-            feature_names: spec.names(),
-            feature_spec: spec,
-            feature_window: 10,
-            seq_len: 20,
-            step_s: 60,
-            horizon_s: 1800,
-            scaler: Scaler {
-                kind: ScalerKind::Standard,
-                center: vec![0.0; 10],
-                scale: vec![1.0; 10],
-            },
-            threshold: 0.5,
-            lstm_sizes: vec![16, 8],
-            dense_sizes: vec![4],
-            metrics: Default::default(),
-            training: Default::default(),
-        };
+        let card = PredictorCard::untrained(&[16, 8], &[4]);
         let path = dir.join("small.onnx");
         write_model(&w, &card, &path).expect("write model");
         path
