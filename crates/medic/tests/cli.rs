@@ -149,7 +149,7 @@ fn check_with_a_broken_fleet_exits_2() {
 }
 
 #[test]
-fn simulate_json_reports_a_reproducible_week_with_no_violation() {
+fn simulate_json_reports_a_reproducible_run_with_no_violation() {
     let run = || {
         let out = medic()
             .current_dir(repo())
