@@ -998,3 +998,39 @@ fn the_dashboard_of_a_running_daemon_shows_its_fleet_in_headless_chromium() {
         shot.display()
     );
 }
+
+#[test]
+fn a_growing_queue_scales_the_agent_out_from_its_own_metrics() {
+    // The daemon's utilisation is the agent's queue gauge over `max_queue_depth`: 20 requests
+    // a second that get 500 ms slower every second overlap into a queue, and at 80 % of the
+    // limit (the shipped scale_threshold) the `saturated` rule scales out. The scale action
+    // here is the agent's /fault/clear (standing in for an autoscaler's webhook: the load
+    // is relieved), so the queue drains and the scale is verified.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let fleet = format!(
+        "targets:\n  - name: queue\n    supervise: {{ command: [\"{bin}\", demo-agent, --port, \"{port}\", --name, queue, --load-rps, \"20\", --slow-ms-per-s, \"500\"] }}\n    startup_delay: 100ms\n    replicas: {{ initial: 1, min: 1, max: 4 }}\n    probes:\n      liveness: {{ http: {{ url: \"{base}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 3 }}\n      performance: {{ max_queue_depth: 10 }}\n    metrics: {{ url: \"{base}/metrics\", every: 1s }}\n    actions:\n      scale: {{ http: {{ method: POST, url: \"{base}/fault/clear\" }} }}\n",
+        bin = medic_bin()
+    );
+    let d = Daemon::start(dir.path(), &fleet, &[]);
+    wait_for("queue healthy", Duration::from_secs(20), || {
+        target_state(d.port, "queue") == "healthy"
+    });
+    assert!(actions_for(d.port, "queue").is_empty());
+    assert_eq!(http("POST", port, "/fault/slow", None, "").0, 200);
+    let took = wait_for("a verified scale", Duration::from_secs(60), || {
+        actions_for(d.port, "queue")
+            .iter()
+            .any(|a| a["strategy"] == "scale" && a["outcome"] == "success")
+    });
+    eprintln!("slow queue: scaled out and verified {took:?} after the fault");
+    let acts = actions_for(d.port, "queue");
+    assert_eq!(acts[0]["strategy"], "scale", "{acts:?}");
+    let reason = acts[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("saturated"), "{reason}");
+    assert!(
+        acts.iter().all(|a| a["strategy"] == "scale"),
+        "only scale: {acts:?}"
+    );
+}

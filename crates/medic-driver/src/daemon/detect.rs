@@ -264,9 +264,10 @@ impl Load {
     }
 }
 
-/// When one target's version last changed, from the `version` label of a `*_build_info`
-/// gauge (the Prometheus convention, as in `go_build_info` or `prometheus_build_info`). The
-/// first version seen is no change; a different one later is, at the scrape that shows it.
+/// When one target's version last changed, from the `version` label of a `*_build_info`,
+/// `*_version_info` or `*_version` gauge (the Prometheus convention, as in `go_build_info`
+/// or `prometheus_build_info`; the demo agent's `demo_version`). The first version seen is no
+/// change; a different one later is, at the scrape that shows it.
 #[derive(Debug, Default)]
 pub struct Version {
     current: Option<String>,
@@ -283,7 +284,11 @@ impl Version {
     pub fn push(&mut self, at: Timestamp, samples: &[MetricSample]) {
         let Some(version) = samples
             .iter()
-            .filter(|s| s.name.ends_with("_build_info"))
+            .filter(|s| {
+                ["_build_info", "_version_info", "_version"]
+                    .iter()
+                    .any(|suffix| s.name.ends_with(suffix))
+            })
             .find_map(|s| s.labels.iter().find(|(k, _)| k == "version"))
             .map(|(_, v)| v.as_str())
         else {
@@ -363,6 +368,17 @@ mod tests {
         assert_eq!(v.changed_at(), Some(Timestamp::from_secs(45)));
         v.push(Timestamp::from_secs(60), &info("1.5.0"));
         assert_eq!(v.changed_at(), Some(Timestamp::from_secs(45)));
+        // the demo agent's gauge, and a version label on another metric does not count
+        let mut v = Version::default();
+        let demo = |version: &str| {
+            vec![
+                sample("http_requests_total", &[("version", "9.9")], 1.0),
+                sample("demo_version", &[("name", "a"), ("version", version)], 1.0),
+            ]
+        };
+        v.push(Timestamp::from_secs(0), &demo("1"));
+        v.push(Timestamp::from_secs(5), &demo("2"));
+        assert_eq!(v.changed_at(), Some(Timestamp::from_secs(5)));
     }
 
     #[test]
