@@ -1034,3 +1034,44 @@ fn a_growing_queue_scales_the_agent_out_from_its_own_metrics() {
         "only scale: {acts:?}"
     );
 }
+
+#[test]
+fn a_lone_hung_instance_of_a_group_is_rerouted_first() {
+    // Three instances of one group; one hangs (SIGSTOP) while its peers serve. The daemon's
+    // group health (2 of 3 healthy) makes it the group's lone bad instance: the shipped
+    // `lone_bad_instance` rule takes it out of traffic rather than restarting it first.
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let member = |k: usize| {
+        let name = format!("pool-{k}");
+        format!(
+            "{}    group: pool\n    actions:\n      reroute: {{ http: {{ method: POST, url: \"http://127.0.0.1:{lb}/health\" }} }}\n",
+            agent(&name, ports[k], ""),
+            // the load balancer's "eject" call: a peer's answering endpoint stands in for it
+            lb = ports[(k + 1) % 3],
+        )
+    };
+    let fleet = format!("targets:\n{}{}{}", member(0), member(1), member(2));
+    let d = Daemon::start(dir.path(), &fleet, &[]);
+    wait_for("all healthy", Duration::from_secs(20), || {
+        (0..3).all(|k| target_state(d.port, &format!("pool-{k}")) == "healthy")
+    });
+    let pid = pid_of(d.port, "pool-0").unwrap();
+    Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for("an action on pool-0", Duration::from_secs(30), || {
+        !actions_for(d.port, "pool-0").is_empty()
+    });
+    let acts = actions_for(d.port, "pool-0");
+    assert_eq!(acts[0]["strategy"], "reroute", "{acts:?}");
+    let reason = acts[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("lone_bad_instance"), "{reason}");
+    for k in 1..3 {
+        assert!(actions_for(d.port, &format!("pool-{k}")).is_empty());
+    }
+    let _ = Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status();
+}
