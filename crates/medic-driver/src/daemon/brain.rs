@@ -226,9 +226,10 @@ impl TargetRt {
 pub(crate) struct Brain {
     fleet: Fleet,
     index: HashMap<TargetId, usize>,
-    /// The members of each target's `group` (itself included), by target index; empty
-    /// without a group.
-    group_of: Vec<Vec<usize>>,
+    /// Each `group`'s members, by target index.
+    groups: Vec<Vec<usize>>,
+    /// Each target's group, an index into `groups`.
+    group_of: Vec<Option<usize>>,
     engine: Engine,
     config: EngineConfig,
     store: Store,
@@ -318,6 +319,7 @@ impl Brain {
         }
         let mut brain = Brain {
             index: HashMap::new(),
+            groups: Vec::new(),
             group_of: Vec::new(),
             health: FleetHealth::new(&fleet),
             targets: Vec::new(),
@@ -381,24 +383,21 @@ impl Brain {
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
-        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_name: HashMap<&str, usize> = HashMap::new();
+        self.groups.clear();
+        self.group_of.clear();
         for (i, t) in self.fleet.targets.iter().enumerate() {
-            if let Some(g) = &t.group {
-                groups.entry(g.as_str()).or_default().push(i);
+            let g = t.group.as_deref().map(|name| {
+                *by_name.entry(name).or_insert_with(|| {
+                    self.groups.push(Vec::new());
+                    self.groups.len() - 1
+                })
+            });
+            if let Some(g) = g {
+                self.groups[g].push(i);
             }
+            self.group_of.push(g);
         }
-        self.group_of = self
-            .fleet
-            .targets
-            .iter()
-            .map(|t| {
-                t.group
-                    .as_deref()
-                    .and_then(|g| groups.get(g))
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect();
         self.targets
             .resize_with(self.fleet.targets.len(), TargetRt::default);
         for rt in &mut self.targets {
@@ -725,7 +724,7 @@ impl Brain {
         f.error_rate = rt.errors.rate();
         f.utilization = rt.load.utilization();
         f.version_changed_at = rt.version.changed_at();
-        let group = &self.group_of[i];
+        let group = self.group_of[i].map_or(&[][..], |g| &self.groups[g]);
         if group.len() > 1 {
             let healthy = group
                 .iter()
