@@ -165,23 +165,7 @@ pub async fn check_fleet(
         l.sort_by_key(|l| l.level);
     }
     // Dependencies last: they need the other levels of the targets they name.
-    let mut states: Vec<Option<HealthState>> = vec![None; fleet.targets.len()];
-    let index: BTreeMap<&str, usize> = fleet
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name.as_str(), i))
-        .collect();
-    for i in 0..fleet.targets.len() {
-        resolve_state(
-            i,
-            fleet,
-            &index,
-            &mut lines,
-            &mut states,
-            &mut vec![false; fleet.targets.len()],
-        );
-    }
+    let states = resolve_states(fleet, &mut lines);
     fleet
         .targets
         .iter()
@@ -196,55 +180,97 @@ pub async fn check_fleet(
         .collect()
 }
 
-/// Computes the state of target `i`, first resolving the targets it depends on and adding
-/// its dependencies line. A cycle (which validation rejects) leaves the dependency unknown.
-fn resolve_state(
-    i: usize,
-    fleet: &Fleet,
-    index: &BTreeMap<&str, usize>,
-    lines: &mut [Vec<ProbeLine>],
-    states: &mut [Option<HealthState>],
-    visiting: &mut [bool],
-) -> HealthState {
-    if let Some(s) = states[i] {
-        return s;
+/// Computes every target's state, adding a dependencies line to each target with
+/// `depends_on`. Targets are resolved in dependency order (a target after everything it
+/// depends on) found without recursion, so a `depends_on` chain of any length costs heap,
+/// not stack. A dependency on a cycle (which validation rejects) counts as unknown.
+fn resolve_states(fleet: &Fleet, lines: &mut [Vec<ProbeLine>]) -> Vec<Option<HealthState>> {
+    let index: BTreeMap<&str, usize> = fleet
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    let deps: Vec<Vec<Option<usize>>> = fleet
+        .targets
+        .iter()
+        .map(|t| {
+            t.depends_on
+                .iter()
+                .map(|d| index.get(d.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let mut states: Vec<Option<HealthState>> = vec![None; fleet.targets.len()];
+    for i in dependency_order(&deps) {
+        let target = &fleet.targets[i];
+        if !target.depends_on.is_empty() {
+            let verdict =
+                evaluate_dependencies(target.depends_on.iter().zip(&deps[i]).map(|(name, j)| {
+                    let state = j.and_then(|j| states[j]).unwrap_or(HealthState::Unknown);
+                    (name.as_str(), state)
+                }));
+            lines[i].push(verdict_line_at(
+                ProbeLevel::Dependencies,
+                ProbeKind::Dependency,
+                verdict,
+                Duration::ZERO,
+            ));
+        }
+        let mut known = LevelSet::EMPTY;
+        let mut failing = LevelSet::EMPTY;
+        for l in lines[i].iter().filter(|l| l.verdict) {
+            known.insert(l.level);
+            if !l.ok {
+                failing.insert(l.level);
+            }
+        }
+        states[i] = Some(HealthState::combine(known, failing));
     }
-    if visiting[i] {
-        return HealthState::Unknown;
+    states
+}
+
+/// Every index of `deps` once, each after the indexes it depends on (`deps[i]`; `None`
+/// entries name no target and are ignored): a post-order depth-first walk with an explicit
+/// stack. A dependency that closes a cycle is skipped, so the walk always ends.
+pub(crate) fn dependency_order(deps: &[Vec<Option<usize>>]) -> Vec<usize> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
     }
-    visiting[i] = true;
-    let target = &fleet.targets[i];
-    if !target.depends_on.is_empty() {
-        let deps: Vec<(&str, HealthState)> = target
-            .depends_on
-            .iter()
-            .map(|d| {
-                let state = index.get(d.as_str()).map_or(HealthState::Unknown, |&j| {
-                    resolve_state(j, fleet, index, lines, states, visiting)
-                });
-                (d.as_str(), state)
-            })
-            .collect();
-        let verdict = evaluate_dependencies(deps.iter().copied());
-        lines[i].push(verdict_line_at(
-            ProbeLevel::Dependencies,
-            ProbeKind::Dependency,
-            verdict,
-            Duration::ZERO,
-        ));
-    }
-    let mut known = LevelSet::EMPTY;
-    let mut failing = LevelSet::EMPTY;
-    for l in lines[i].iter().filter(|l| l.verdict) {
-        known.insert(l.level);
-        if !l.ok {
-            failing.insert(l.level);
+    let mut mark = vec![Mark::New; deps.len()];
+    let mut order = Vec::with_capacity(deps.len());
+    // (target, index of its next dependency to visit)
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in 0..deps.len() {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        mark[root] = Mark::Open;
+        stack.push((root, 0));
+        while let Some((i, next)) = stack.last_mut() {
+            let i = *i;
+            match deps[i].get(*next) {
+                Some(dep) => {
+                    *next += 1;
+                    if let Some(j) = *dep
+                        && mark.get(j) == Some(&Mark::New)
+                    {
+                        mark[j] = Mark::Open;
+                        stack.push((j, 0));
+                    }
+                }
+                None => {
+                    stack.pop();
+                    mark[i] = Mark::Done;
+                    order.push(i);
+                }
+            }
         }
     }
-    let state = HealthState::combine(known, failing);
-    visiting[i] = false;
-    states[i] = Some(state);
-    state
+    order
 }
 
 fn line(

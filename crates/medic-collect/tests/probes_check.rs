@@ -343,3 +343,50 @@ async fn scheduler_measures_derived_levels_into_fleet_health() {
     );
     assert_eq!(reasons.len(), 2, "liveness stayed ok: {reasons:?}");
 }
+
+/// A `depends_on` chain far longer than any stack can recurse through (`medic validate`
+/// accepts it): `c0` depends on `c1`, …, the last one is probed against a real listener.
+/// Every target resolves, each after the one it depends on, so the root's health reaches
+/// the far end of the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_depends_on_chain_resolves_without_recursion() {
+    const LEN: usize = 20_000;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+    let mut targets: Vec<Target> = (0..LEN)
+        .map(|k| {
+            let mut t = target(&format!("c{k}"), Vec::new());
+            if k + 1 < LEN {
+                t.depends_on = vec![TargetId::new(format!("c{}", k + 1))];
+            }
+            t
+        })
+        .collect();
+    targets[LEN - 1].probes = vec![default_spec(
+        ProbeLevel::Liveness,
+        Check::Tcp {
+            addr: addr.to_string(),
+        },
+    )];
+    let fleet = Fleet {
+        targets,
+        tiers: BTreeMap::new(),
+    };
+    let report = check_fleet(
+        &fleet,
+        &Prober::with_defaults().unwrap(),
+        Arc::new(SystemClock),
+        CheckOptions::DEFAULT,
+    )
+    .await;
+    assert_eq!(report.len(), LEN);
+    assert!(
+        report.iter().all(|t| t.state == HealthState::Healthy),
+        "first not healthy: {:?}",
+        report.iter().find(|t| t.state != HealthState::Healthy)
+    );
+    let head = &report[0];
+    assert_eq!(head.probes.len(), 1);
+    assert_eq!(head.probes[0].level, ProbeLevel::Dependencies);
+}
