@@ -724,18 +724,26 @@ impl Decoder {
         node.and_then(|n| self.ratio(n, path))
     }
 
-    /// A duration: `500ms`, `300s`, `5m`, `1h`, `1d`, or a bare number of seconds.
+    /// A duration: `500ms`, `300s`, `5m`, `1h`, `1d`, or a bare number of seconds, at most
+    /// [`MAX_DURATION`].
     pub fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
-        let parsed = match &node.value {
-            Value::Int(i) if *i >= 0 => u64::try_from(*i).ok().map(Duration::from_secs),
-            Value::Float(f) if f.is_finite() && *f >= 0.0 => Duration::try_from_secs_f64(*f).ok(),
-            Value::Str(s) => parse_duration(s).ok(),
-            _ => None,
+        let secs = match &node.value {
+            Value::Int(i) if *i >= 0 => Ok(*i as f64),
+            Value::Float(f) if *f >= 0.0 => Ok(*f),
+            Value::Str(s) => duration_secs(s),
+            _ => Err("not a duration"),
         };
-        if parsed.is_none() {
-            self.expected(node, path, DURATION_EXPECTED);
+        match secs.and_then(bounded_duration) {
+            Ok(d) => Some(d),
+            Err(TOO_LONG) => {
+                self.expected(node, path, DURATION_AT_MOST);
+                None
+            }
+            Err(_) => {
+                self.expected(node, path, DURATION_EXPECTED);
+                None
+            }
         }
-        parsed
     }
 
     /// A duration greater than zero.
@@ -833,11 +841,29 @@ impl Decoder {
 pub const DURATION_EXPECTED: &str =
     "a duration like 500ms, 300s, 5m or 1h30m (or a number of seconds)";
 
+/// The longest duration a file may give: 365 days.
+///
+/// Nothing medic waits for is longer, and the bound keeps every product of a duration and a
+/// count (e.g. `every × failure_threshold`) far from `Duration`'s overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
+/// "Expected …" for a duration above [`MAX_DURATION`].
+const DURATION_AT_MOST: &str = "a duration of at most 365d";
+
+/// [`parse_duration`]'s reason for a duration above [`MAX_DURATION`].
+const TOO_LONG: &str = "longer than 365d";
+
 /// Parses `500ms`, `300s`, `5m`, `1h`, `1d`, compounds such as `1h30m` or `2m30s`, or a bare
 /// number of seconds (`1.5` allowed).
 ///
-/// Negative, non-finite and out-of-range values are errors; the error is a short reason.
+/// Negative, non-finite values and values above [`MAX_DURATION`] are errors; the error is a
+/// short reason.
 pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
+    duration_secs(text).and_then(bounded_duration)
+}
+
+/// The number of seconds `text` spells (see [`parse_duration`]), without the upper bound.
+fn duration_secs(text: &str) -> Result<f64, &'static str> {
     let t = text.trim();
     if t.is_empty() {
         return Err("empty");
@@ -874,5 +900,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
         parts += 1;
         rest = after.trim_start();
     }
-    Duration::try_from_secs_f64(total).map_err(|_| "out of range")
+    Ok(total)
+}
+
+/// `secs` as a [`Duration`] when it is from 0 to [`MAX_DURATION`].
+fn bounded_duration(secs: f64) -> Result<Duration, &'static str> {
+    if secs.is_nan() || secs < 0.0 {
+        Err("not a duration")
+    } else if secs > MAX_DURATION.as_secs_f64() {
+        Err(TOO_LONG)
+    } else {
+        Duration::try_from_secs_f64(secs).map_err(|_| "out of range")
+    }
 }

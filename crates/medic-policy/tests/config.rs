@@ -66,6 +66,14 @@ fn broken_policy_files_report_exact_locations() {
             vec![format!("tiers.yaml:3:23: healing_policies.default.restart_cooldown: expected {DURATION}, found \"-5s\"")],
         ),
         (
+            "durations longer than a year, as a bare number and with a unit",
+            "healing_policies:\n  default:\n    restart_cooldown: 9223372036854775808\n    circuit_break_duration: 366d\n",
+            vec![
+                "tiers.yaml:3:23: healing_policies.default.restart_cooldown: expected a duration of at most 365d, found 9223372036854775808".into(),
+                "tiers.yaml:4:29: healing_policies.default.circuit_break_duration: expected a duration of at most 365d, found \"366d\"".into(),
+            ],
+        ),
+        (
             "malformed duration",
             "healing_policies:\n  critical_agents:\n    policy: { restart_cooldown: 5 minutes }\n",
             vec![format!("tiers.yaml:3:33: healing_policies.critical_agents.policy.restart_cooldown: expected {DURATION}, found \"5 minutes\"")],
@@ -182,6 +190,14 @@ fn broken_fleet_files_report_exact_locations() {
             vec![
                 "fleet.yaml:4:32: targets[0].probes.liveness.http.url: expected an http:// or https:// URL with a host, found \"ftp://x\"",
                 &*format!("fleet.yaml:4:50: targets[0].probes.liveness.every: expected {DURATION}, found \"soon\"").leak(),
+            ],
+        ),
+        (
+            "a probe interval that would overflow every x failure_threshold",
+            "targets:\n  - name: w\n    probes:\n      liveness: { exec: [\"true\"], every: 9223372036854775807 }\n    startup_delay: 8761h\n",
+            vec![
+                "fleet.yaml:4:42: targets[0].probes.liveness.every: expected a duration of at most 365d, found 9223372036854775807",
+                "fleet.yaml:5:20: targets[0].startup_delay: expected a duration of at most 365d, found \"8761h\"",
             ],
         ),
         (
@@ -411,6 +427,8 @@ fn durations_parse() {
         ("1h30m", 5_400_000),
         ("2m 30s", 150_000),
         ("1m500ms", 60_500),
+        ("365d", 31_536_000_000),
+        ("8760h", 31_536_000_000),
     ];
     for (text, ms) in ok {
         assert_eq!(
@@ -435,6 +453,9 @@ fn durations_parse() {
         "1h-5m",
         "5m10",
         "1hour",
+        "366d",
+        "365d1ms",
+        "31536001",
     ] {
         assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
     }

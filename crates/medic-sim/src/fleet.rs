@@ -112,13 +112,13 @@ impl SimFleet {
                     .probes
                     .iter()
                     .filter(|p| p.level == ProbeLevel::Liveness)
-                    .map(|p| p.every * p.failure_threshold.max(1))
+                    .map(|p| p.every.saturating_mul(p.failure_threshold.max(1)))
                     .min()
                     .unwrap_or(Duration::from_secs(30));
                 let metrics_delay = t
                     .metrics
                     .as_ref()
-                    .map_or(Duration::from_secs(60), |m| m.every * 4);
+                    .map_or(Duration::from_secs(60), |m| m.every.saturating_mul(4));
                 SimTarget {
                     engine: EngineTarget::from_target(t),
                     liveness_delay,
