@@ -87,6 +87,9 @@ pub struct TargetRecord {
     pub failing: Vec<&'static str>,
     /// The latest finding, in words.
     pub last_finding: Option<String>,
+    /// When that finding was made: the process exit, or the first failed probe that gave
+    /// its error (a failure that goes on keeps the time it started).
+    pub last_finding_at: Option<Timestamp>,
     /// RSS as a fraction of its limit.
     pub memory_ratio: Option<f64>,
     /// Failure forecast probability.
@@ -174,6 +177,8 @@ struct TargetRt {
     exit_reason: Option<String>,
     first_fail_at: Option<Timestamp>,
     last_error: Option<String>,
+    /// When `last_error` was first seen in the current run of failures.
+    last_error_at: Option<Timestamp>,
     leak: LeakForecast,
     errors: ErrorRate,
     /// Utilisation against the target's queue and CPU limits, for the scale rules.
@@ -488,12 +493,16 @@ impl Brain {
                 rt.first_fail_at = None;
             }
         } else {
-            rt.first_fail_at.get_or_insert(report.result.at);
-            rt.last_error = report
+            let error = report
                 .result
                 .outcome
                 .error()
                 .map(|e| format!("{}: {e}", report.result.level.as_str()));
+            if rt.first_fail_at.is_none() || error != rt.last_error {
+                rt.last_error_at = Some(report.result.at);
+            }
+            rt.first_fail_at.get_or_insert(report.result.at);
+            rt.last_error = error;
         }
         let changed = self.health.record(i, report.slot, ok);
         if let Some(change) = changed {
@@ -1299,6 +1308,13 @@ impl Brain {
     fn target_record(&self, i: usize, t: &Target, now: Timestamp) -> TargetRecord {
         let f = self.finding(i, now);
         let rt = &self.targets[i];
+        let (last_finding, last_finding_at) = match &rt.exit_reason {
+            Some(why) => (Some(why.clone()), rt.exited_at),
+            None if f.health != HealthState::Healthy && rt.last_error.is_some() => {
+                (rt.last_error.clone(), rt.last_error_at)
+            }
+            None => (None, None),
+        };
         TargetRecord {
             name: t.name.clone(),
             tier: t.tier.clone(),
@@ -1308,11 +1324,8 @@ impl Brain {
                 .filter(|l| f.failing.contains(*l))
                 .map(ProbeLevel::as_str)
                 .collect(),
-            last_finding: rt.exit_reason.clone().or_else(|| {
-                (f.health != HealthState::Healthy)
-                    .then(|| rt.last_error.clone())
-                    .flatten()
-            }),
+            last_finding,
+            last_finding_at,
             memory_ratio: rt.memory_ratio,
             probability: rt.prediction().map(|p| p.probability),
             anomaly_score: rt.anomaly().map(|a| a.score),
@@ -1539,21 +1552,32 @@ impl Brain {
             tv.tier = t.tier.clone();
             tv.state = t.state;
             tv.pid = t.pid;
-            tv.last_finding = t.last_finding.as_ref().map(|summary| FindingSummary {
-                at: now,
-                severity: match t.state {
-                    HealthState::Unhealthy => Severity::Critical,
-                    HealthState::Degraded => Severity::Warning,
-                    _ => Severity::Info,
-                },
-                summary: summary.clone(),
-            });
-            if let Some(p) = t.probability {
-                tv.probability.push(now, p);
+            // The latest finding that was not plain healthy stays shown (with its age)
+            // after the target recovers, until a new one replaces it.
+            if let Some(summary) = &t.last_finding {
+                tv.last_finding = Some(FindingSummary {
+                    at: t.last_finding_at.unwrap_or(now),
+                    severity: match t.state {
+                        HealthState::Unhealthy => Severity::Critical,
+                        HealthState::Degraded => Severity::Warning,
+                        _ => Severity::Info,
+                    },
+                    summary: summary.clone(),
+                });
+            }
+            // Once a series has points it gets one every publish: with no forecast (or
+            // score) now, e.g. after a heal reset it, the point is 0, so the sparkline shows
+            // the present and not the last alarm. A target never forecast stays empty.
+            match t.probability {
+                Some(p) => tv.probability.push(now, p),
+                None if !tv.probability.is_empty() => tv.probability.push(now, 0.0),
+                None => {}
             }
             // The sparkline shows the anomaly score when there is one, else memory use.
-            if let Some(m) = t.anomaly_score.or(t.memory_ratio) {
-                tv.anomaly.push(now, m);
+            match t.anomaly_score.or(t.memory_ratio) {
+                Some(m) => tv.anomaly.push(now, m),
+                None if !tv.anomaly.is_empty() => tv.anomaly.push(now, 0.0),
+                None => {}
             }
             let name = &self.fleet.targets[i].name;
             tv.circuit = t.circuit;
@@ -1637,3 +1661,7 @@ impl Brain {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "brain_tests.rs"]
+mod tests;
