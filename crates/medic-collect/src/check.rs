@@ -9,6 +9,7 @@
 //! Derived levels: *performance* scrapes the metrics endpoint once and reads request latency
 //! (p99, else mean), error rate and queue depth by naming convention (see
 //! [`perf_metrics_for`]); *resources* reads the process named by the target's process probe
+//! (a supervised target's through the prober's pid lookup, which only `medic run` has)
 //! twice, `cpu_window` apart, for a CPU figure; *dependencies* uses the states of the targets
 //! in `depends_on` computed in the same round. A derived level with nothing to measure is
 //! listed with `ok: false` and a "no data" error but gives no verdict (it stays unknown).
@@ -133,15 +134,17 @@ pub async fn check_fleet(
             });
         }
         if let Some(limits) = target.resources.clone() {
-            let (clock, permits) = (Arc::clone(&clock), Arc::clone(&permits));
+            let (prober, clock, permits) =
+                (prober.clone(), Arc::clone(&clock), Arc::clone(&permits));
             let target = target.clone();
             jobs.spawn(async move {
                 let _permit = permits.acquire_owned().await;
                 let started = tokio::time::Instant::now();
-                let verdict = match resources_reading(&target, clock.as_ref(), options).await {
-                    Ok(reading) => evaluate_resources(&limits, &reading),
-                    Err(verdict) => verdict,
-                };
+                let verdict =
+                    match resources_reading(&prober, &target, clock.as_ref(), options).await {
+                        Ok(reading) => evaluate_resources(&limits, &reading),
+                        Err(verdict) => verdict,
+                    };
                 (
                     idx,
                     verdict_line(
@@ -310,7 +313,9 @@ fn verdict_line_at(
         LimitVerdict::NoData => {
             let why = match level {
                 ProbeLevel::Performance => "the metrics expose none of the limited values",
-                ProbeLevel::Resources => "no process probe names the target's process",
+                ProbeLevel::Resources => {
+                    "no process probe names the target's process, nor is it supervised by a running medic"
+                }
                 ProbeLevel::Dependencies => "the state of every dependency is unknown",
                 ProbeLevel::Liveness | ProbeLevel::Readiness => "nothing to measure",
             };
@@ -433,16 +438,25 @@ pub fn perf_metrics_for(samples: &[medic_core::MetricSample]) -> PerfMetrics {
 }
 
 /// Reads RSS, open fds and CPU (over `cpu_window`) of the process the target's process
-/// probe names.
+/// probe names, or of its supervised process (`supervise:`), whose pid `prober` asks the
+/// supervisor for.
 pub(crate) async fn resources_reading(
+    prober: &Prober,
     target: &Target,
     clock: &dyn Clock,
     options: CheckOptions,
 ) -> Result<ResourceReading, LimitVerdict> {
-    let selector = target.probes.iter().find_map(|p| match &p.check {
-        Check::Process { selector } => Some(selector),
-        _ => None,
-    });
+    let selector = target
+        .probes
+        .iter()
+        .find_map(|p| match &p.check {
+            Check::Process { selector } => Some(selector),
+            _ => None,
+        })
+        .or(target
+            .supervise
+            .as_ref()
+            .map(|_| &ProcessSelector::Supervised));
     let pid = match selector {
         None => {
             return Err(LimitVerdict::NoData);
@@ -455,7 +469,16 @@ pub(crate) async fn resources_reading(
                 .ok_or_else(|| LimitVerdict::Fail(format!("no process named {name:?}")))?,
             Err(e) => return Err(LimitVerdict::Fail(crate::probe::error_chain(&e))),
         },
-        Some(ProcessSelector::Supervised) => return Err(LimitVerdict::NoData),
+        // Without a supervisor (`medic check`) there is no process to measure.
+        Some(ProcessSelector::Supervised) => match prober.supervised_pid(&target.name) {
+            None => return Err(LimitVerdict::NoData),
+            Some(None) => {
+                return Err(LimitVerdict::Fail(
+                    "supervised process is not running".into(),
+                ));
+            }
+            Some(Some(pid)) => pid,
+        },
     };
     let sys = SysConf::get();
     let first = procfs::sample_resources(pid, clock.now(), sys)

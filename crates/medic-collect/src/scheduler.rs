@@ -450,7 +450,9 @@ impl ProbeRun {
                 }
                 MeasureKind::Resources => match &target.resources {
                     Some(limits) => {
-                        match resources_reading(target, self.clock.as_ref(), options).await {
+                        match resources_reading(&self.prober, target, self.clock.as_ref(), options)
+                            .await
+                        {
                             Ok(reading) => evaluate_resources(limits, &reading),
                             Err(verdict) => verdict,
                         }

@@ -57,6 +57,12 @@ impl Prober {
         self
     }
 
+    /// The pid of `target`'s supervised process: `None` when there is no supervisor to ask
+    /// (`medic check`), `Some(None)` when the supervisor runs no process for it.
+    pub fn supervised_pid(&self, target: &TargetId) -> Option<Option<u32>> {
+        self.supervised.as_ref().map(|s| s.pid_of(target))
+    }
+
     /// The HTTP client (shared with metric scrapes).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
