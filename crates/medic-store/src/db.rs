@@ -64,6 +64,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX journal_key ON journal (idempotency_key) WHERE idempotency_key IS NOT NULL;
     CREATE INDEX journal_target ON journal (target, seq);
     "#,
+    // v3: runs, so processes sharing the journal (the daemon, `medic heal`) number their
+    // actions apart. AUTOINCREMENT: a number is never handed out twice, even after the
+    // highest row is deleted.
+    r#"
+    CREATE TABLE runs (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at INTEGER NOT NULL,
+        kind       TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The database's file name inside a data directory (see [`Store::open_data_dir`]).
@@ -204,6 +214,48 @@ impl Store {
             source,
         })?;
         Store::open(dir.join(DB_FILE))
+    }
+
+    /// Opens an existing database read-only: nothing is created, migrated or written (a
+    /// dry run reads the history and journal a running daemon writes). A database of an
+    /// older schema is read as it is; one from a newer medic is refused
+    /// ([`StoreError::TooNew`]). Writes through the returned store fail.
+    ///
+    /// SQLite still needs the database's `-shm` and `-wal` files to read a WAL database:
+    /// while a daemon has it open they exist; otherwise SQLite may create them (empty, no
+    /// content of the database changes).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(&path, flags).map_err(|source| StoreError::Sqlite {
+                path: path.clone(),
+                op: "opening the database read-only",
+                source,
+            })?;
+        let store = Store {
+            conn,
+            path,
+            busy_timeout: OpenOptions::DEFAULT.busy_timeout,
+            series_ids: HashMap::new(),
+            key_buf: String::new(),
+            labels_buf: String::new(),
+            order_buf: Vec::new(),
+        };
+        store.conn.set_prepared_statement_cache_capacity(64);
+        store
+            .conn
+            .busy_timeout(store.busy_timeout)
+            .map_err(|e| store.err("setting the busy timeout", e))?;
+        let found = store.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: store.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(store)
     }
 
     /// Opens (creating if missing) the database at `path` and migrates it to
@@ -656,6 +708,21 @@ impl Store {
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.err("querying incidents", e))?;
         rows.into_iter().map(|r| self.incident_from(r)).collect()
+    }
+
+    // ---- runs ----
+
+    /// Records the start of a run of `kind` (e.g. `daemon`, `heal`) and returns its number:
+    /// unique among every process that opened this database, and greater than every number
+    /// handed out before. The daemon and `medic heal` number their actions from it, so ids
+    /// written to the one journal never collide.
+    pub fn begin_run(&mut self, at: Timestamp, kind: &str) -> Result<u64, StoreError> {
+        let id: i64 = self
+            .conn
+            .prepare_cached("INSERT INTO runs (started_at, kind) VALUES (?1, ?2) RETURNING id")
+            .and_then(|mut s| s.query_row(params![ts_sql(at), kind], |r| r.get(0)))
+            .map_err(|e| self.err("recording a run", e))?;
+        Ok(u64::try_from(id).unwrap_or(0))
     }
 
     // ---- journal ----

@@ -8,8 +8,10 @@
 //!   capacity rules.
 //! - [`Store`]: the SQLite history of one data directory — samples (batched writes), health
 //!   transitions, incidents and the generic action journal ([`JournalEntry`], payloads defined
-//!   by the engine), with retention by age ([`Store::prune`]) and a versioned schema migrated
-//!   on open ([`SCHEMA_VERSION`]).
+//!   by the engine), runs ([`Store::begin_run`]: a number per process start, never handed out
+//!   twice, from which the daemon and `medic heal` number their actions apart), with retention
+//!   by age ([`Store::prune`]) and a versioned schema migrated on open ([`SCHEMA_VERSION`]);
+//!   [`Store::open_read_only`] reads an existing database without writing (dry runs).
 //! - [`StoreError`]: every failure names the database file; a corrupt file, a lock held by
 //!   another process or a database from a newer medic each get their own clear variant.
 //!

@@ -532,3 +532,88 @@ fn store_can_move_to_another_thread() {
     is_send::<Store>();
     is_send::<medic_store::Windows>();
 }
+
+#[test]
+fn runs_from_two_connections_get_distinct_increasing_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("medic.db");
+    let mut daemon = Store::open(&path).unwrap();
+    let mut heal = Store::open(&path).unwrap();
+    let a = daemon.begin_run(ts(1), "daemon").unwrap();
+    let b = heal.begin_run(ts(2), "heal").unwrap();
+    let c = daemon.begin_run(ts(3), "daemon").unwrap();
+    assert!(a >= 1 && a < b && b < c, "{a} {b} {c}");
+    drop((daemon, heal));
+    // Reopened: still never handed out again.
+    let mut again = Store::open(&path).unwrap();
+    assert!(again.begin_run(ts(4), "heal").unwrap() > c);
+}
+
+#[test]
+fn a_version_2_database_gets_the_runs_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("medic.db");
+    {
+        let mut store = Store::open(&path).unwrap();
+        store
+            .append_journal(&entry("a", "intent", None, 1))
+            .unwrap();
+        // As medic before runs existed left it.
+        store.begin_run(ts(1), "daemon").unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE runs; PRAGMA user_version = 2;")
+            .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert!(store.begin_run(ts(2), "heal").unwrap() >= 1);
+    assert_eq!(store.journal_all().unwrap().len(), 1);
+}
+
+#[test]
+fn a_read_only_store_reads_what_a_writer_appends_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("medic.db");
+    // Missing: refused, not created.
+    assert!(Store::open_read_only(&path).is_err());
+    assert!(!path.exists());
+
+    let mut writer = Store::open(&path).unwrap();
+    writer
+        .insert_samples(&[sample("a", "rss", &[], 10, 1.0)])
+        .unwrap();
+    writer
+        .append_journal(&entry("a", "intent", None, 1))
+        .unwrap();
+    let mut reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.journal_all().unwrap().len(), 1);
+    writer
+        .append_journal(&entry("a", "acted", None, 2))
+        .unwrap();
+    assert_eq!(
+        reader.journal_all().unwrap().len(),
+        2,
+        "sees the writer's new entries"
+    );
+    assert_eq!(reader.samples("a", "rss", all_time()).unwrap().len(), 1);
+    assert!(
+        reader
+            .append_journal(&entry("a", "intent", None, 3))
+            .is_err()
+    );
+    assert!(reader.begin_run(ts(3), "heal").is_err());
+    assert_eq!(writer.journal_all().unwrap().len(), 2);
+    // With no writer left (its -wal and -shm files are gone) it still reads.
+    drop((writer, reader));
+    let before = std::fs::read(&path).unwrap();
+    let reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.journal_all().unwrap().len(), 2);
+    drop(reader);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the database file is unchanged"
+    );
+}
