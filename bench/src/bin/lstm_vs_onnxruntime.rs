@@ -9,16 +9,22 @@
 //!
 //! usage: `cargo run --release -p medic-bench --bin lstm_vs_onnxruntime -- [MODEL.onnx]
 //! [--windows N] [--single-runs N] [--batches 64,1024] [--plan-batch P] [--malloc-retain]
-//! [--threads N [--split]] [--batch-runs R] [--profile]` (run from the repository root).
+//! [--threads N [--split]] [--batch-runs R] [--lowering folded|tract] [--profile] [--describe]` (run from the repository root).
 //! `--profile` also prints where one run of the largest call's plan spends its time, node by
 //! node (a `Scan` is one LSTM layer's whole loop over the 20 steps). Batch figures are
 //! the best of R timed calls (default 5) on each side: on a shared machine the best of more
-//! runs finds both runtimes' uncontended moments.
+//! runs finds both runtimes' uncontended moments. `--describe` prints the optimised plan of
+//! the largest call, node by node (scan bodies indented; a matrix product with its m, k, n and
+//! the kernel tract picked).
 //!
 //! The tract configurations (each printed in the header, so a figure always names its own):
 //! - `--plan-batch P`: a call of B > P windows runs on a plan of batch P, in chunks (what
 //!   [`Predictor::predict_into`] does with `PredictorOptions { batch: P }`); default: a plan of
 //!   exactly B. onnxruntime always runs the B windows in one call.
+//! - `--lowering folded|tract`: how the predictor lowers the LSTM layers
+//!   ([`LstmLowering`]); default `folded`, the predictor's default (one product per step of
+//!   `[x_t, h]` with `[W | R]`), `tract` is tract's own lowering (input projection hoisted out
+//!   of the loop).
 //! - `--malloc-retain`: glibc keeps freed memory (`mallopt`: no heap trimming, no mmap below
 //!   32 MB). tract allocates its intermediate tensors on every run; with glibc's defaults the
 //!   heap top is given back to the kernel after a run and faulted in again on the next one.
@@ -40,7 +46,9 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use medic_detect::predict::card::PredictorCard;
-use medic_detect::predict::{LstmWeights, Predictor, PredictorOptions, reference, write_model};
+use medic_detect::predict::{
+    LstmLowering, LstmWeights, Predictor, PredictorOptions, reference, write_model,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -55,6 +63,8 @@ struct Args {
     malloc_retain: bool,
     split: bool,
     profile: bool,
+    describe: bool,
+    lowering: LstmLowering,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -69,6 +79,8 @@ fn parse_args() -> Result<Args, String> {
         malloc_retain: false,
         split: false,
         profile: false,
+        describe: false,
+        lowering: LstmLowering::Folded,
     };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
@@ -94,6 +106,10 @@ fn parse_args() -> Result<Args, String> {
             "--malloc-retain" => a.malloc_retain = true,
             "--split" => a.split = true,
             "--profile" => a.profile = true,
+            "--describe" => a.describe = true,
+            "--lowering" => {
+                a.lowering = parse_lowering(&val("--lowering")?)?;
+            }
             _ if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => a.model = Some(PathBuf::from(s)),
         }
@@ -115,6 +131,21 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
+fn parse_lowering(s: &str) -> Result<LstmLowering, String> {
+    match s {
+        "folded" => Ok(LstmLowering::Folded),
+        "tract" => Ok(LstmLowering::Tract),
+        _ => Err(format!("--lowering {s}: expected folded or tract")),
+    }
+}
+
+fn lowering_name(l: LstmLowering) -> &'static str {
+    match l {
+        LstmLowering::Folded => "folded",
+        LstmLowering::Tract => "tract",
+    }
+}
+
 fn generated_model(dir: &Path) -> Result<(PathBuf, LstmWeights), String> {
     let w = LstmWeights::random(20, 10, &[128, 64, 32], &[16], 7);
     let card = PredictorCard::untrained(&[128, 64, 32], &[16]);
@@ -126,7 +157,7 @@ fn generated_model(dir: &Path) -> Result<(PathBuf, LstmWeights), String> {
 /// The hidden first argument that makes this binary the fresh-process timer.
 const FRESH_CHILD: &str = "--fresh-child";
 
-/// Child mode: `--fresh-child MODEL WINDOWS.f32 B PLAN RETAIN(0|1)`. A process that only loads
+/// Child mode: `--fresh-child MODEL WINDOWS.f32 B PLAN RETAIN(0|1) LOWERING`. A process that only loads
 /// the predictor and times calls of B windows, as a daemon does, and prints µs per window.
 /// glibc's trimming depends on what the process freed before: the parent has built and freed
 /// a simulated history (large blocks raise glibc's dynamic thresholds), a daemon has not.
@@ -134,15 +165,16 @@ const FRESH_CHILD: &str = "--fresh-child";
 #[allow(clippy::disallowed_methods)]
 fn fresh_child() -> Result<(), String> {
     let a: Vec<String> = std::env::args().skip(2).collect();
-    let [model, input, b, plan, retain] = a.as_slice() else {
-        return Err("--fresh-child MODEL WINDOWS B PLAN RETAIN".into());
+    let [model, input, b, plan, retain, lowering] = a.as_slice() else {
+        return Err("--fresh-child MODEL WINDOWS B PLAN RETAIN LOWERING".into());
     };
     let num = |s: &str| s.parse::<usize>().map_err(|e| format!("{s}: {e}"));
     let (b, plan) = (num(b)?, num(plan)?);
     if retain == "1" {
         retain_freed_memory()?;
     }
-    let mut pred = Predictor::load_with(Path::new(model), PredictorOptions { batch: plan })
+    let opts = PredictorOptions { batch: plan };
+    let mut pred = Predictor::load_lowered(Path::new(model), opts, parse_lowering(lowering)?)
         .map_err(|e| e.to_string())?;
     let wl = pred.window_len();
     let x: Vec<f32> = std::fs::read(input)
@@ -173,6 +205,7 @@ fn time_fresh(
     b: usize,
     plan: usize,
     retain: bool,
+    lowering: LstmLowering,
 ) -> Result<f64, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = Command::new(exe)
@@ -181,6 +214,7 @@ fn time_fresh(
         .arg(input)
         .args([b.to_string(), plan.to_string()])
         .arg(if retain { "1" } else { "0" })
+        .arg(lowering_name(lowering))
         .output()
         .map_err(|e| format!("fresh child: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -316,8 +350,8 @@ fn run() -> Result<(), String> {
             (p, Some(w))
         }
     };
-    let mut single =
-        Predictor::load_with(&model, PredictorOptions { batch: 1 }).map_err(|e| format!("{e}"))?;
+    let mut single = Predictor::load_lowered(&model, PredictorOptions { batch: 1 }, args.lowering)
+        .map_err(|e| format!("{e}"))?;
     let (seq, feat) = (single.seq_len(), single.n_features());
     let wl = single.window_len();
     let n = args.windows;
@@ -344,7 +378,7 @@ fn run() -> Result<(), String> {
         args.threads
     );
     println!(
-        "tract: plan batch {}, threads {}, glibc malloc {}",
+        "tract: plan batch {}, threads {}, glibc malloc {}, LSTM lowering {} ({} layers folded)",
         args.plan_batch
             .map_or("= call size".to_string(), |p| p.to_string()),
         match (args.threads, args.split) {
@@ -356,7 +390,9 @@ fn run() -> Result<(), String> {
             "retaining freed memory"
         } else {
             "defaults"
-        }
+        },
+        lowering_name(args.lowering),
+        single.folded_layers()
     );
 
     // tract: single-window latency on the batch-1 plan.
@@ -381,8 +417,9 @@ fn run() -> Result<(), String> {
         let parts = if args.split { args.threads } else { 1 };
         let part = b.div_ceil(parts);
         let plan = args.plan_batch.map_or(part, |p| p.min(part));
-        let first = Predictor::load_with(&model, PredictorOptions { batch: plan })
-            .map_err(|e| e.to_string())?;
+        let first =
+            Predictor::load_lowered(&model, PredictorOptions { batch: plan }, args.lowering)
+                .map_err(|e| e.to_string())?;
         let mut preds = vec![first];
         for _ in 1..parts {
             preds.push(preds[0].fork().map_err(|e| e.to_string())?);
@@ -407,7 +444,10 @@ fn run() -> Result<(), String> {
     if args.threads == 1 {
         let plan = args.plan_batch.map_or(max_b, |p| p.min(max_b));
         for retain in [false, true] {
-            fresh.push((retain, time_fresh(&model, &input, max_b, plan, retain)?));
+            fresh.push((
+                retain,
+                time_fresh(&model, &input, max_b, plan, retain, args.lowering)?,
+            ));
         }
     }
 
@@ -533,15 +573,32 @@ fn run() -> Result<(), String> {
             .fold(0.0f32, f32::max);
         println!("outputs: max |tract − plain-Rust reference| = {r:.2e}");
     }
-    if args.profile {
+    if args.profile || args.describe {
         let plan = args.plan_batch.map_or(max_b, |p| p.min(max_b));
-        let mut pred = Predictor::load_with(&model, PredictorOptions { batch: plan })
-            .map_err(|e| e.to_string())?;
+        let mut pred =
+            Predictor::load_lowered(&model, PredictorOptions { batch: plan }, args.lowering)
+                .map_err(|e| e.to_string())?;
+        if args.describe {
+            println!("tract optimised plan, batch {plan}:");
+            for line in pred.describe_batch_plan() {
+                println!("  {line}");
+            }
+        }
+        if !args.profile {
+            return Ok(());
+        }
         let w = &x[..plan * wl];
         pred.profile_batch(w, 1).map_err(|e| e.to_string())?;
         let runs = (2048 / plan).clamp(3, 64);
         let nodes = pred.profile_batch(w, runs).map_err(|e| e.to_string())?;
         let total: f64 = nodes.iter().map(|n| n.micros).sum();
+        for (scan, body) in pred.profile_scan_bodies(200).map_err(|e| e.to_string())? {
+            let step: f64 = body.iter().map(|n| n.micros).sum();
+            println!("  scan {scan}: one step of its body alone {step:.1} µs");
+            for n in body.iter().filter(|n| n.micros >= 0.1) {
+                println!("    {:>8.2} µs  {:<14} {}", n.micros, n.op, n.name);
+            }
+        }
         println!(
             "tract profile, plan {plan}, mean of {runs} runs: {total:.0} µs per run, {:.2} µs \
              per window",

@@ -30,7 +30,7 @@ pub mod weights;
 pub use card::{PredictorCard, TrainingProvenance};
 pub use dataset::{AgentSeries, Dataset, DatasetConfig, build};
 pub use onnx::{write_model, write_onnx};
-pub use predictor::{Factor, NodeTime, Prediction, Predictor, PredictorOptions};
+pub use predictor::{Factor, LstmLowering, NodeTime, Prediction, Predictor, PredictorOptions};
 pub use weights::{DenseLayer, LstmLayer, LstmWeights};
 
 use crate::features::FeatureError;

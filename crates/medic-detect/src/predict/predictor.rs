@@ -12,9 +12,19 @@
 //! plans take time-major input and the runner transposes while copying (see
 //! `drop_input_transpose`).
 //!
-//! Speed (README, "Failure prediction"): a large call runs fastest in chunks of 24–48 windows
-//! (the default 32): each chunk's intermediate tensors stay in cache, while one plan of 1,024
-//! windows streams ~40 MB gate tensors through memory and runs ~1.5–2× slower per window.
+//! **LSTM lowering** ([`LstmLowering`]): tract lowers an ONNX `LSTM` to a `Scan` whose
+//! input projection `x · Wᵀ` is hoisted out of the loop for all steps (a `steps × batch ×
+//! 4·hidden` tensor written, then read back one step at a time and added to a k = hidden
+//! product; for the first layer a product of k = 10, which tract's kernels run at a third of
+//! their speed). By default the predictor rewrites each such layer, before tract optimises the
+//! graph, into a scan doing one product per step of `[x_t, h_{t-1}]` with the constant
+//! `[W | R]` (k = input + hidden) followed by tract's own fused LSTM cell: the same arithmetic
+//! summed in another order (outputs within ~1e-7), no large intermediate tensor, larger products.
+//! See `fold_lstm_input_projections`; a layer of any other form keeps tract's lowering.
+//!
+//! Speed (README, "Failure prediction"): a large call runs in chunks of the planned batch
+//! (default 32): each chunk's intermediate tensors stay in cache, while one plan of 1,024
+//! windows streams large tensors through memory and runs slower per window.
 //!
 //! A parse or optimisation failure of tract — including a panic inside tract on a hostile
 //! file — becomes [`PredictError::Model`]; loading never panics.
@@ -36,7 +46,7 @@ use medic_core::Strategy;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::{SimpleState, TractErrorContext as _, ensure};
-use tract_onnx::tract_core::ops::scan::Scan;
+use tract_onnx::tract_core::ops::scan::{OptScan, Scan};
 use tract_onnx::tract_hir::infer::{InferenceFact, InferenceModelPatch};
 use tract_onnx::tract_hir::ops::array::PermuteAxes;
 use tract_onnx::tract_hir::ops::expandable::Expansion;
@@ -60,6 +70,20 @@ impl Default for PredictorOptions {
     fn default() -> Self {
         PredictorOptions { batch: 32 }
     }
+}
+
+/// How the model's ONNX `LSTM` layers become tract operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LstmLowering {
+    /// Each layer computes one matrix product per step, of `[x_t, h_{t-1}]` with the constant
+    /// `[W | R]`, and tract's fused LSTM cell (see the module docs). The default: the fastest
+    /// measured.
+    #[default]
+    Folded,
+    /// tract's own lowering: each layer's input projection `x · Wᵀ` for all steps hoisted out
+    /// of the loop, a product with `R` in each step. Outputs differ from [`Self::Folded`] only
+    /// by rounding (another summation order).
+    Tract,
 }
 
 /// One feature's contribution to a prediction.
@@ -93,6 +117,8 @@ struct Plans {
     batch_size: usize,
     /// The plans take `[seq, batch, feat]` (see [`drop_input_transpose`]).
     time_major: bool,
+    /// LSTM layers lowered by [`fold_lstm_input_projections`].
+    folded: usize,
 }
 
 struct Runner {
@@ -310,15 +336,168 @@ fn drop_input_transpose(model: &mut InferenceModel) -> TractResult<bool> {
     Ok(true)
 }
 
+/// Folds the input projection of LSTM layers into their recurrent product: one matrix
+/// product per step of `[x_t, h_{t-1}]` with the constant `[W | R]` (k = input + hidden)
+/// instead of tract's lowering, which hoists `x · Wᵀ` for all steps out of the loop (a
+/// `steps × batch × 4·hidden` tensor written, then read back one step at a time) and adds it
+/// to a k = hidden product in the loop. Same arithmetic, summed in another order.
+///
+/// Applies to each `Scan` of `typed` (undecluttered, as `into_typed` left it) that is tract's
+/// ONNX `LSTM` with the fused cell (`LstmEpilogue`: standard activations, no peepholes),
+/// forward, with constant weights and bias; the layer is replaced by an already optimised scan, which the outer optimisation passes leave alone
+/// (tract's declutter would split the concatenation again, `ConcatThenEinsum`). Returns how
+/// many layers were folded; any other graph is left as it is.
+fn fold_lstm_input_projections(typed: &mut TypedModel) -> TractResult<usize> {
+    typed.prop_consts()?;
+    let scans: Vec<usize> = typed
+        .nodes
+        .iter()
+        .filter(|n| n.op_is::<Scan>())
+        .map(|n| n.id)
+        .collect();
+    let mut folded = 0;
+    for id in scans {
+        let node = typed.node(id);
+        let Some(scan) = node.op_as::<Scan>() else {
+            continue;
+        };
+        let Some(op) = folded_lstm_scan(typed, node, scan)? else {
+            continue;
+        };
+        let inputs = [node.inputs[0], node.inputs[4], node.inputs[5]];
+        let patch = TypedModelPatch::replace_single_op(typed, node, &inputs, op)?;
+        patch.apply(typed)?;
+        folded += 1;
+    }
+    typed.compact()?;
+    Ok(folded)
+}
+
+/// The folded, optimised scan for one LSTM `Scan` node (see
+/// [`fold_lstm_input_projections`]), or `None` when the node is not the expected LSTM.
+fn folded_lstm_scan(
+    typed: &TypedModel,
+    node: &TypedNode,
+    scan: &Scan,
+) -> TractResult<Option<OptScan>> {
+    use tract_onnx::tract_core::ops::array::TypedConcat;
+    use tract_onnx::tract_core::ops::change_axes::AxisOp;
+    use tract_onnx::tract_core::ops::einsum::EinSum;
+    use tract_onnx::tract_core::ops::lstm_cell::LstmEpilogue;
+    use tract_onnx::tract_core::ops::math::add;
+    use tract_onnx::tract_core::ops::scan::InputMapping;
+
+    // ONNX LSTM as tract imports it: inputs x (scanned on axis 1, forward, one step), W, R,
+    // b (full), h0, c0 (states).
+    let forward_step = |m: &InputMapping| matches!(m, InputMapping::Scan(info) if info.axis == 1 && info.chunk == 1);
+    if node.inputs.len() != 6
+        || scan.input_mapping.len() != 6
+        || !forward_step(&scan.input_mapping[0])
+        || !scan.input_mapping[1..4]
+            .iter()
+            .all(|m| *m == InputMapping::Full)
+        || !scan.input_mapping[4..].iter().all(|m| m.is_state())
+        || scan.output_mapping.len() != 2
+    {
+        return Ok(None);
+    }
+    let Some(cell) = scan
+        .body
+        .nodes
+        .iter()
+        .find_map(|n| n.op_as::<LstmEpilogue>())
+    else {
+        return Ok(None);
+    };
+    let hidden = cell.hidden;
+    let konst = |ix: usize| typed.outlet_fact(node.inputs[ix]).map(|f| f.konst.clone());
+    let (Some(w), Some(r), Some(b)) = (konst(1)?, konst(2)?, konst(3)?) else {
+        return Ok(None);
+    };
+    let x_fact = typed.outlet_fact(node.inputs[0])?;
+    let h_fact = typed.outlet_fact(node.inputs[4])?;
+    let c_fact = typed.outlet_fact(node.inputs[5])?;
+    let (Some(x_shape), Some(h_shape)) = (x_fact.shape.as_concrete(), h_fact.shape.as_concrete())
+    else {
+        return Ok(None);
+    };
+    let input = w.shape().get(1).copied().unwrap_or(0);
+    if x_fact.datum_type != f32::datum_type()
+        || x_shape.len() != 3
+        || x_shape[2] != input
+        || h_shape.len() != 3
+        || h_shape[2] != hidden
+        || w.shape() != [4 * hidden, input]
+        || r.shape() != [4 * hidden, hidden]
+        || b.shape() != [1, 8 * hidden]
+    {
+        return Ok(None);
+    }
+    let batch = x_shape[0];
+    // [W | R]: row g holds W[g] then R[g]; the bias is Wb + Rb, as tract's cell adds them.
+    let values = |t: &Tensor| -> TractResult<Vec<f32>> {
+        Ok(t.to_plain_array_view::<f32>()?.iter().copied().collect())
+    };
+    let (w, r, b) = (values(&w)?, values(&r)?, values(&b)?);
+    let k = input + hidden;
+    let mut wr = Vec::with_capacity(4 * hidden * k);
+    for g in 0..4 * hidden {
+        wr.extend_from_slice(&w[g * input..(g + 1) * input]);
+        wr.extend_from_slice(&r[g * hidden..(g + 1) * hidden]);
+    }
+    let bias: Vec<f32> = (0..4 * hidden).map(|g| b[g] + b[4 * hidden + g]).collect();
+
+    let mut body = TypedModel::default();
+    let x = body.add_source("x_source", f32::fact([batch, 1, input]))?;
+    let h = body.add_source("h_source", f32::fact([batch, 1, hidden]))?;
+    let c = body.add_source("c_source", c_fact.datum_type.fact([batch, 1, hidden]))?;
+    let wr = body.add_const("WR", tensor1(&wr).into_shape(&[4 * hidden, k])?)?;
+    let bias = body.add_const("bias", tensor1(&bias).into_shape(&[1, 4 * hidden])?)?;
+    let xh = body.wire_node("xh", TypedConcat { axis: 2 }, &[x, h])?[0];
+    let prod = body.wire_node(
+        "preact0",
+        EinSum::new("mak,nk->mn".parse()?, f32::datum_type()),
+        &[xh, wr],
+    )?[0];
+    let preact = body.wire_node("preact", add(), &[prod, bias])?[0];
+    let c_prev = body.wire_node("Ct_1", AxisOp::Rm(1), &[c])?[0];
+    let cell = body.wire_node("lstm_cell", LstmEpilogue { hidden }, &[preact, c_prev])?;
+    let ht = body.wire_node("Ht_fixed", AxisOp::Add(1), &[cell[0]])?[0];
+    let ct = body.wire_node("Ct_fixed", AxisOp::Add(1), &[cell[1]])?[0];
+    body.select_output_outlets(&[ht, ct])?;
+    // Code generation only: tract's declutter passes would split the concatenation.
+    body.optimize()?;
+    let input_mapping = vec![
+        scan.input_mapping[0].clone(),
+        InputMapping::State,
+        InputMapping::State,
+    ];
+    let mut folded = Scan::new(body, input_mapping, scan.output_mapping.clone(), scan.skip)?;
+    folded.reset_every_turn = scan.reset_every_turn;
+    // The body is optimised already: make the runnable scan of it as it is.
+    Ok(Some(folded.to_codegen_op(false)?))
+}
+
+/// An optimised plan and how it was built.
+struct Built {
+    plan: Plan,
+    /// The plan takes `[seq, batch, feat]` (see [`drop_input_transpose`]).
+    time_major: bool,
+    /// LSTM layers lowered by [`fold_lstm_input_projections`].
+    folded: usize,
+}
+
 /// The optimised plan of `model` for `batch` windows; with `allow_time_major` it takes
-/// time-major input where [`drop_input_transpose`] applies (the returned flag says so).
+/// time-major input where [`drop_input_transpose`] applies, and with
+/// [`LstmLowering::Folded`] its LSTM layers are lowered by [`fold_lstm_input_projections`].
 fn build_plan(
     model: &InferenceModel,
     batch: usize,
     seq: usize,
     feat: usize,
     allow_time_major: bool,
-) -> TractResult<(Plan, bool)> {
+    lowering: LstmLowering,
+) -> TractResult<Built> {
     let mut m = model.clone();
     let time_major = allow_time_major && drop_input_transpose(&mut m)?;
     let shape = if time_major {
@@ -337,6 +516,10 @@ fn build_plan(
             scan.reset_every_turn = true;
         }
     }
+    let folded = match lowering {
+        LstmLowering::Folded => fold_lstm_input_projections(&mut typed)?,
+        LstmLowering::Tract => 0,
+    };
     let typed = typed.into_optimized()?;
     let out = typed.output_fact(0)?;
     let shape = out.shape.as_concrete().map(|s| s.to_vec());
@@ -344,7 +527,11 @@ fn build_plan(
         out.datum_type == f32::datum_type() && shape.as_deref() == Some(&[batch, 1][..]),
         "output is {out:?}, expected f32 [{batch}, 1]"
     );
-    Ok((typed.into_runnable()?, time_major))
+    Ok(Built {
+        plan: typed.into_runnable()?,
+        time_major,
+        folded,
+    })
 }
 
 impl Predictor {
@@ -354,8 +541,18 @@ impl Predictor {
     }
 
     /// Loads `path`: the card from `<model>.card.json` if present, else from the ONNX
-    /// metadata; checks the graph input against the card; builds the optimised plans.
+    /// metadata; checks the graph input against the card; builds the optimised plans (LSTM
+    /// layers lowered as [`LstmLowering::Folded`]).
     pub fn load_with(path: &Path, opts: PredictorOptions) -> Result<Self, PredictError> {
+        Self::load_lowered(path, opts, LstmLowering::default())
+    }
+
+    /// [`Self::load_with`], the LSTM layers lowered as `lowering` says.
+    pub fn load_lowered(
+        path: &Path,
+        opts: PredictorOptions,
+        lowering: LstmLowering,
+    ) -> Result<Self, PredictError> {
         let p = path.display().to_string();
         if opts.batch == 0 {
             return Err(model_err(&p, "batch size 0"));
@@ -397,17 +594,18 @@ impl Predictor {
         // the caller down.
         let built = std::panic::catch_unwind(AssertUnwindSafe(|| -> TractResult<Plans> {
             let model = onnx.model_for_proto_model(&proto)?;
-            let (single, time_major) = build_plan(&model, 1, seq, feat, true)?;
+            let single = build_plan(&model, 1, seq, feat, true, lowering)?;
             let batch = if opts.batch == 1 {
-                single.clone()
+                single.plan.clone()
             } else {
-                build_plan(&model, opts.batch, seq, feat, true)?.0
+                build_plan(&model, opts.batch, seq, feat, true, lowering)?.plan
             };
             Ok(Plans {
-                single,
+                single: single.plan,
                 batch,
                 batch_size: opts.batch,
-                time_major,
+                time_major: single.time_major,
+                folded: single.folded,
             })
         }));
         let plans = match built {
@@ -505,6 +703,13 @@ impl Predictor {
     /// The planned batch size.
     pub fn batch_size(&self) -> usize {
         self.plans.batch_size
+    }
+
+    /// How many LSTM layers the plans run with their input projection folded into the
+    /// recurrent product ([`LstmLowering::Folded`]; 0 with [`LstmLowering::Tract`] or when no
+    /// layer has the expected form).
+    pub fn folded_layers(&self) -> usize {
+        self.plans.folded
     }
 
     /// Raw rows needed to build one window: `seq_len + feature_window − 1`.
@@ -605,6 +810,70 @@ impl Predictor {
         self.batch
             .profile(windows, runs)
             .map_err(|e| model_err(path, format!("{e:#}")))
+    }
+
+    /// The optimised batch plan, one line per node in plan order (a `Scan`'s body follows it,
+    /// indented): tract's operator, the node's name and tract's own description of it (for a
+    /// matrix product its m, k, n and the kernel it picked). For benches.
+    pub fn describe_batch_plan(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        describe_model(self.plans.batch.model(), 0, &mut lines);
+        lines
+    }
+
+    /// Where one step of each LSTM layer's loop spends its time: for every `Scan` of the batch
+    /// plan, its body run `runs` times on inputs of the body's shapes (a ramp of values in
+    /// [-1, 1]), each node with its mean wall time per step. For benches.
+    // Profiling measures elapsed wall time by definition; nothing decides on it.
+    #[allow(clippy::disallowed_methods)]
+    pub fn profile_scan_bodies(
+        &self,
+        runs: usize,
+    ) -> Result<Vec<(String, Vec<NodeTime>)>, PredictError> {
+        let err = |e: TractError| model_err(&self.path, format!("{e:#}"));
+        let mut out = Vec::new();
+        for node in &self.plans.batch.model().nodes {
+            let Some(scan) = node.op_as::<OptScan>() else {
+                continue;
+            };
+            let body = scan.plan.model();
+            let mut inputs = TVec::new();
+            for ix in 0..body.inputs.len() {
+                let fact = body.input_fact(ix).map_err(err)?;
+                let shape = fact
+                    .shape
+                    .as_concrete()
+                    .map(|s| s.to_vec())
+                    .unwrap_or_default();
+                let n: usize = shape.iter().product();
+                let v: Vec<f32> = (0..n).map(|i| (i % 200) as f32 / 100.0 - 1.0).collect();
+                let t = Tensor::from_shape(&shape, &v).map_err(err)?;
+                inputs.push(TValue::from_const(Arc::new(t)));
+            }
+            let mut state = SimpleState::new(&scan.plan).map_err(err)?;
+            let mut total = vec![0.0f64; body.nodes.len()];
+            for _ in 0..runs.max(1) {
+                state
+                    .run_plan_with_eval(inputs.clone(), |ctx, state, node, inputs| {
+                        let t0 = std::time::Instant::now();
+                        let r = tract_onnx::tract_core::plan::eval(ctx, state, node, inputs);
+                        total[node.id] += t0.elapsed().as_secs_f64();
+                        r
+                    })
+                    .map_err(err)?;
+            }
+            let times = body
+                .nodes
+                .iter()
+                .map(|n| NodeTime {
+                    op: n.op.name().to_string(),
+                    name: n.name.clone(),
+                    micros: total[n.id] / runs.max(1) as f64 * 1e6,
+                })
+                .collect();
+            out.push((node.name.clone(), times));
+        }
+        Ok(out)
     }
 
     /// The probability of one scaled window.
@@ -714,6 +983,18 @@ impl Predictor {
     }
 }
 
+/// Appends one line per node of `model` (see [`Predictor::describe_batch_plan`]).
+fn describe_model(model: &TypedModel, depth: usize, lines: &mut Vec<String>) {
+    let indent = "  ".repeat(depth);
+    for node in &model.nodes {
+        let info = node.op.info().map(|i| i.join("; ")).unwrap_or_default();
+        lines.push(format!("{indent}{} {}: {info}", node.op.name(), node.name));
+        if let Some(scan) = node.op_as::<OptScan>() {
+            describe_model(scan.plan.model(), depth + 1, lines);
+        }
+    }
+}
+
 /// The preemptive action for a dominant raw series (see the module docs); `load_among` says
 /// whether queue depth or request rate is also among the top factors.
 pub fn recommend_for_series(series: &str, load_among: bool) -> Strategy {
@@ -738,7 +1019,7 @@ pub fn recommend_for_series(series: &str, load_among: bool) -> Strategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::predict::{LstmWeights, write_model};
+    use crate::predict::{LstmWeights, reference, write_model};
 
     /// A model of random weights (LSTM 16 → 8, dense 4) in `dir`, identity scaler.
     fn small_model(dir: &Path) -> std::path::PathBuf {
@@ -760,15 +1041,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = small_model(dir.path());
         let model = tract_onnx::onnx().model_for_path(&path).unwrap();
-        let (tm_plan, tm) = build_plan(&model, 5, 20, 10, true).unwrap();
-        let (bm_plan, bm) = build_plan(&model, 5, 20, 10, false).unwrap();
+        let tm = build_plan(&model, 5, 20, 10, true, LstmLowering::Tract).unwrap();
+        let bm = build_plan(&model, 5, 20, 10, false, LstmLowering::Tract).unwrap();
         assert!(
-            tm,
+            tm.time_major,
             "medic's export transposes its input: the rewrite applies"
         );
-        assert!(!bm);
-        let mut tm_run = Runner::new(&tm_plan, 5, 20, 10, true).unwrap();
-        let mut bm_run = Runner::new(&bm_plan, 5, 20, 10, false).unwrap();
+        assert!(!bm.time_major);
+        let mut tm_run = Runner::new(&tm.plan, 5, 20, 10, true).unwrap();
+        let mut bm_run = Runner::new(&bm.plan, 5, 20, 10, false).unwrap();
         // 3 windows in a batch of 5: the padding is checked too.
         let x = windows(3);
         let (mut a, mut b) = ([0.0f32; 3], [0.0f32; 3]);
@@ -781,6 +1062,63 @@ mod tests {
             a.iter().any(|p| (p - a[0]).abs() > 1e-6),
             "distinct windows differ"
         );
+    }
+
+    #[test]
+    fn the_folded_lstm_layers_compute_what_tracts_lowering_and_the_reference_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = small_model(dir.path());
+        let weights = LstmWeights::random(20, 10, &[16, 8], &[4], 11);
+        // medic's export puts the summed bias in Wb and zeros in Rb: move a third of each
+        // bias to Rb (the same network) so that the fold's Wb + Rb is checked too.
+        let onnx = tract_onnx::onnx();
+        let mut proto = onnx.proto_model_for_path(&path).unwrap();
+        let graph = proto.graph.as_mut().unwrap();
+        let mut split = 0;
+        for t in graph
+            .initializer
+            .iter_mut()
+            .filter(|t| t.name.ends_with("_B"))
+        {
+            if t.name.starts_with("lstm") {
+                let half = t.float_data.len() / 2;
+                for g in 0..half {
+                    let moved = t.float_data[g] / 3.0;
+                    t.float_data[g] -= moved;
+                    t.float_data[half + g] += moved;
+                }
+                split += 1;
+            }
+        }
+        assert_eq!(split, 2, "one bias per LSTM layer");
+        let model = onnx.model_for_proto_model(&proto).unwrap();
+        let folded = build_plan(&model, 5, 20, 10, true, LstmLowering::Folded).unwrap();
+        let tract = build_plan(&model, 5, 20, 10, true, LstmLowering::Tract).unwrap();
+        assert_eq!(folded.folded, 2, "both LSTM layers have the expected form");
+        assert_eq!(tract.folded, 0);
+        let mut f_run = Runner::new(&folded.plan, 5, 20, 10, true).unwrap();
+        let mut t_run = Runner::new(&tract.plan, 5, 20, 10, true).unwrap();
+        // 3 windows in a batch of 5 (padding), twice: each run starts from the zero state.
+        let x = windows(3);
+        let (mut a, mut b) = ([0.0f32; 3], [0.0f32; 3]);
+        for _ in 0..2 {
+            f_run.run(&x, &mut a).unwrap();
+            t_run.run(&x, &mut b).unwrap();
+            for (i, w) in x.chunks(200).enumerate() {
+                let r = reference::forward(&weights, w);
+                assert!((a[i] - b[i]).abs() < 1e-6, "{a:?} vs {b:?}");
+                assert!(
+                    (a[i] - r).abs() < 1e-5,
+                    "window {i}: {} vs reference {r}",
+                    a[i]
+                );
+            }
+        }
+        // The batch-1 plan is folded too.
+        let mut p = Predictor::load(&path).unwrap();
+        assert_eq!(p.folded_layers(), 2);
+        let one = p.predict_one(&x[..200]).unwrap();
+        assert!((one - reference::forward(&weights, &x[..200])).abs() < 1e-5);
     }
 
     #[test]
