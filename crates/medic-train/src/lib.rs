@@ -183,12 +183,16 @@ pub fn run(
     // (the runtime the daemon uses), then again with the calibrated threshold and figures.
     let provisional = card(&ds, cfg, &trained, 0.5, None, None);
     medic_detect::predict::write_model(&trained.weights, &provisional, &model_path)?;
-    let mut predictor = Predictor::load_with(
+    // tract's own LSTM lowering: the calibrated threshold is one of these scores, and the
+    // shipped model's card was calibrated with it (the predictor's default, the folded
+    // lowering, rounds differently by ~1e-7 and would change the card's bits).
+    let mut predictor = Predictor::load_lowered(
         &model_path,
         medic_detect::predict::PredictorOptions {
             // Agents are scored one after the other, each ending in a padded batch.
             batch: 256,
         },
+        medic_detect::predict::LstmLowering::Tract,
     )?;
     let val_scores = predict_eval::score(&mut predictor, &val_series, 1)?;
     let (threshold, val) = predict_eval::calibrate(&val_scores, &val_series, &cfg.calibration)?;
