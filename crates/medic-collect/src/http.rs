@@ -87,9 +87,32 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
 }
 
-/// A client built from [`client_builder`].
+/// A client built from [`client_builder`] (see [`build`]).
 pub fn client() -> Result<reqwest::Client, HttpError> {
-    client_builder().build().map_err(HttpError::Client)
+    build(client_builder)
+}
+
+/// Builds the client `make` describes, so that plain `http://` works on any machine.
+///
+/// `https://` URLs are verified against the system's certificate store (`SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` are honoured). On a machine without a single CA certificate (a minimal
+/// container without `ca-certificates`) the verifier refuses to start, which would take plain
+/// HTTP down with it: the client is then built trusting no certificate, so each `https://`
+/// request fails with an unknown-issuer error, and a warning says why.
+pub fn build(make: impl Fn() -> reqwest::ClientBuilder) -> Result<reqwest::Client, HttpError> {
+    match make().build() {
+        Ok(client) => Ok(client),
+        Err(first) => match make().tls_certs_only(Vec::new()).build() {
+            Ok(client) => {
+                tracing::warn!(
+                    error = %crate::probe::error_chain(&first),
+                    "no usable CA certificates on this system: https:// targets will fail certificate verification"
+                );
+                Ok(client)
+            }
+            Err(_) => Err(HttpError::Client(first)),
+        },
+    }
 }
 
 /// GETs `url` and reads at most `max_bytes` of its body, all within `timeout`.

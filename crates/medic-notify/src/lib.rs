@@ -91,8 +91,8 @@ pub enum Error {
         problems: Vec<String>,
     },
     /// The HTTP client could not be built.
-    #[error("could not build the http client")]
-    Client(#[source] reqwest::Error),
+    #[error(transparent)]
+    Client(medic_collect::http::HttpError),
 }
 
 /// The origin of `url` (`scheme://host[:port]`), without credentials, path or query, which

@@ -82,13 +82,10 @@ impl Notifier {
     /// # Panics
     /// When called outside a tokio runtime (it spawns the workers).
     pub fn start(settings: NotifySettings, on_report: OnReport) -> Result<Self, Error> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.retry.timeout)
-            .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(Error::Client)?;
+        let client = medic_collect::http::build(|| {
+            medic_collect::http::client_builder().connect_timeout(settings.retry.timeout)
+        })
+        .map_err(Error::Client)?;
         let counters = Arc::new(Counters::default());
         let workers = settings
             .sinks

@@ -61,8 +61,8 @@ pub enum PromError {
     #[error("cannot start the http runtime")]
     Runtime(#[source] std::io::Error),
     /// The HTTP client could not be built.
-    #[error("cannot build the http client")]
-    Client(#[source] reqwest::Error),
+    #[error(transparent)]
+    Client(medic_collect::http::HttpError),
     /// The request failed (connection refused, reset, …).
     #[error("{url}: request failed")]
     Request {
@@ -271,11 +271,12 @@ impl PromClient {
                 "timeout and body cap must be positive".into(),
             ));
         }
-        let client = reqwest::Client::builder()
-            .timeout(opts.timeout)
-            .connect_timeout(opts.timeout)
-            .build()
-            .map_err(PromError::Client)?;
+        let client = medic_collect::http::build(|| {
+            reqwest::Client::builder()
+                .timeout(opts.timeout)
+                .connect_timeout(opts.timeout)
+        })
+        .map_err(PromError::Client)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()

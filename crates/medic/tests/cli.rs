@@ -240,3 +240,162 @@ fn simulate_compare_runs_two_policy_directories_on_the_same_faults() {
     assert_eq!(gave_up[2], gave_up[1] - gave_up[0], "the b - a column");
     assert_eq!(&row("violations")[..2], [0.0, 0.0]);
 }
+
+/// An `https://` probe is a real TLS client: it trusts the system's roots (here the test's own
+/// CA, given the standard way, through `SSL_CERT_FILE`) and fails on a certificate it cannot
+/// verify. Needs `openssl` (to make the certificate) and `python3` (to serve HTTPS); skips with
+/// the reason when either is missing.
+#[test]
+fn check_probes_https_targets_and_refuses_an_untrusted_certificate() {
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+            || Command::new(tool)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+    };
+    for tool in ["openssl", "python3"] {
+        if !have(tool) {
+            eprintln!("skipping: `{tool}` is not installed (.ci/run installs it)");
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name);
+    let (ca, cert, key) = (file("ca.pem"), file("cert.pem"), file("key.pem"));
+    std::fs::write(
+        file("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    // A CA, and a server certificate for 127.0.0.1 signed by it.
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=medic test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "cert.pem",
+        ],
+    ];
+    for args in steps {
+        let made = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    // One HTTPS server on a free port, answering 200 "ok"; it prints its port first.
+    let server = "import http.server, ssl, sys\n\
+        class H(http.server.BaseHTTPRequestHandler):\n\
+        \x20   def do_GET(self):\n\
+        \x20       self.send_response(200); self.send_header('Content-Length', '2'); self.end_headers(); self.wfile.write(b'ok')\n\
+        \x20   def log_message(self, *a): pass\n\
+        s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n\
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[1], sys.argv[2])\n\
+        s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+        print(s.server_address[1], flush=True)\n\
+        s.serve_forever()\n";
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(server)
+        .arg(&cert)
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port: u16 = line.trim().parse().expect("the server prints its port");
+    let fleet = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "targets:\n  - name: secure\n    probes: {{ liveness: {{ http: {{ url: \"https://127.0.0.1:{port}/health\" }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    // `trust`: the CA bundle to trust through `SSL_CERT_FILE`, or None for the system's store.
+    let check = |trust: Option<PathBuf>| {
+        let mut cmd = medic();
+        cmd.arg("check")
+            .arg("--fleet")
+            .arg(&fleet)
+            .arg("--policies")
+            .arg(repo().join("policies"))
+            .arg("--json")
+            .env_remove("SSL_CERT_DIR")
+            .env_remove("SSL_CERT_FILE");
+        if let Some(bundle) = trust {
+            cmd.env("SSL_CERT_FILE", bundle);
+        }
+        let out = cmd.output().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), json[0].clone())
+    };
+    let trusted = check(Some(ca));
+    let system = check(None);
+    // No CA certificate at all (a minimal container): plain http must still work, so the
+    // client is built anyway and the https probe fails verification.
+    let nothing = check(Some(dir.path().join("no-such-bundle.pem")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(trusted.0, Some(0), "{}", trusted.1);
+    assert_eq!(trusted.1["state"], "healthy", "{}", trusted.1);
+    for (code, json) in [system, nothing] {
+        assert_eq!(code, Some(1), "{json}");
+        assert_eq!(json["state"], "unhealthy", "{json}");
+        let error = json["probes"][0]["error"].as_str().unwrap().to_lowercase();
+        assert!(error.contains("certificate"), "{error}");
+    }
+}
