@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -183,6 +184,111 @@ fn pid_of(port: u16, name: &str) -> Option<u64> {
     get_json(port, &format!("/api/v1/targets/{name}"))["pid"].as_u64()
 }
 
+/// Milliseconds since the Unix epoch: the unit of the API's timestamps.
+#[allow(clippy::disallowed_methods)] // compared with the daemon's own timestamps, from outside
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What a test sees of one fault from outside, polling the API every 20 ms from the moment
+/// the fault is injected: when the target first left `healthy` or an incident for it was
+/// opened (the incident's own `opened_at`, when the poll sees it), and when it was `healthy`
+/// again with no open incident (the incident closes when a heal is verified).
+struct Watch {
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Detection and recovery, measured from the injection.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+    detected: Option<Duration>,
+    healed: Option<Duration>,
+}
+
+impl Watch {
+    /// Starts watching `target` of the daemon on `port`; call it right before the injection.
+    fn start(port: u16, target: &str) -> Watch {
+        let port = Arc::new(AtomicU16::new(port));
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (api, out, halt) = (Arc::clone(&port), Arc::clone(&seen), Arc::clone(&stop));
+        let name = target.to_owned();
+        let injected = epoch_ms();
+        #[allow(clippy::disallowed_methods)] // measuring a real process from outside
+        let t0 = Instant::now();
+        let thread = std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                let port = api.load(Ordering::Relaxed);
+                let state = target_state(port, &name);
+                let incidents = get_json(port, "/api/v1/incidents");
+                let open: Vec<u64> = incidents
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|i| i["target"] == name.as_str())
+                    .filter_map(|i| i["opened_at"].as_u64())
+                    .collect();
+                let now = t0.elapsed();
+                let mut seen = out.lock().unwrap();
+                if seen.detected.is_none() {
+                    let left = (!state.is_empty() && state != "healthy").then_some(now);
+                    let opened = open
+                        .iter()
+                        .filter(|at| **at >= injected)
+                        .min()
+                        .map(|at| Duration::from_millis(at - injected));
+                    seen.detected = match (left, opened) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                if seen.detected.is_some() && state == "healthy" && open.is_empty() {
+                    seen.healed = Some(now);
+                    break;
+                }
+                drop(seen);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Watch {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops watching; what was seen so far.
+    fn finish(mut self) -> Seen {
+        self.halt();
+        *self.seen.lock().unwrap()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn secs(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "(not seen)".to_owned(),
+        |d| format!("{:.2}s", d.as_secs_f64()),
+    )
+}
+
 #[test]
 fn crash_and_sigstop_hang_are_healed_by_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -285,33 +391,55 @@ fn webhook_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
     (port, bodies)
 }
 
+/// The shipped policies plus `extra` appended to their tiers.
+fn policies_with(dir: &Path, extra: &str) -> PathBuf {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let mut tiers = std::fs::read_to_string(repo().join("policies/tiers.yaml")).unwrap();
+    tiers.push_str(extra);
+    std::fs::write(policies.join("tiers.yaml"), tiers).unwrap();
+    policies
+}
+
 #[test]
-fn crash_loop_gives_up_with_exactly_one_escalation_delivered() {
+fn crash_loop_backs_off_longer_each_time_then_gives_up_with_exactly_one_escalation_delivered() {
     let dir = tempfile::tempdir().unwrap();
+    // The shipped crash-loop rule (4 crashes within 15 min) on a tier whose backoff starts at
+    // 1 s instead of 10 s, so the loop reaches it within the test's time.
+    let policies = policies_with(
+        dir.path(),
+        "\n  crash_loop_test:\n    agents: [looper]\n    policy:\n      verify_deadline: 5s\n      backoff: { initial: 1s, max: 60s, multiplier: 2, reset_after: 10m }\n",
+    );
     let marker = dir.path().join("crash-marker");
     let port = free_port();
     let (hook, bodies) = webhook_receiver();
+    // Three rungs of the ladder (the supervisor's restart and reset, given to every supervised
+    // target, and its recreate): the first crash and the three failed attempts are the 4
+    // crashes of the rule, which gives up before the ladder's top is reached.
     let fleet = format!(
-        "targets:\n{}",
+        "targets:\n{}    actions:\n      recreate: {{ supervisor: true }}\n",
         agent(
             "looper",
             port,
             &format!(", --crash-marker, \"{}\"", marker.display())
         )
     );
-    let d = Daemon::start(
+    let d = Daemon::start_with(
         dir.path(),
         &fleet,
+        &policies,
         &["--webhook", &format!("http://127.0.0.1:{hook}/hook")],
     );
     wait_for("looper healthy", Duration::from_secs(20), || {
         target_state(d.port, "looper") == "healthy"
     });
+    // From now on every start of the agent fails at once.
     std::fs::write(&marker, "").unwrap();
+    let watch = Watch::start(d.port, "looper");
     let _ = http("POST", port, "/fault/crash", None, "");
-    let took = wait_for(
+    let escalated = wait_for(
         "an escalation at the webhook",
-        Duration::from_secs(120),
+        Duration::from_secs(90),
         || {
             bodies
                 .lock()
@@ -320,20 +448,67 @@ fn crash_loop_gives_up_with_exactly_one_escalation_delivered() {
                 .any(|b| b.contains("escalation"))
         },
     );
-    eprintln!("crash loop: escalated {took:?} after the first crash");
+    let seen = watch.finish();
     // Nothing more is tried or sent for a while.
-    let acts_then = actions_for(d.port, "looper").len();
+    let acts_then = actions_for(d.port, "looper");
     std::thread::sleep(Duration::from_secs(5));
-    let escalations = bodies
-        .lock()
-        .unwrap()
+    let sent = bodies.lock().unwrap().clone();
+    let escalations: Vec<&String> = sent
         .iter()
         .filter(|b| b.contains("escalation") && !b.contains("\"resolved\""))
-        .count();
-    assert_eq!(escalations, 1, "{:?}", bodies.lock().unwrap());
-    assert_eq!(actions_for(d.port, "looper").len(), acts_then);
+        .collect();
+    assert_eq!(escalations.len(), 1, "{sent:?}");
+    assert!(
+        escalations[0].contains("crash loop, medic gave up restarting it"),
+        "the crash-loop rule gave up: {}",
+        escalations[0]
+    );
+    let acts = actions_for(d.port, "looper");
+    assert_eq!(
+        acts.len(),
+        acts_then.len(),
+        "acted after giving up: {acts:?}"
+    );
+    assert!(
+        acts.iter().all(|a| a["outcome"] == "failure"),
+        "every attempt failed: {acts:?}"
+    );
+    // The backoff grows: each attempt starts longer after the previous one than the one
+    // before it did.
+    let starts: Vec<u64> = acts
+        .iter()
+        .map(|a| a["started_at"].as_u64().unwrap())
+        .collect();
+    let gaps: Vec<Duration> = starts
+        .windows(2)
+        .map(|w| Duration::from_millis(w[1] - w[0]))
+        .collect();
+    let strategies: Vec<&str> = acts
+        .iter()
+        .map(|a| a["strategy"].as_str().unwrap_or("?"))
+        .collect();
+    eprintln!(
+        "crash loop: detected after {}, healed after - (not healable: every start fails); gave up and escalated after {:.2}s; attempts {strategies:?}, gaps between their starts {gaps:?}",
+        secs(seen.detected),
+        escalated.as_secs_f64()
+    );
+    assert!(gaps.len() >= 2, "at least three attempts: {acts:?}");
+    assert!(
+        gaps.windows(2).all(|g| g[1] > g[0]),
+        "the backoff grows: {gaps:?}"
+    );
     let log = d.log();
     assert!(log.contains("escalated to a human"), "{log}");
+    drop(d);
+    let store = medic_store::Store::open_data_dir(dir.path().join("data")).unwrap();
+    let reasons: Vec<String> = store
+        .journal_all()
+        .unwrap()
+        .iter()
+        .filter(|r| r.entry.payload["entry"] == "escalated")
+        .map(|r| r.entry.payload["reason"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(reasons, ["gave_up"], "the journaled escalations");
 }
 
 /// One tier whose only rule escalates a target whose liveness fails.
@@ -703,14 +878,10 @@ fn heal_preemptive_recycles_only_the_leaking_agent_and_dry_run_changes_nothing()
 /// The shipped policies plus a tier for targets named `gateway…` whose circuit stays open 3 s
 /// (the shipped 60 s would make a minute-long test).
 fn policies_with_a_short_circuit(dir: &Path) -> PathBuf {
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    let mut tiers = std::fs::read_to_string(repo().join("policies/tiers.yaml")).unwrap();
-    tiers.push_str(
+    policies_with(
+        dir,
         "\n  short_circuit:\n    agents: [gateway]\n    policy:\n      circuit_break_duration: 3s\n",
-    );
-    std::fs::write(policies.join("tiers.yaml"), tiers).unwrap();
-    policies
+    )
 }
 
 /// The breaker state of a target as the API shows it (`""` while it was never opened).
