@@ -31,7 +31,9 @@
 //! );
 //! ```
 
+use std::cell::RefCell;
 use std::fmt;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -54,6 +56,9 @@ pub struct Node {
     pub loc: Loc,
     /// The value.
     pub value: Value,
+    /// A float as written in the file (`1e400`, `.nan`, `18446744073709551616`), so messages
+    /// echo what the user wrote rather than what `f64` made of it; `None` for other values.
+    raw: Option<Box<str>>,
 }
 
 /// The value of a [`Node`].
@@ -76,13 +81,37 @@ pub enum Value {
 }
 
 impl Node {
+    /// A node without a recorded spelling.
+    pub fn new(loc: Loc, value: Value) -> Self {
+        Node {
+            loc,
+            value,
+            raw: None,
+        }
+    }
+
+    /// A float as it was written (`1e400`, `.nan`), or its value in YAML's spelling when the
+    /// file's text is not known.
+    fn float_text(&self, f: f64) -> String {
+        if let Some(raw) = &self.raw {
+            return raw.to_string();
+        }
+        if f.is_nan() {
+            ".nan".to_owned()
+        } else if f.is_infinite() {
+            if f > 0.0 { ".inf" } else { "-.inf" }.to_owned()
+        } else {
+            f.to_string()
+        }
+    }
+
     /// How the value is described in "found …" messages.
     pub fn describe(&self) -> String {
         match &self.value {
             Value::Null => "nothing".to_owned(),
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
-            Value::Float(f) => f.to_string(),
+            Value::Float(f) => self.float_text(*f),
             Value::Str(s) => {
                 let mut short: String = s.chars().take(60).collect();
                 if short.len() < s.len() {
@@ -101,7 +130,7 @@ impl Node {
             Value::Str(s) => Some(s.clone()),
             Value::Int(i) => Some(i.to_string()),
             Value::Bool(b) => Some(b.to_string()),
-            Value::Float(f) => Some(f.to_string()),
+            Value::Float(f) => Some(self.float_text(*f)),
             Value::Null | Value::Seq(_) | Value::Map(_) => None,
         }
     }
@@ -114,11 +143,53 @@ impl Node {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Value>::deserialize(d)?;
+        let raw = match spanned.value {
+            // Where it was defined: an alias `*x` is not the number.
+            Value::Float(_) => source_text(&spanned.defined),
+            _ => None,
+        };
         Ok(Node {
             loc: loc_of(&spanned.referenced),
             value: spanned.value,
+            raw,
         })
     }
+}
+
+thread_local! {
+    /// The text [`parse_yaml`] is parsing on this thread, so that a [`Node`] can keep a float
+    /// as written (serde hands over only the `f64`).
+    static SOURCE: RefCell<Option<Rc<str>>> = const { RefCell::new(None) };
+}
+
+/// Sets [`SOURCE`] for the life of one parse and restores the previous value after it, even
+/// when the parse panics.
+struct SourceGuard(Option<Rc<str>>);
+
+impl SourceGuard {
+    fn set(text: &str) -> Self {
+        SourceGuard(SOURCE.with(|s| s.replace(Some(Rc::from(text)))))
+    }
+}
+
+impl Drop for SourceGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        SOURCE.with(|s| *s.borrow_mut() = previous);
+    }
+}
+
+/// The text at `l`'s byte span in the source being parsed, trimmed; `None` outside
+/// [`parse_yaml`] or when serde-saphyr knows no byte span.
+fn source_text(l: &serde_saphyr::Location) -> Option<Box<str>> {
+    let span = l.span();
+    let start = usize::try_from(span.byte_offset()?).ok()?;
+    let len = usize::try_from(span.byte_len()?).ok()?;
+    SOURCE.with(|s| {
+        let text = s.borrow();
+        let raw = text.as_deref()?.get(start..start.checked_add(len)?)?.trim();
+        (!raw.is_empty()).then(|| raw.into())
+    })
 }
 
 fn loc_of(l: &serde_saphyr::Location) -> Loc {
@@ -195,10 +266,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         let mut entries = Vec::new();
         // Keys as strings: as values, plain `y` or `on` would resolve to booleans.
         while let Some(key) = map.next_key::<Spanned<String>>()? {
-            let key = Node {
-                loc: loc_of(&key.referenced),
-                value: Value::Str(key.value),
-            };
+            let key = Node::new(loc_of(&key.referenced), Value::Str(key.value));
             let value = map.next_value::<Node>()?;
             entries.push((key, value));
         }
@@ -307,23 +375,35 @@ fn options() -> serde_saphyr::Options {
     }
 }
 
+/// [`options`] for [`parse_yaml`]'s tree: duplicate keys and non-finite floats reach the tree,
+/// where they get a key path and a message of their own instead of a library error.
+fn tree_options() -> serde_saphyr::Options {
+    let mut o = options();
+    o.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    o.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::PassThrough;
+    o
+}
+
 /// Parses YAML text into a located [`Node`]; a syntax error (or an input over serde-saphyr's
 /// safety budget, e.g. nesting deeper than 64) becomes one located [`ValidationError`].
 ///
 /// An empty document parses as a `Null` node at 1:1.
 pub fn parse_yaml(text: &str, file: &str) -> Result<Node, ValidationErrors> {
     if text.trim().is_empty() {
-        return Ok(Node {
-            loc: Loc { line: 1, col: 1 },
-            value: Value::Null,
-        });
+        return Ok(Node::new(Loc { line: 1, col: 1 }, Value::Null));
     }
-    match serde_saphyr::from_str_with_options::<Option<Node>>(text, options()) {
-        Ok(Some(node)) => Ok(node),
-        Ok(None) => Ok(Node {
-            loc: Loc { line: 1, col: 1 },
-            value: Value::Null,
-        }),
+    let parsed = {
+        let _source = SourceGuard::set(text);
+        serde_saphyr::from_str_with_options::<Option<Node>>(text, tree_options())
+    };
+    match parsed {
+        Ok(Some(node)) => {
+            let mut dec = Decoder::new(file);
+            let mut path = String::new();
+            report_duplicate_keys(&mut dec, &node, &mut path);
+            dec.finish(node)
+        }
+        Ok(None) => Ok(Node::new(Loc { line: 1, col: 1 }, Value::Null)),
         Err(e) => {
             let loc = e.location().map_or(Loc { line: 1, col: 1 }, |l| Loc {
                 line: u32::try_from(l.line()).unwrap_or(u32::MAX).max(1),
@@ -340,6 +420,49 @@ pub fn parse_yaml(text: &str, file: &str) -> Result<Node, ValidationErrors> {
                 }],
             })
         }
+    }
+}
+
+/// Records every key written twice in one mapping of `node`'s tree, at the second one.
+///
+/// YAML forbids them, and serde-saphyr's own error would name neither the key path nor the
+/// first occurrence. `path` is `node`'s key path; it is restored before returning.
+fn report_duplicate_keys(dec: &mut Decoder, node: &Node, path: &mut String) {
+    let len = path.len();
+    match &node.value {
+        Value::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push_str(&format!("[{i}]"));
+                report_duplicate_keys(dec, item, path);
+                path.truncate(len);
+            }
+        }
+        Value::Map(entries) => {
+            // Keys seen so far with the line of their first occurrence; a hostile file may
+            // have a huge mapping, so no quadratic scan.
+            let mut seen: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+            for (k, v) in entries {
+                let Some(name) = k.as_key() else { continue };
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&name);
+                report_duplicate_keys(dec, v, path);
+                match seen.get(&name) {
+                    Some(first) => {
+                        let message = format!(
+                            "expected each key once, found a second {name:?} (first at line {first})"
+                        );
+                        dec.error_at(k.loc, path, message);
+                    }
+                    None => {
+                        seen.insert(name, k.loc.line);
+                    }
+                }
+                path.truncate(len);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -390,6 +513,13 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
     let cut = cut.trim_end_matches('.').trim();
     if cut.starts_with("multiple YAML documents") {
         "a second YAML document (one document per file)".to_owned()
+    } else if let Some(rest) = cut.strip_prefix("duplicate mapping key: ") {
+        // Drop the advice to Rust callers (", set DuplicateKeyPolicy in Options …").
+        let key = rest.find(", set ").map_or(rest, |i| &rest[..i]);
+        format!("a second {key:?} key (each key may appear once)")
+    } else if let Some(rest) = cut.strip_prefix("non-finite float ") {
+        let number = rest.split('`').nth(1).unwrap_or(rest);
+        format!("the non-finite number {number}")
     } else if cut.is_empty() {
         "a syntax error".to_owned()
     } else {
@@ -651,21 +781,13 @@ impl Decoder {
         node.and_then(|n| self.bool(n, path))
     }
 
-    /// An integer in `min..=max`.
+    /// An integer in `min..=max`; the message names both bounds (for a `u32` field, its real
+    /// limit 4294967295 rather than "non-negative").
     pub fn int_in(&mut self, node: &Node, path: &str, min: i128, max: i128) -> Option<i128> {
         match node.value {
             Value::Int(i) if (min..=max).contains(&i) => Some(i),
             _ => {
-                let expected = if max == i128::from(u32::MAX) || max == i128::from(u64::MAX) {
-                    if min == 0 {
-                        "a non-negative integer".to_owned()
-                    } else {
-                        format!("an integer of at least {min}")
-                    }
-                } else {
-                    format!("an integer between {min} and {max}")
-                };
-                self.expected(node, path, &expected);
+                self.expected(node, path, &format!("an integer from {min} to {max}"));
                 None
             }
         }
@@ -692,10 +814,16 @@ impl Decoder {
         match v {
             Some(v) if v >= min => Some(v),
             _ => {
-                let expected = if min == 0.0 {
-                    "a non-negative number".to_owned()
+                // `.inf` is at least anything: say why it is refused.
+                let finite = if matches!(node.value, Value::Float(f) if !f.is_finite()) {
+                    "finite "
                 } else {
-                    format!("a number of at least {min}")
+                    ""
+                };
+                let expected = if min == 0.0 {
+                    format!("a {finite}non-negative number")
+                } else {
+                    format!("a {finite}number of at least {min}")
                 };
                 self.expected(node, path, &expected);
                 None

@@ -50,14 +50,14 @@ fn broken_policy_files_report_exact_locations() {
         (
             "wrong type",
             "healing_policies:\n  default:\n    max_restart_attempts: three\n",
-            vec!["tiers.yaml:3:27: healing_policies.default.max_restart_attempts: expected an integer between 0 and 32, found \"three\"".into()],
+            vec!["tiers.yaml:3:27: healing_policies.default.max_restart_attempts: expected an integer from 0 to 32, found \"three\"".into()],
         ),
         (
             "limits beyond what the engine remembers",
             "healing_policies:\n  default:\n    max_restart_attempts: 40\n    crash_loop: { restarts: 33, window: 10m }\n",
             vec![
-                "tiers.yaml:3:27: healing_policies.default.max_restart_attempts: expected an integer between 0 and 32, found 40".into(),
-                "tiers.yaml:4:29: healing_policies.default.crash_loop.restarts: expected an integer between 1 and 32, found 33".into(),
+                "tiers.yaml:3:27: healing_policies.default.max_restart_attempts: expected an integer from 0 to 32, found 40".into(),
+                "tiers.yaml:4:29: healing_policies.default.crash_loop.restarts: expected an integer from 1 to 32, found 33".into(),
             ],
         ),
         (
@@ -71,6 +71,25 @@ fn broken_policy_files_report_exact_locations() {
             vec![
                 "tiers.yaml:3:23: healing_policies.default.restart_cooldown: expected a duration of at most 365d, found 9223372036854775808".into(),
                 "tiers.yaml:4:29: healing_policies.default.circuit_break_duration: expected a duration of at most 365d, found \"366d\"".into(),
+            ],
+        ),
+        (
+            "non-finite numbers, each at its key and echoed as written",
+            "healing_policies:\n  default:\n    restart_cooldown: 1e400\n    verify_deadline: .nan\n    scale_threshold: .inf\n    backoff: { multiplier: .Inf }\n    backup_instances: -.inf\n",
+            vec![
+                "tiers.yaml:3:23: healing_policies.default.restart_cooldown: expected a duration of at most 365d, found 1e400".into(),
+                format!("tiers.yaml:4:22: healing_policies.default.verify_deadline: expected {DURATION}, found .nan"),
+                "tiers.yaml:5:22: healing_policies.default.scale_threshold: expected a number between 0 and 1, found .inf".into(),
+                "tiers.yaml:6:28: healing_policies.default.backoff.multiplier: expected a finite number of at least 1, found .Inf".into(),
+                "tiers.yaml:7:23: healing_policies.default.backup_instances: expected an integer from 0 to 4294967295, found -.inf".into(),
+            ],
+        ),
+        (
+            "a key written twice, in a tier and in a nested map",
+            "healing_policies:\n  default:\n    max_restart_attempts: 3\n    backoff: { initial: 5s, initial: 6s }\n    max_restart_attempts: 4\n",
+            vec![
+                "tiers.yaml:4:29: healing_policies.default.backoff.initial: expected each key once, found a second \"initial\" (first at line 4)".into(),
+                "tiers.yaml:5:5: healing_policies.default.max_restart_attempts: expected each key once, found a second \"max_restart_attempts\" (first at line 3)".into(),
             ],
         ),
         (
@@ -201,6 +220,29 @@ fn broken_fleet_files_report_exact_locations() {
             ],
         ),
         (
+            "integers beyond a u32, named with the real range and echoed as written",
+            "targets:\n  - name: w\n    replicas: { min: 18446744073709551615, max: 18446744073709551616, initial: 4294967296 }\n",
+            vec![
+                "fleet.yaml:3:22: targets[0].replicas.min: expected an integer from 0 to 4294967295, found 18446744073709551615",
+                "fleet.yaml:3:49: targets[0].replicas.max: expected an integer from 1 to 4294967295, found 18446744073709551616",
+                "fleet.yaml:3:80: targets[0].replicas.initial: expected an integer from 0 to 4294967295, found 4294967296",
+            ],
+        ),
+        (
+            "a name written twice in one target",
+            "targets:\n  - name: a\n    name: b\n  - name: c\n",
+            vec![
+                "fleet.yaml:3:5: targets[0].name: expected each key once, found a second \"name\" (first at line 2)",
+            ],
+        ),
+        (
+            "a probe timeout that is not a number",
+            "targets:\n  - name: w\n    probes:\n      liveness: { exec: [\"true\"], timeout: .nan }\n",
+            vec![
+                &*format!("fleet.yaml:4:44: targets[0].probes.liveness.timeout: expected {DURATION}, found .nan").leak(),
+            ],
+        ),
+        (
             "a dependency listed twice",
             "targets:\n  - name: db\n  - name: web\n    depends_on: [db, db]\n",
             vec![
@@ -287,7 +329,7 @@ fn broken_fleet_files_report_exact_locations() {
             "targets:\n  - name: w\n    probes:\n      liveness: { exec: [\"true\"], every: 0s, failure_threshold: 0 }\n",
             vec![
                 "fleet.yaml:4:42: targets[0].probes.liveness.every: expected a duration greater than zero, found \"0s\"",
-                "fleet.yaml:4:65: targets[0].probes.liveness.failure_threshold: expected an integer of at least 1, found 0",
+                "fleet.yaml:4:65: targets[0].probes.liveness.failure_threshold: expected an integer from 1 to 4294967295, found 0",
             ],
         ),
         (
@@ -803,5 +845,40 @@ fn circuit_break_may_say_how_to_close_the_circuit_and_nothing_else_may() {
         [
             "fleet.yaml:7:9: targets[0].actions.circuit_break.close.supervisor: expected exec or http to close a circuit, found supervisor"
         ]
+    );
+}
+
+#[test]
+fn numbers_keep_their_spelling_and_library_errors_name_no_rust_options() {
+    // A label is text: `1.10` stays `1.10`, not the float 1.1.
+    let fleet = parse_fleet_str(
+        "targets:\n  - { name: w, labels: { version: 1.10, exp: 1.0e3 } }\n",
+        "f.yaml",
+        &shipped_tiers(),
+    )
+    .unwrap();
+    let labels = &fleet.targets[0].labels;
+    assert_eq!(labels["version"], "1.10");
+    assert_eq!(labels["exp"], "1.0e3");
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Limits {
+        max: u32,
+        extra: Option<serde_json::Value>,
+    }
+    let err = medic_policy::yaml::from_str_located::<Limits>("max: 1\nmax: 2\n", "l.yaml")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "l.yaml:2:1: expected a valid file, found a second \"max\" key (each key may appear once)"
+    );
+    let err = medic_policy::yaml::from_str_located::<Limits>("max: 1\nextra: .nan\n", "l.yaml")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "l.yaml:2:8: expected a valid file, found the non-finite number .nan"
     );
 }
