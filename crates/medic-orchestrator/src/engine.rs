@@ -294,6 +294,7 @@ impl Engine {
             }
         }
         check_acyclic(&states)?;
+        let first_id = config.run.saturating_mul(RUN_ID_SPAN).saturating_add(1);
         Ok(Engine {
             config,
             tiers: tier_infos,
@@ -306,8 +307,8 @@ impl Engine {
             timers: BinaryHeap::new(),
             actions: HashMap::new(),
             approvals: HashMap::new(),
-            next_action: 1,
-            next_approval: 1,
+            next_action: first_id,
+            next_approval: first_id,
             seq: 0,
             last_now: Timestamp::ZERO,
             learned: Box::new(NoLearning),
@@ -376,6 +377,13 @@ impl Engine {
         Ok(e)
     }
 
+    /// Whether `id` lies in this engine's run range ([`EngineConfig::run`]): ids of other
+    /// runs in the journal belong to other processes and never move this one's numbering,
+    /// which stays within its own range.
+    fn own_id(&self, id: u64) -> bool {
+        id / RUN_ID_SPAN == self.config.run
+    }
+
     /// Replaces the learned success rates used to re-rank plans.
     pub fn set_success_rates(&mut self, rates: Box<dyn SuccessRates + Send + Sync>) {
         self.learned = rates;
@@ -416,6 +424,13 @@ impl Engine {
             replicas: t.replicas,
             queued: t.queued.is_some(),
             pending_finding: t.finding.is_some(),
+            waiting: match t.park {
+                Park::None => None,
+                Park::Dependency => Some(Waiting::Dependency),
+                Park::Maintenance => Some(Waiting::Maintenance),
+                Park::Until(u) if u == t.backoff_until => Some(Waiting::Backoff(u)),
+                Park::Until(u) => Some(Waiting::Cooldown(u)),
+            },
         })
     }
 
@@ -578,7 +593,9 @@ impl Engine {
                     self.groups[g as usize].active += 1;
                 }
                 self.actions.insert(*action, i);
-                self.next_action = self.next_action.max(action.0 + 1);
+                if self.own_id(action.0) {
+                    self.next_action = self.next_action.max(action.0 + 1);
+                }
             }
             JournalEntry::Acted {
                 at,
@@ -701,7 +718,9 @@ impl Engine {
                     replicas: *replicas,
                 });
                 self.approvals.insert(*approval, i);
-                self.next_approval = self.next_approval.max(approval.0 + 1);
+                if self.own_id(approval.0) {
+                    self.next_approval = self.next_approval.max(approval.0 + 1);
+                }
                 self.push_timer(*deadline, TimerKind::ApprovalDeadline, i, approval.0);
             }
             JournalEntry::ApprovalDecided {
@@ -1929,6 +1948,23 @@ pub struct TargetView {
     pub queued: bool,
     /// Holding a finding not yet acted on.
     pub pending_finding: bool,
+    /// Why its pending finding waits outside the queue, if it does.
+    pub waiting: Option<Waiting>,
+}
+
+/// Why a target with a pending finding is not acted on now (see [`TargetView::waiting`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Waiting {
+    /// A dependency is failing or being healed; it goes first.
+    Dependency,
+    /// Maintenance holds healing of the target or its tier.
+    Maintenance,
+    /// Backing off after failed attempts, until then.
+    Backoff(Timestamp),
+    /// The chosen strategy was used on it within `restart_cooldown` (by this process or
+    /// another sharing the journal); it is planned again then.
+    Cooldown(Timestamp),
 }
 
 /// The journal-determined part of one target's state.

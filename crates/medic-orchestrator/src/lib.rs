@@ -139,7 +139,7 @@
 mod engine;
 mod types;
 
-pub use engine::{DurableState, DurableTarget, Engine, TargetView};
+pub use engine::{DurableState, DurableTarget, Engine, TargetView, Waiting};
 pub use types::*;
 
 use medic_core::TargetId;

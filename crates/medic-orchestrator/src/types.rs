@@ -9,8 +9,10 @@ use medic_policy::{Replicas, Target};
 use medic_strategy::{Attempt, AttemptResult, BreakerState};
 use serde::{Deserialize, Serialize};
 
-/// An action's id: unique within one journal, never reused (recovery continues after the
-/// highest id seen).
+/// An action's id: unique within one journal, never reused. An engine numbers its actions
+/// within its run's range ([`EngineConfig::run`], [`RUN_ID_SPAN`] ids per run), so processes
+/// sharing a journal with distinct run numbers never issue the same id; recovery continues
+/// after the highest id of its own range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ActionId(pub u64);
@@ -109,7 +111,17 @@ pub struct EngineConfig {
     pub aging: Aging,
     /// Tier priority, lower first. Unlisted tiers: 0 when the name contains `critical`, else 1.
     pub tier_ranks: BTreeMap<String, u8>,
+    /// This process's run number: its action and approval ids are numbered from
+    /// `run * RUN_ID_SPAN + 1`. Processes that share one journal (the daemon, `medic heal`)
+    /// each take a distinct run number (the store's `runs` table), so their ids never
+    /// collide. 0 (the default): from 1, for a single process.
+    pub run: u64,
 }
+
+/// How many action (and approval) ids one run may issue before it would reach the next run's
+/// range: 10^9, so ids of runs below 9 million stay exact in JSON numbers (< 2^53) and read
+/// as the run followed by nine digits.
+pub const RUN_ID_SPAN: u64 = 1_000_000_000;
 
 impl EngineConfig {
     /// `max_concurrent` actions at once, live; warnings age 60 s behind critical findings,
@@ -125,6 +137,7 @@ impl EngineConfig {
                 ttf_cap: Duration::from_secs(600),
             },
             tier_ranks: BTreeMap::new(),
+            run: 0,
         }
     }
 }

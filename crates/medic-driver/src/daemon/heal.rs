@@ -257,6 +257,9 @@ pub async fn heal_once(
     let mut config = EngineConfig::standard(options.max_concurrent.max(1));
     if options.dry_run {
         config.mode = RunMode::DryRun;
+    } else {
+        // Its own range of action ids: a daemon sharing the journal has another.
+        config.run = store.begin_run(clock.now(), "heal")?;
     }
     let numbered = store
         .journal_all()?

@@ -318,7 +318,10 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
             options.data_dir.display()
         ))
     })?;
-    let store = medic_store::Store::open_data_dir(&options.data_dir)?;
+    let mut store = medic_store::Store::open_data_dir(&options.data_dir)?;
+    // This start's own range of action ids: a `medic heal` sharing the journal takes
+    // another, so the two never issue the same id.
+    let run = store.begin_run(clock.now(), "daemon")?;
     let mut numbered = Vec::new();
     for record in store.journal_all()? {
         let entry = serde_json::from_value(record.entry.payload).map_err(|source| {
@@ -338,6 +341,7 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
     )?;
     let entries = numbered.into_iter().map(|(_, e)| e).collect();
     let mut config = EngineConfig::standard(options.max_concurrent.max(1));
+    config.run = run;
     if options.dry_run {
         config.mode = RunMode::DryRun;
     }
