@@ -197,6 +197,8 @@ fn epoch_ms() -> u64 {
 /// opened (the incident's own `opened_at`, when the poll sees it), and when it was `healthy`
 /// again with no open incident (the incident closes when a heal is verified).
 struct Watch {
+    /// The daemon's API port; a test that restarts the daemon points the watch at the new one.
+    port: Arc<AtomicU16>,
     seen: Arc<Mutex<Seen>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -256,10 +258,27 @@ impl Watch {
             }
         });
         Watch {
+            port,
             seen,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Points the watch at a restarted daemon's API.
+    fn follow(&self, port: u16) {
+        self.port.store(port, Ordering::Relaxed);
+    }
+
+    /// Waits (up to `limit`) until the watch saw the target healed, then stops it.
+    /// The test's own wait already saw the heal: the watch sees it within a poll or two.
+    fn healed(self, limit: Duration) -> Seen {
+        #[allow(clippy::disallowed_methods)] // a bound on a wait for a real process
+        let start = Instant::now();
+        while self.seen.lock().unwrap().healed.is_none() && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.finish()
     }
 
     /// Stops watching; what was seen so far.
@@ -279,6 +298,17 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         self.halt();
+    }
+}
+
+impl Seen {
+    /// `detected after X, healed after Y`, the line every fault test prints.
+    fn line(&self) -> String {
+        format!(
+            "detected after {}, healed after {}",
+            secs(self.detected),
+            secs(self.healed)
+        )
     }
 }
 
@@ -305,6 +335,7 @@ fn crash_and_sigstop_hang_are_healed_by_restart() {
 
     // Crash: the agent exits; the supervisor sees it at once.
     let old = pid_of(d.port, "crashy").unwrap();
+    let watch = Watch::start(d.port, "crashy");
     let _ = http("POST", p1, "/fault/crash", None, "");
     let mttr = wait_for(
         "crashy restarted and healthy",
@@ -317,13 +348,18 @@ fn crash_and_sigstop_hang_are_healed_by_restart() {
                     .any(|a| a["outcome"] == "success")
         },
     );
-    eprintln!("crash: healed (restart verified) {mttr:?} after the crash");
+    let seen = watch.healed(Duration::from_secs(10));
+    eprintln!(
+        "crash: {} (new pid, healthy and the restart verified {mttr:?} after the crash)",
+        seen.line()
+    );
     let acts = actions_for(d.port, "crashy");
     assert_eq!(acts.len(), 1, "{acts:?}");
     assert_eq!(acts[0]["strategy"], "restart");
 
     // Hang: SIGSTOP; liveness 1 s probes, threshold 3.
     let old = pid_of(d.port, "sleepy").unwrap();
+    let watch = Watch::start(d.port, "sleepy");
     Command::new("kill")
         .args(["-STOP", &old.to_string()])
         .status()
@@ -338,7 +374,11 @@ fn crash_and_sigstop_hang_are_healed_by_restart() {
                     .any(|a| a["outcome"] == "success")
         },
     );
-    eprintln!("hang (SIGSTOP): healed {mttr:?} after the stop");
+    let seen = watch.healed(Duration::from_secs(10));
+    eprintln!(
+        "hang (SIGSTOP): {} (new pid and the restart verified {mttr:?} after the stop)",
+        seen.line()
+    );
     assert!(
         !Path::new(&format!("/proc/{old}")).exists()
             || std::fs::read_to_string(format!("/proc/{old}/stat"))
@@ -596,6 +636,10 @@ fn api_mutations_need_the_token_and_maintenance_holds_healing_until_it_ends() {
         body,
     );
     assert_eq!(status, 201, "{reply}");
+    eprintln!(
+        "API without a token or with a wrong one: 401 (no fault to detect); with the token: 201"
+    );
+    let watch = Watch::start(d.port, "maint");
     let _ = http("POST", port, "/fault/crash", None, "");
     // During maintenance: the crash is seen, nothing is done.
     std::thread::sleep(Duration::from_secs(3));
@@ -611,7 +655,11 @@ fn api_mutations_need_the_token_and_maintenance_holds_healing_until_it_ends() {
                 .any(|a| a["outcome"] == "success")
         },
     );
-    eprintln!("maintenance: healed {took:?} after the check (window 5 s)");
+    let seen = watch.healed(Duration::from_secs(10));
+    eprintln!(
+        "maintenance (window 5 s, crash inside it): {}; nothing done for 3 s, then the restart verified {took:?} after that check",
+        seen.line()
+    );
 }
 
 #[test]
@@ -634,6 +682,7 @@ fn sighup_with_a_broken_config_keeps_the_running_one() {
         d.log()
     );
     // Still running the old config: the target is still known and healed.
+    let watch = Watch::start(d.port, "steady");
     let _ = http("POST", port, "/fault/crash", None, "");
     wait_for(
         "steady healed with the old config",
@@ -643,6 +692,11 @@ fn sighup_with_a_broken_config_keeps_the_running_one() {
                 .iter()
                 .any(|a| a["outcome"] == "success")
         },
+    );
+    let seen = watch.healed(Duration::from_secs(10));
+    eprintln!(
+        "SIGHUP with a broken config, then a crash: {} (by the old config)",
+        seen.line()
     );
 }
 
@@ -662,6 +716,7 @@ fn kill_9_in_the_middle_of_a_restart_neither_repeats_nor_forgets_it() {
     wait_for("slowfix healthy", Duration::from_secs(20), || {
         target_state(d.port, "slowfix") == "healthy"
     });
+    let watch = Watch::start(d.port, "slowfix");
     std::fs::remove_file(&up).unwrap();
     wait_for("the restart to start", Duration::from_secs(30), || {
         runs.exists()
@@ -669,12 +724,17 @@ fn kill_9_in_the_middle_of_a_restart_neither_repeats_nor_forgets_it() {
     d.kill9();
     // The restart's process group outlives medic and finishes its job.
     let d = Daemon::start(dir.path(), &fleet, &[]);
+    watch.follow(d.port);
     let took = wait_for(
         "the action verified after recovery",
         Duration::from_secs(40),
         || target_state(d.port, "slowfix") == "healthy",
     );
-    eprintln!("kill -9: healthy again {took:?} after the restart of medic");
+    let seen = watch.healed(Duration::from_secs(10));
+    eprintln!(
+        "kill -9 of medic during a 3 s restart: {} (healthy again {took:?} after medic was started again)",
+        seen.line()
+    );
     std::thread::sleep(Duration::from_secs(3));
     let ran = std::fs::read_to_string(&runs).unwrap();
     assert_eq!(ran.lines().count(), 1, "the restart ran once: {ran:?}");
@@ -1001,6 +1061,7 @@ fn a_dependency_down_is_healed_first_and_its_dependent_is_not_acted_on() {
         target_state(d.port, "db") == "healthy" && target_state(d.port, "app") == "healthy"
     });
     let old = pid_of(d.port, "db").unwrap();
+    let watch = Watch::start(d.port, "db");
     // A hang, not a crash: it lasts the liveness threshold (3 × 1 s), long enough for the
     // dependent's readiness to fail too.
     Command::new("kill")
@@ -1036,6 +1097,8 @@ fn a_dependency_down_is_healed_first_and_its_dependent_is_not_acted_on() {
     let db = actions_for(d.port, "db");
     assert_eq!(db.len(), 1, "{db:?}");
     assert_eq!(db[0]["strategy"], "restart");
+    let seen = watch.healed(Duration::from_secs(10));
+    eprintln!("dependency down (SIGSTOP of db): db {}", seen.line());
     eprintln!(
         "dependency down (SIGSTOP): app unready {app_unready:?}, db healed (restart verified) {db_healed:?}, app ready again {app_ready:?} after the stop; app actions: none"
     );
