@@ -83,6 +83,8 @@ impl Threshold {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetHealth {
     slots: Vec<(ProbeLevel, Threshold)>,
+    /// The dependencies level: not thresholded, it follows the dependencies' states.
+    dependencies: Verdict,
 }
 
 impl TargetHealth {
@@ -93,7 +95,19 @@ impl TargetHealth {
                 .into_iter()
                 .map(|(level, f, s)| (level, Threshold::new(f, s)))
                 .collect(),
+            dependencies: Verdict::Unknown,
         }
+    }
+
+    /// Sets the dependencies level (see [`evaluate_dependencies`]; a level without a verdict
+    /// is [`Verdict::Unknown`]).
+    pub fn set_dependencies(&mut self, verdict: Verdict) {
+        self.dependencies = verdict;
+    }
+
+    /// The dependencies level.
+    pub fn dependencies(&self) -> Verdict {
+        self.dependencies
     }
 
     /// Number of slots.
@@ -117,13 +131,15 @@ impl TargetHealth {
     pub fn levels(&self) -> (LevelSet, LevelSet) {
         let mut known = LevelSet::EMPTY;
         let mut failing = LevelSet::EMPTY;
-        for (level, t) in &self.slots {
-            match t.verdict() {
+        let dependencies = (ProbeLevel::Dependencies, self.dependencies);
+        let slots = self.slots.iter().map(|(level, t)| (*level, t.verdict()));
+        for (level, verdict) in slots.chain([dependencies]) {
+            match verdict {
                 Verdict::Unknown => {}
-                Verdict::Passing => known.insert(*level),
+                Verdict::Passing => known.insert(level),
                 Verdict::Failing => {
-                    known.insert(*level);
-                    failing.insert(*level);
+                    known.insert(level);
+                    failing.insert(level);
                 }
             }
         }
@@ -140,10 +156,29 @@ impl TargetHealth {
 /// The health of every target of a fleet, fed by scheduler reports.
 ///
 /// Slot `i` of target `t` is `fleet.targets[t].probes[i]`, the indexing of
-/// [`crate::scheduler::ProbeReport`]. Recording allocates nothing.
+/// [`crate::scheduler::ProbeReport`]. Recording allocates nothing once warm.
+///
+/// **Dependencies level.** A target with `depends_on` also has the dependencies level,
+/// computed by [`evaluate_dependencies`] from the current states of the targets it names
+/// (failing while any of them is unhealthy, unknown while all are unknown). It is not
+/// thresholded: the states it follows already are. When a recorded result changes a target's
+/// state, the level of every target depending on it is recomputed, transitively (without
+/// recursion); the state changes this causes are in [`FleetHealth::cascaded`]. This ends:
+/// the dependencies level can make a target degraded but never unhealthy, so the set of
+/// unhealthy targets it reads does not move while it spreads, and a target, once known,
+/// stays known.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FleetHealth {
     targets: Vec<TargetHealth>,
+    /// Per target: the indexes of the targets in its `depends_on` (names of no target
+    /// skipped; validation rejects them).
+    deps: Vec<Vec<usize>>,
+    /// Per target: the indexes of the targets whose `depends_on` names it.
+    dependents: Vec<Vec<usize>>,
+    /// Targets whose state changed and whose dependents are still to be recomputed.
+    pending: Vec<usize>,
+    /// State changes of dependents caused by the last [`FleetHealth::record`].
+    cascaded: Vec<(usize, StateChange)>,
 }
 
 /// A target's combined state changed.
@@ -159,9 +194,38 @@ impl FleetHealth {
     /// Every target starts unknown, with the thresholds of its probes, then one slot for the
     /// performance level (if the target has performance limits) and one for the resources
     /// level (if it has resource limits), as [`crate::scheduler::measures_of`] numbers them;
-    /// those use the default thresholds (failure 3, success 1).
+    /// those use the default thresholds (failure 3, success 1). A target with `depends_on`
+    /// also has the dependencies level (no slot; see the type's doc).
     pub fn new(fleet: &medic_policy::Fleet) -> FleetHealth {
+        let index: std::collections::HashMap<&str, usize> = fleet
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let deps: Vec<Vec<usize>> = fleet
+            .targets
+            .iter()
+            .map(|t| {
+                t.depends_on
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        let mut dependents = vec![Vec::new(); fleet.targets.len()];
+        for (i, ds) in deps.iter().enumerate() {
+            for &d in ds {
+                if !dependents[d].contains(&i) {
+                    dependents[d].push(i);
+                }
+            }
+        }
         FleetHealth {
+            deps,
+            dependents,
+            pending: Vec::new(),
+            cascaded: Vec::new(),
             targets: fleet
                 .targets
                 .iter()
@@ -181,13 +245,74 @@ impl FleetHealth {
         }
     }
 
-    /// Records one result; returns the target's state change, if any.
+    /// Records one result; returns the target's state change, if any. The changes this
+    /// causes through the dependencies level of other targets are then in
+    /// [`FleetHealth::cascaded`].
     pub fn record(&mut self, target_idx: usize, slot: usize, ok: bool) -> Option<StateChange> {
+        self.cascaded.clear();
         let target = self.targets.get_mut(target_idx)?;
         let from = target.state();
         target.record(slot, ok)?;
         let to = target.state();
-        (from != to).then_some(StateChange { from, to })
+        if from == to {
+            return None;
+        }
+        self.spread(target_idx);
+        Some(StateChange { from, to })
+    }
+
+    /// The state changes of other targets (index and change, in the order they happened)
+    /// that the last [`FleetHealth::record`] caused through their dependencies level.
+    pub fn cascaded(&self) -> &[(usize, StateChange)] {
+        &self.cascaded
+    }
+
+    /// The targets in `target_idx`'s `depends_on` that are unhealthy now: why its
+    /// dependencies level fails (empty when it does not).
+    pub fn unhealthy_dependencies(&self, target_idx: usize) -> impl Iterator<Item = usize> + '_ {
+        self.deps
+            .get(target_idx)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&d| self.targets[d].state() == HealthState::Unhealthy)
+    }
+
+    /// Recomputes the dependencies level of everything depending on `changed`, transitively.
+    fn spread(&mut self, changed: usize) {
+        self.pending.clear();
+        self.pending.push(changed);
+        while let Some(t) = self.pending.pop() {
+            for k in 0..self.dependents[t].len() {
+                let d = self.dependents[t][k];
+                let verdict = self.dependencies_verdict(d);
+                let health = &mut self.targets[d];
+                if health.dependencies() == verdict {
+                    continue;
+                }
+                let from = health.state();
+                health.set_dependencies(verdict);
+                let to = health.state();
+                if from != to {
+                    self.cascaded.push((d, StateChange { from, to }));
+                    self.pending.push(d);
+                }
+            }
+        }
+    }
+
+    /// [`evaluate_dependencies`] over the current states of `t`'s dependencies, without
+    /// building its reason.
+    fn dependencies_verdict(&self, t: usize) -> Verdict {
+        let mut verdict = Verdict::Unknown;
+        for &d in &self.deps[t] {
+            match self.targets[d].state() {
+                HealthState::Unhealthy => return Verdict::Failing,
+                HealthState::Healthy | HealthState::Degraded => verdict = Verdict::Passing,
+                HealthState::Unknown => {}
+            }
+        }
+        verdict
     }
 
     /// The target's health, if the index exists.
@@ -459,6 +584,107 @@ mod tests {
         assert_eq!(h.record(0, 0, true), change(Unhealthy, Degraded));
         assert_eq!(h.record(1, 0, true), None, "no such target");
         assert_eq!(h.target(0).unwrap().state(), Degraded);
+    }
+
+    fn plain_target(name: &str, probes: usize, depends_on: &[&str]) -> medic_policy::Target {
+        use medic_policy::{Check, ProbeSpec, Replicas, Target};
+        let spec = ProbeSpec {
+            level: Liveness,
+            check: Check::Tcp {
+                addr: "127.0.0.1:1".into(),
+            },
+            every: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            failure_threshold: 1,
+            success_threshold: 1,
+        };
+        Target {
+            name: name.into(),
+            tier: "default".into(),
+            labels: Default::default(),
+            group: None,
+            probes: vec![spec; probes],
+            performance: None,
+            resources: None,
+            metrics: None,
+            depends_on: depends_on.iter().map(|d| (*d).into()).collect(),
+            actions: Default::default(),
+            fallback: None,
+            supervise: None,
+            startup_delay: Duration::from_secs(5),
+            replicas: Replicas {
+                initial: 1,
+                min: 1,
+                max: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn dependencies_level_follows_the_dependencies_states() {
+        use HealthState::*;
+        let fleet = medic_policy::Fleet {
+            targets: vec![
+                plain_target("web", 0, &["app"]),
+                plain_target("app", 1, &["db"]),
+                plain_target("db", 1, &[]),
+            ],
+            tiers: Default::default(),
+        };
+        let (web, app, db) = (0, 1, 2);
+        let mut h = FleetHealth::new(&fleet);
+        let change = |from, to| StateChange { from, to };
+        assert_eq!(h.record(db, 0, true), Some(change(Unknown, Healthy)));
+        assert_eq!(
+            h.cascaded(),
+            [
+                (app, change(Unknown, Healthy)),
+                (web, change(Unknown, Healthy))
+            ],
+            "a known dependency makes the dependents' level known, transitively"
+        );
+        assert_eq!(h.record(app, 0, true), None);
+        assert_eq!(h.cascaded(), []);
+
+        assert_eq!(h.record(db, 0, false), Some(change(Healthy, Unhealthy)));
+        assert_eq!(
+            h.cascaded(),
+            [(app, change(Healthy, Degraded))],
+            "a degraded dependency still serves: web stays healthy"
+        );
+        let (_, failing) = h.target(app).unwrap().levels();
+        assert_eq!(failing, [Dependencies].into_iter().collect());
+        assert_eq!(h.unhealthy_dependencies(app).collect::<Vec<_>>(), [db]);
+        assert_eq!(h.target(web).unwrap().state(), Healthy);
+
+        assert_eq!(h.record(app, 0, false), Some(change(Degraded, Unhealthy)));
+        assert_eq!(h.cascaded(), [(web, change(Healthy, Degraded))]);
+        h.record(app, 0, true);
+        assert_eq!(h.cascaded(), [(web, change(Degraded, Healthy))]);
+        assert_eq!(h.target(app).unwrap().state(), Degraded, "db still down");
+        assert_eq!(h.record(db, 0, true), Some(change(Unhealthy, Healthy)));
+        assert_eq!(h.cascaded(), [(app, change(Degraded, Healthy))]);
+        assert_eq!(h.unhealthy_dependencies(app).count(), 0);
+    }
+
+    #[test]
+    fn dependencies_spread_along_a_long_chain_without_recursion() {
+        const LEN: usize = 20_000;
+        let names: Vec<String> = (0..LEN).map(|k| format!("c{k}")).collect();
+        let targets = (0..LEN)
+            .map(|k| match names.get(k + 1) {
+                Some(next) => plain_target(&names[k], 0, &[next.as_str()]),
+                None => plain_target(&names[k], 1, &[]),
+            })
+            .collect();
+        let fleet = medic_policy::Fleet {
+            targets,
+            tiers: Default::default(),
+        };
+        let mut h = FleetHealth::new(&fleet);
+        h.record(LEN - 1, 0, true);
+        assert_eq!(h.cascaded().len(), LEN - 1);
+        assert!((0..LEN).all(|i| h.target(i).unwrap().state() == HealthState::Healthy));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use medic_collect::health::FleetHealth;
+use medic_collect::health::{FleetHealth, StateChange};
 use medic_collect::probe::Prober;
 use medic_collect::scheduler::{ProbeReport, ScrapedSamples};
 use medic_core::{
@@ -518,6 +518,47 @@ impl Brain {
                 });
         }
         self.report(i, now, changed.is_some());
+        // Targets whose dependencies level changed with this one's state: usually none, so
+        // nothing is allocated on the common path.
+        if !self.health.cascaded().is_empty() {
+            let cascaded = self.health.cascaded().to_vec();
+            for (j, change) in cascaded {
+                self.on_dependencies_changed(now, j, change);
+            }
+        }
+    }
+
+    /// Target `j`'s state changed through its dependencies level (a target it depends on
+    /// went down or came back): journal the transition and send its finding.
+    fn on_dependencies_changed(&mut self, now: Timestamp, j: usize, change: StateChange) {
+        let down: Vec<&str> = self
+            .health
+            .unhealthy_dependencies(j)
+            .map(|d| self.fleet.targets[d].name.as_str())
+            .collect();
+        let reason = if down.is_empty() {
+            "dependencies: no dependency unhealthy".to_owned()
+        } else {
+            format!("dependencies: dependency unhealthy: {}", down.join(", "))
+        };
+        tracing::info!(target = %self.fleet.targets[j].name, from = ?change.from, to = ?change.to, %reason, "health changed");
+        if !down.is_empty() {
+            let rt = &mut self.targets[j];
+            if rt.last_error.as_deref() != Some(reason.as_str()) {
+                rt.last_error_at = Some(now);
+            }
+            rt.last_error = Some(reason.clone());
+        }
+        let _ = self
+            .store
+            .record_transition(&medic_store::HealthTransition {
+                target: self.fleet.targets[j].name.clone(),
+                at: now,
+                from: change.from,
+                to: change.to,
+                reason,
+            });
+        self.report(j, now, true);
     }
 
     fn on_samples(&mut self, now: Timestamp, batch: ScrapedSamples) {
