@@ -387,6 +387,87 @@ fn crash_and_sigstop_hang_are_healed_by_restart() {
     );
 }
 
+#[test]
+fn a_leaking_agent_is_restarted_preemptively_before_it_crosses_its_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // 16 MiB a second towards a 300 MiB limit. The agent plays the OOM killer at 360 MiB: a
+    // leak medic did not heal in time would end in a crash (exit 137), found by the exit.
+    let fleet = format!(
+        "targets:\n  - name: leaky\n    supervise: {{ command: [\"{bin}\", demo-agent, --port, \"{port}\", --name, leaky, --load-rps, \"0\", --leak-mb-per-s, \"16\", --oom-at-mb, \"360\"] }}\n    startup_delay: 100ms\n    probes:\n      liveness: {{ http: {{ url: \"{base}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 3 }}\n      resources: {{ max_rss: 300Mi }}\n    metrics: {{ url: \"{base}/metrics\", every: 1s }}\n",
+        bin = medic_bin()
+    );
+    let d = Daemon::start(dir.path(), &fleet, &[]);
+    wait_for("leaky healthy", Duration::from_secs(20), || {
+        target_state(d.port, "leaky") == "healthy"
+    });
+    let old = pid_of(d.port, "leaky").unwrap();
+    let injected = epoch_ms();
+    let watch = Watch::start(d.port, "leaky");
+    assert_eq!(http("POST", port, "/fault/leak", None, "").0, 200);
+    let took = wait_for(
+        "leaky restarted and verified",
+        Duration::from_secs(40),
+        || {
+            pid_of(d.port, "leaky").is_some_and(|p| p != old)
+                && actions_for(d.port, "leaky")
+                    .iter()
+                    .any(|a| a["outcome"] == "success")
+        },
+    );
+    let seen = watch.healed(Duration::from_secs(10));
+    let acts = actions_for(d.port, "leaky");
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    assert_eq!(acts[0]["strategy"], "restart", "{acts:?}");
+    let reason = acts[0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("rule leak"), "{reason}");
+    let acted_at = acts[0]["started_at"].as_u64().unwrap();
+    drop(d);
+
+    let store = medic_store::Store::open_data_dir(dir.path().join("data")).unwrap();
+    // The daemon's own record of the incident: found by the forecast while the agent was
+    // still serving, not by its exit.
+    let incidents = store
+        .incidents(
+            Some("leaky"),
+            medic_core::Timestamp::from_millis(injected)
+                ..medic_core::Timestamp::from_millis(u64::MAX / 2),
+        )
+        .unwrap();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let record = &incidents[0].summary;
+    assert_eq!(record["preemptive"], true, "{record}");
+    assert_ne!(record["detected_by"], "process-exit", "{record}");
+    assert!(record["healed_at"].is_u64(), "{record}");
+    // The agent's RSS as medic scraped it, up to the action: below the limit all along.
+    let rss: Vec<f64> = store
+        .samples(
+            "leaky",
+            "process_resident_memory_bytes",
+            medic_core::Timestamp::from_millis(injected)
+                ..medic_core::Timestamp::from_millis(acted_at + 1),
+        )
+        .unwrap()
+        .iter()
+        .map(|s| s.value / 1048576.0)
+        .collect();
+    let limit = 300.0;
+    let at_action = *rss.last().expect("RSS scraped before the action");
+    eprintln!(
+        "memory leak (16 MiB/s, limit 300 MiB): {}; restart verified {took:?} after the injection; acted at {at_action:.0} MiB ({:.0}% of the limit), detected by {} ({}); RSS scraped before the action {:?} MiB",
+        seen.line(),
+        at_action / limit * 100.0,
+        record["detected_by"],
+        record["summary"],
+        rss.iter().map(|r| r.round()).collect::<Vec<_>>()
+    );
+    assert!(
+        rss.iter().all(|r| *r < limit),
+        "the process crossed its limit before the action: {rss:?}"
+    );
+}
+
 /// Accepts HTTP POSTs on a port and keeps their bodies.
 fn webhook_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
