@@ -144,6 +144,7 @@ impl WebhookAlert {
             firing: self.status != "resolved",
             summary,
             fingerprint: self.fingerprint.clone(),
+            starts_at: self.starts_at.trim().to_owned(),
         })
     }
 }

@@ -86,6 +86,10 @@ pub struct ExternalAlert {
     pub summary: String,
     /// Alertmanager's fingerprint, stable per label set (for deduplication).
     pub fingerprint: String,
+    /// When it started firing (RFC 3339, as Alertmanager sends it; empty when absent). The
+    /// same fingerprint with another start is a new firing of the alert.
+    #[serde(default)]
+    pub starts_at: String,
 }
 
 /// The body of `POST /api/v1/maintenance`.

@@ -252,6 +252,10 @@ pub struct ActionView {
     pub reason: String,
     /// Decided but not executed.
     pub dry_run: bool,
+    /// The last lines the action printed (stdout then stderr, or an http action's response
+    /// body), capped by the daemon at a few KiB; empty while it runs.
+    #[serde(default)]
+    pub output: Vec<String>,
 }
 
 /// The latest [`ACTIONS_KEPT`] actions, oldest first.
@@ -349,6 +353,7 @@ mod tests {
                 duration_ms: None,
                 reason: String::new(),
                 dry_run: false,
+                output: Vec::new(),
             });
         }
         assert_eq!(log.len(), ACTIONS_KEPT);

@@ -497,6 +497,7 @@ async fn alertmanager_webhook_becomes_alerts() {
     assert!(pay.firing);
     assert_eq!(pay.summary, "5xx rate above 5% for 2 minutes");
     assert_eq!(pay.fingerprint, "a3c4e1f2b1d09e77");
+    assert_eq!(pay.starts_at, "2026-11-27T02:10:30.123Z");
     let search = &alerts[1];
     assert_eq!(search.target.as_str(), "search", "falls back to job");
     assert!(!search.firing);

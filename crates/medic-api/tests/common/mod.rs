@@ -119,6 +119,7 @@ pub fn demo_view() -> FleetView {
             duration_ms: dur,
             reason: "liveness failing 3 times".into(),
             dry_run: false,
+            output: Vec::new(),
         });
     }
     v.mttr_seconds = Some(0.64);

@@ -141,6 +141,9 @@ pub struct IncidentRecord {
     pub escalated: bool,
     /// When it was closed.
     pub closed_at: Option<Timestamp>,
+    /// What its latest action printed (see [`ActionRecord::output`]); kept with the
+    /// incident in the store.
+    pub action_output: Vec<String>,
 }
 
 /// One action.
@@ -164,6 +167,37 @@ pub struct ActionRecord {
     pub via: Option<&'static str>,
     /// Not executed.
     pub dry_run: bool,
+    /// The last lines it printed (stdout, then stderr; an http action's response body; a
+    /// supervised target's own output), at most [`OUTPUT_KEPT`] bytes, kept for diagnosis.
+    /// Shown by the API; logged only at debug level, since it may hold secrets.
+    pub output: Vec<String>,
+}
+
+/// Bytes of an action's output kept with its record (the tail, whole lines, each line cut
+/// to [`OUTPUT_LINE_KEPT`] bytes).
+pub const OUTPUT_KEPT: usize = 4096;
+
+/// Bytes kept of one output line.
+pub const OUTPUT_LINE_KEPT: usize = 512;
+
+/// The tail of `lines` within [`OUTPUT_KEPT`] bytes, each line within [`OUTPUT_LINE_KEPT`].
+fn output_tail(lines: &[String]) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut bytes = 0;
+    for line in lines.iter().rev() {
+        let mut end = line.len().min(OUTPUT_LINE_KEPT);
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        let line = &line[..end];
+        if bytes + line.len() > OUTPUT_KEPT {
+            break;
+        }
+        bytes += line.len();
+        kept.push(line.to_owned());
+    }
+    kept.reverse();
+    kept
 }
 
 const HISTORY: usize = 120;
@@ -190,8 +224,11 @@ struct TargetRt {
     prediction: Option<PredictionFinding>,
     anomaly: Option<medic_core::AnomalyFinding>,
     last_sent: Option<(Timestamp, HealthState, bool)>,
-    /// A firing external alert (Alertmanager): its severity, name and summary.
-    alert: Option<(Severity, String, String)>,
+    /// External alerts (Alertmanager) firing and not yet healed.
+    alerts: Vec<ActiveAlert>,
+    /// Firings (alert key, start) a verified heal consumed: Alertmanager re-sends a firing
+    /// alert until it resolves, and a re-send of one of these is not a new failure.
+    healed_alerts: VecDeque<(String, String)>,
     incident: Option<usize>,
     probability_history: VecDeque<f32>,
     /// Raw rows at the models' step (only with models).
@@ -204,7 +241,41 @@ struct TargetRt {
     model_anomaly: Option<medic_core::AnomalyFinding>,
 }
 
+/// A firing external alert of a target.
+#[derive(Clone, Debug)]
+struct ActiveAlert {
+    /// Alertmanager's fingerprint, else the alert's name.
+    key: String,
+    /// When it started firing, as Alertmanager sent it.
+    starts_at: String,
+    severity: Severity,
+    name: String,
+    summary: String,
+    /// When medic first received this firing.
+    since: Timestamp,
+}
+
+/// Healed firings remembered per target (the oldest is forgotten first).
+const HEALED_ALERTS_KEPT: usize = 32;
+
 impl TargetRt {
+    /// The most severe firing alert (the first received among equals).
+    fn alert(&self) -> Option<&ActiveAlert> {
+        self.alerts.iter().rev().max_by_key(|a| a.severity)
+    }
+
+    /// A verified heal consumes the alerts firing now: each counts as healed until
+    /// Alertmanager resolves it or it fires again with another start.
+    fn consume_alerts(&mut self, target: &TargetId) {
+        for a in self.alerts.drain(..) {
+            tracing::info!(%target, alert = %a.name, starts_at = %a.starts_at, "external alert consumed by the verified heal");
+            if self.healed_alerts.len() == HEALED_ALERTS_KEPT {
+                self.healed_alerts.pop_front();
+            }
+            self.healed_alerts.push_back((a.key, a.starts_at));
+        }
+    }
+
     /// The prediction the finding carries: the alarming one of the RSS trend forecast and
     /// the model (the more probable when both alarm or neither does).
     fn prediction(&self) -> Option<&PredictionFinding> {
@@ -686,9 +757,28 @@ impl Brain {
 
     fn on_acted(&mut self, now: Timestamp, action: ActionId, report: ActReport) {
         self.inflight = self.inflight.saturating_sub(1);
+        let output = output_tail(&report.output);
+        if !output.is_empty() {
+            tracing::debug!(%action, via = report.via, ?output, "action output");
+        }
         if let Some(rec) = self.action_log.iter_mut().rev().find(|r| r.id == action.0) {
             rec.via = Some(report.via);
             rec.outcome = Some(report.outcome.as_str().to_owned());
+            rec.output.clone_from(&output);
+            if let Some(&i) = self.index.get(&rec.target)
+                && let Some(k) = self.targets[i].incident
+                && let Some(inc) = self.incidents.get_mut(k)
+            {
+                inc.action_output.clone_from(&output);
+                // Stored at once, not only when the incident closes: a daemon killed
+                // before then keeps it too.
+                if let Some(id) = self.incident_ids.get(&inc.id).copied() {
+                    let summary = serde_json::to_value(&*inc).unwrap_or_default();
+                    if let Err(e) = self.store.update_incident(id, &summary) {
+                        tracing::warn!(error = %crate::error_chain(&e), "storing an action's output with its incident");
+                    }
+                }
+            }
             if let Some(&i) = self.index.get(&rec.target)
                 && report.outcome == Outcome::Success
                 && matches!(
@@ -758,7 +848,7 @@ impl Brain {
             f.failing.insert(ProbeLevel::Liveness);
             f.severity = Severity::Critical;
         }
-        if let Some((severity, _, _)) = &rt.alert {
+        if let Some(ActiveAlert { severity, .. }) = rt.alert() {
             if *severity == Severity::Critical {
                 f.health = HealthState::Unhealthy;
                 f.failing.insert(ProbeLevel::Liveness);
@@ -806,8 +896,8 @@ impl Brain {
             .unwrap_or(medic_strategy::HIGH_ERROR_RATE);
         let (detected_by, summary) = if let Some(why) = &rt.exit_reason {
             ("process-exit".to_owned(), why.clone())
-        } else if let Some((_, name, summary)) = &rt.alert {
-            (format!("alert:{name}"), summary.clone())
+        } else if let Some(a) = rt.alert() {
+            (format!("alert:{}", a.name), a.summary.clone())
         } else if let Some(rate) = f.error_rate.filter(|r| failing && *r > error_limit) {
             (
                 "error-rate".to_owned(),
@@ -883,6 +973,7 @@ impl Brain {
             preemptive: !failing,
             escalated: false,
             closed_at: None,
+            action_output: Vec::new(),
         };
         self.push_incident(i, rec);
     }
@@ -970,6 +1061,7 @@ impl Brain {
                     outcome: None,
                     via: None,
                     dry_run: act.dry_run,
+                    output: Vec::new(),
                 });
                 if self.journal_broken {
                     // Never act on something the journal does not know about.
@@ -1133,6 +1225,7 @@ impl Brain {
                 metrics::counter!("medic_healing_actions_total", "strategy" => kind, "outcome" => result_name, "tier" => tier).increment(1);
                 metrics::histogram!("medic_healing_duration_seconds").record(duration);
                 if *result == AttemptResult::Success {
+                    self.targets[i].consume_alerts(&target);
                     self.close_incident(i, now, true);
                 }
             }
@@ -1210,13 +1303,16 @@ impl Brain {
                 Outcome::Success => {
                     tracing::info!(target = %t.name, via = report.via, "circuit close action done: work flows again");
                 }
-                other => tracing::error!(
-                    target = %t.name,
-                    via = report.via,
-                    outcome = ?other,
-                    output = ?report.output,
-                    "circuit close action failed: work may still be stopped"
-                ),
+                other => {
+                    tracing::error!(
+                        target = %t.name,
+                        via = report.via,
+                        outcome = ?other,
+                        "circuit close action failed: work may still be stopped"
+                    );
+                    // Output may hold secrets: debug level only.
+                    tracing::debug!(target = %t.name, output = ?report.output, "circuit close action output");
+                }
             }
         });
     }
@@ -1229,11 +1325,13 @@ impl Brain {
     }
 
     /// Health returned on its own (or after an action whose verification closed it): an open
-    /// incident of a target that is healthy, not exited and not forecast to fail is over.
+    /// incident of a target that is healthy, not exited, without a firing alert not yet
+    /// healed, and not forecast to fail is over. (The alert is part of the finding: closing
+    /// under it would only reopen the incident at the next finding.)
     fn settle(&mut self, now: Timestamp) {
         for i in 0..self.targets.len() {
             let rt = &self.targets[i];
-            if rt.incident.is_none() || rt.exited_at.is_some() {
+            if rt.incident.is_none() || rt.exited_at.is_some() || !rt.alerts.is_empty() {
                 continue;
             }
             let healthy = self
@@ -1349,12 +1447,16 @@ impl Brain {
     fn target_record(&self, i: usize, t: &Target, now: Timestamp) -> TargetRecord {
         let f = self.finding(i, now);
         let rt = &self.targets[i];
-        let (last_finding, last_finding_at) = match &rt.exit_reason {
-            Some(why) => (Some(why.clone()), rt.exited_at),
-            None if f.health != HealthState::Healthy && rt.last_error.is_some() => {
+        let (last_finding, last_finding_at) = match (&rt.exit_reason, rt.alert()) {
+            (Some(why), _) => (Some(why.clone()), rt.exited_at),
+            (None, Some(a)) => (
+                Some(format!("alert {}: {}", a.name, a.summary)),
+                Some(a.since),
+            ),
+            (None, None) if f.health != HealthState::Healthy && rt.last_error.is_some() => {
                 (rt.last_error.clone(), rt.last_error_at)
             }
-            None => (None, None),
+            _ => (None, None),
         };
         TargetRecord {
             name: t.name.clone(),
@@ -1560,14 +1662,42 @@ impl Brain {
                         continue;
                     };
                     matched += 1;
+                    let key = if alert.fingerprint.is_empty() {
+                        alert.alertname.clone()
+                    } else {
+                        alert.fingerprint.clone()
+                    };
                     let rt = &mut self.targets[i];
-                    rt.alert = alert.firing.then(|| {
-                        (
-                            alert.severity,
-                            alert.alertname.clone(),
-                            alert.summary.clone(),
-                        )
-                    });
+                    let previous = rt
+                        .alerts
+                        .iter()
+                        .position(|a| a.key == key)
+                        .map(|p| rt.alerts.remove(p));
+                    let healed = rt
+                        .healed_alerts
+                        .iter()
+                        .any(|(k, s)| *k == key && *s == alert.starts_at);
+                    if !alert.firing {
+                        // Resolved: its next firing is a new failure, whatever its start.
+                        rt.healed_alerts.retain(|(k, _)| *k != key);
+                    } else if healed {
+                        // Alertmanager re-sends a firing alert (group interval, repeat
+                        // interval) until it resolves: this firing was healed already.
+                        tracing::info!(target = %alert.target, alert = %alert.alertname, starts_at = %alert.starts_at, "external alert already healed; ignored until it resolves or fires anew");
+                        continue;
+                    } else {
+                        let since = previous
+                            .filter(|p| p.starts_at == alert.starts_at)
+                            .map_or(now, |p| p.since);
+                        rt.alerts.push(ActiveAlert {
+                            key,
+                            starts_at: alert.starts_at.clone(),
+                            severity: alert.severity,
+                            name: alert.alertname.clone(),
+                            summary: alert.summary.clone(),
+                            since,
+                        });
+                    }
                     tracing::info!(target = %alert.target, alert = %alert.alertname, firing = alert.firing, "external alert");
                     self.report(i, now, true);
                 }
@@ -1690,6 +1820,7 @@ impl Brain {
                     .map(|f| f.since(a.started_at).as_millis() as u64),
                 reason: a.reason.clone(),
                 dry_run: a.dry_run,
+                output: a.output.clone(),
             });
         }
         view.actions = log;
