@@ -60,8 +60,7 @@ pub fn load(fleet_path: &Path, policies_dir: &Path) -> Result<Fleet, ValidationE
         }
     };
     let file = fleet_path.display().to_string();
-    let fleet = std::fs::read_to_string(fleet_path)
-        .map_err(|e| ValidationErrors::file(&file, format!("expected a readable file, found {e}")))
+    let fleet = yaml::read_yaml_file(fleet_path, &file)
         .and_then(|text| parse_fleet_str(&text, &file, &tiers));
     match fleet {
         Ok(fleet) if errors.is_empty() => Ok(fleet),
@@ -123,13 +122,10 @@ pub fn load_policies(
     let mut tiers: Vec<TierConfig> = Vec::new();
     for path in files {
         let file = path.display().to_string();
-        let text = match std::fs::read_to_string(&path) {
+        let text = match yaml::read_yaml_file(&path, &file) {
             Ok(t) => t,
             Err(e) => {
-                errors.extend(ValidationErrors::file(
-                    &file,
-                    format!("expected a readable file, found {e}"),
-                ));
+                errors.extend(e);
                 continue;
             }
         };

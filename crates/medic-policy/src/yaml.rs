@@ -527,6 +527,58 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
     }
 }
 
+/// The largest configuration file read: far above any real fleet (5,000 targets take ~2 MB),
+/// and a guard against `--fleet /dev/zero`.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads a YAML file as UTF-8 text; `file` is the name used in messages.
+///
+/// An unreadable file, one above [`MAX_FILE_BYTES`] or one that is not UTF-8 gives one
+/// [`ValidationError`]; for invalid UTF-8 it is located at the first bad byte.
+pub fn read_yaml_file(path: &std::path::Path, file: &str) -> Result<String, ValidationErrors> {
+    use std::io::Read;
+
+    let unreadable = |e: std::io::Error| {
+        ValidationErrors::file(file, format!("expected a readable file, found {e}"))
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ValidationErrors::file(
+            file,
+            format!(
+                "expected a file of at most {} MiB, found a larger one",
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let good = e.utf8_error().valid_up_to();
+        // The prefix is valid UTF-8, so lines and characters can be counted on it.
+        let before = std::str::from_utf8(&bytes[..good]).unwrap_or_default();
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = before.matches('\n').count() + 1;
+        let col = before[line_start..].chars().count() + 1;
+        let found = if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+            "UTF-16 text (byte order mark)".to_owned()
+        } else {
+            format!("the byte 0x{:02x}", bytes[good])
+        };
+        ValidationErrors {
+            errors: vec![ValidationError {
+                file: file.to_owned(),
+                line: u32::try_from(line).unwrap_or(u32::MAX),
+                col: u32::try_from(col).unwrap_or(u32::MAX),
+                path: String::new(),
+                message: format!("expected UTF-8 text, found {found}"),
+            }],
+        }
+    })
+}
+
 /// Joins a key path and a key: `a.b` + `c` → `a.b.c`.
 pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {

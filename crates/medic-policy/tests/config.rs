@@ -664,6 +664,31 @@ fn load_reports_unreadable_files_and_skips_foreign_yaml() {
         "{}: expected a readable file, found ",
         dir.path().join("nope.yaml").display()
     )));
+
+    // Not UTF-8: located at the first bad byte (in a fleet file and in a policy file).
+    let latin1 = dir.path().join("fleet-latin1.yaml");
+    std::fs::write(&latin1, b"targets:\n  - name: caf\xe9\n").unwrap();
+    std::fs::write(dir.path().join("utf16.yaml"), b"\xff\xfeh\0e\0").unwrap();
+    let err = medic_policy::load(&latin1, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:2:14: expected UTF-8 text, found the byte 0xe9\n{}:1:1: expected UTF-8 text, found UTF-16 text (byte order mark)",
+            latin1.display(),
+            dir.path().join("utf16.yaml").display()
+        )
+    );
+    // An endless file is cut at the cap, not read until memory runs out.
+    std::fs::remove_file(dir.path().join("utf16.yaml")).unwrap();
+    let err = medic_policy::load(Path::new("/dev/zero"), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "/dev/zero: expected a file of at most 64 MiB, found a larger one"
+    );
 }
 
 mod no_panic {
