@@ -221,18 +221,37 @@ impl Store {
     /// older schema is read as it is; one from a newer medic is refused
     /// ([`StoreError::TooNew`]). Writes through the returned store fail.
     ///
-    /// SQLite still needs the database's `-shm` and `-wal` files to read a WAL database:
-    /// while a daemon has it open they exist; otherwise SQLite may create them (empty, no
-    /// content of the database changes).
+    /// While a writer has the database open (its `-wal` file exists) it is read through
+    /// SQLite's shared-memory index, so the writer's latest commits are seen. Without a
+    /// `-wal` file every commit is in the main file, which is then opened `immutable`: SQLite
+    /// would otherwise create `-wal` and `-shm` files next to it. A writer that starts
+    /// meanwhile writes to its own `-wal`, so such a reader sees the database as it was
+    /// when it opened.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let immutable = !Path::new(&wal).exists();
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn =
-            Connection::open_with_flags(&path, flags).map_err(|source| StoreError::Sqlite {
-                path: path.clone(),
-                op: "opening the database read-only",
-                source,
-            })?;
+        let opened = match path.to_str() {
+            Some(p) if immutable => {
+                // A URI; `%`, `?` and `#` in the path would be read as URI syntax.
+                let escaped = p
+                    .replace('%', "%25")
+                    .replace('?', "%3f")
+                    .replace('#', "%23");
+                Connection::open_with_flags(
+                    format!("file:{escaped}?immutable=1"),
+                    flags | OpenFlags::SQLITE_OPEN_URI,
+                )
+            }
+            _ => Connection::open_with_flags(&path, flags),
+        };
+        let conn = opened.map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            op: "opening the database read-only",
+            source,
+        })?;
         let store = Store {
             conn,
             path,

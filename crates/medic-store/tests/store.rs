@@ -606,7 +606,8 @@ fn a_read_only_store_reads_what_a_writer_appends_and_writes_nothing() {
     assert!(reader.begin_run(ts(3), "heal").is_err());
     assert_eq!(writer.journal_all().unwrap().len(), 2);
     // With no writer left (its -wal and -shm files are gone) it still reads.
-    drop((writer, reader));
+    drop(reader);
+    drop(writer);
     let before = std::fs::read(&path).unwrap();
     let reader = Store::open_read_only(&path).unwrap();
     assert_eq!(reader.journal_all().unwrap().len(), 2);
@@ -616,4 +617,25 @@ fn a_read_only_store_reads_what_a_writer_appends_and_writes_nothing() {
         before,
         "the database file is unchanged"
     );
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["medic.db"], "no -wal or -shm file was left");
+}
+
+#[test]
+fn a_read_only_store_opens_paths_with_uri_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("a?b%20c#d");
+    std::fs::create_dir_all(&sub).unwrap();
+    let path = sub.join("medic.db");
+    {
+        let mut writer = Store::open(&path).unwrap();
+        writer
+            .append_journal(&entry("a", "intent", None, 1))
+            .unwrap();
+    }
+    let reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.journal_all().unwrap().len(), 1);
 }
