@@ -183,3 +183,162 @@ fn demo_finds_the_models_next_to_a_moved_binary() {
         expected.display()
     );
 }
+
+/// A demo agent started by the test itself (not supervised): `medic heal` acts through the
+/// fleet's configured actions.
+struct Agent(Child);
+
+impl Agent {
+    fn start(port: u16, extra: &[&str]) -> Agent {
+        let child = Command::new(medic_bin())
+            .args(["demo-agent", "--port", &port.to_string(), "--load-rps", "0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the agent", Duration::from_secs(20), || {
+            http("GET", port, "/health", "").0 == 200
+        });
+        Agent(child)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `medic heal --preemptive --json` on `dir`'s fleet and data; exit code, report, stdout.
+fn heal(dir: &Path, extra: &[&str]) -> (i32, Value) {
+    let out = Command::new(medic_bin())
+        .args(["heal", "--preemptive", "--json", "--fleet"])
+        .arg(dir.join("fleet.yaml"))
+        .arg("--policies")
+        .arg(repo().join("policies"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(extra)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_str(&stdout).unwrap_or(Value::Null),
+    )
+}
+
+/// Every file of `dir` with its contents (empty when `dir` is missing).
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A leaking agent healed by a first run is leaking again: the next runs (dry and live) leave
+/// it to the restart cooldown and say so; the live one exits 1. Dry runs write nothing.
+#[test]
+fn heal_dry_runs_write_nothing_and_a_target_left_in_cooldown_is_explained_and_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let leaky = free_port();
+    let agent = Agent::start(
+        leaky,
+        &[
+            "--fault",
+            "leak",
+            "--leak-mb-per-s",
+            "8",
+            "--oom-at-mb",
+            "600",
+        ],
+    );
+    let pid_file = dir.path().join("leaky.pid");
+    std::fs::write(&pid_file, agent.0.id().to_string()).unwrap();
+    // "restart" is the agent's admin endpoint that drops the leaked memory and ends the leak.
+    std::fs::write(
+        dir.path().join("fleet.yaml"),
+        format!(
+            "targets:\n  - name: leaky\n    probes:\n      liveness: {{ http: {{ url: \"http://127.0.0.1:{leaky}/health\" }} }}\n      readiness: {{ process: {{ pid_file: \"{}\" }} }}\n      resources: {{ max_rss: 300Mi }}\n    metrics: {{ url: \"http://127.0.0.1:{leaky}/metrics\" }}\n    startup_delay: 100ms\n    actions:\n      restart: {{ http: {{ method: POST, url: \"http://127.0.0.1:{leaky}/fault/clear\" }} }}\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+
+    // A dry run on a fresh data directory plans and creates nothing.
+    let (code, report) = heal(dir.path(), &["--dry-run"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["lines"][0]["outcome"], "planned (dry run)",
+        "{report}"
+    );
+    assert!(!data.exists(), "a dry run created {}", data.display());
+
+    // The live run heals it, and says why it acted.
+    let (code, report) = heal(dir.path(), &[]);
+    assert_eq!(code, 0, "{report}");
+    let line = &report["lines"][0];
+    assert_eq!(line["outcome"], "success", "{report}");
+    assert!(
+        line["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{report}"
+    );
+
+    // Leaking again, within the restart cooldown (300 s in the shipped policies).
+    assert_eq!(http("POST", leaky, "/fault/leak", "").0, 200);
+    let before = snapshot(&data);
+    assert!(!before.is_empty());
+    let (code, report) = heal(dir.path(), &["--dry-run"]);
+    assert_eq!(code, 0, "a dry run only plans: {report}");
+    let line = &report["lines"][0];
+    assert_eq!(line["outcome"], "not acted", "{report}");
+    assert!(
+        line["reason"].as_str().unwrap_or("").contains("cooldown"),
+        "the dry run read the journal: {report}"
+    );
+    let after = snapshot(&data);
+    let names = |s: &[(String, Vec<u8>)]| s.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&after), names(&before), "files of the data directory");
+    assert!(after == before, "a dry run changed the data directory");
+
+    let (code, report) = heal(dir.path(), &[]);
+    let line = &report["lines"][0];
+    assert_eq!(line["target"], "leaky", "{report}");
+    assert_eq!(line["outcome"], "not acted", "{report}");
+    assert!(line["action"].is_null(), "{report}");
+    assert!(
+        line["reason"].as_str().unwrap_or("").contains("cooldown"),
+        "{report}"
+    );
+    assert_eq!(
+        code, 1,
+        "a target forecast to fail was not healed: {report}"
+    );
+    let out = Command::new(medic_bin())
+        .args(["heal", "--preemptive", "--dry-run", "--fleet"])
+        .arg(dir.path().join("fleet.yaml"))
+        .arg("--policies")
+        .arg(repo().join("policies"))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("why: cooldown"),
+        "the text report says why: {text}"
+    );
+}

@@ -20,7 +20,12 @@
 //! 5. report, per target forecast to fail: probability, factors, action and outcome.
 //!
 //! In a dry run the engine runs in [`RunMode::DryRun`]: the plan is decided and printed,
-//! nothing is executed and nothing is written.
+//! nothing is executed and nothing is written: the store is opened read-only (or not at all
+//! when the data directory has none yet), so the journal still counts.
+//!
+//! Every target forecast to fail gets a reason: the plan's when acted on, otherwise the
+//! engine's for leaving it alone (e.g. a cooldown after the daemon's recent restart). The
+//! run is ok ([`HealReport::ok`]) only when each of them was healed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +33,7 @@ use std::time::Duration;
 use medic_collect::check::{CheckOptions, check_fleet};
 use medic_collect::probe::Prober;
 use medic_core::{Clock, Finding, Outcome, SystemClock};
-use medic_orchestrator::{ActKind, Command, EngineConfig, Event, RunMode};
+use medic_orchestrator::{ActKind, Command, EngineConfig, Event, JournalEntry, RunMode, Waiting};
 use medic_policy::Fleet;
 use serde::Serialize;
 
@@ -74,7 +79,8 @@ pub struct HealLine {
     pub memory_ratio: Option<f64>,
     /// The strategy decided, if any.
     pub action: Option<String>,
-    /// Why.
+    /// Why: the plan's reason when it was acted on; otherwise the engine's reason for
+    /// leaving it (cooldown, backoff, held, budget, maintenance, approval, dependency).
     pub reason: Option<String>,
     /// How it ended: `success`, `failure: …`, `planned (dry run)`, `not acted`.
     pub outcome: String,
@@ -92,13 +98,12 @@ pub struct HealReport {
 }
 
 impl HealReport {
-    /// Nothing needed doing, or everything done succeeded (a dry run always succeeds).
+    /// Nothing needed doing, or every target forecast to fail was healed by this run (its
+    /// action verified). A target left alone (cooldown, hold, budget, maintenance, approval:
+    /// see its `reason`) or whose action failed or could not be verified is not ok. A dry run
+    /// is always ok: it only plans.
     pub fn ok(&self) -> bool {
-        self.dry_run
-            || self
-                .lines
-                .iter()
-                .all(|l| l.outcome == "success" || l.action.is_none() && l.outcome == "not acted")
+        self.dry_run || self.lines.iter().all(|l| l.outcome == "success")
     }
 }
 
@@ -112,13 +117,7 @@ pub async fn heal_once(
     heal: HealOptions,
 ) -> Result<HealReport, DaemonError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    std::fs::create_dir_all(&options.data_dir).map_err(|e| {
-        DaemonError::Config(format!(
-            "{}: expected a writable data directory, found {e}",
-            options.data_dir.display()
-        ))
-    })?;
-    let mut store = medic_store::Store::open_data_dir(&options.data_dir)?;
+    let mut store = open_store(options)?;
     let client = medic_collect::http::client()?;
     let prober = Prober::new(client.clone(), medic_collect::http::DEFAULT_MAX_BODY_BYTES);
 
@@ -153,7 +152,9 @@ pub async fn heal_once(
                             .filter(|s| s.name == "process_resident_memory_bytes")
                             .map(|s| (s.at, s.value)),
                     );
-                    if !options.dry_run {
+                    if !options.dry_run
+                        && let Some(store) = store.as_mut()
+                    {
                         store.insert_samples(&report.samples)?;
                     }
                     if !models.is_empty() {
@@ -186,7 +187,7 @@ pub async fn heal_once(
                 continue;
             }
             for (at, samples) in
-                stored_scrapes(&store, target.name.as_str(), (now - span)..started)?
+                stored_scrapes(store.as_ref(), target.name.as_str(), (now - span)..started)?
                     .into_iter()
                     .chain(scrapes[i].drain(..))
             {
@@ -218,11 +219,14 @@ pub async fn heal_once(
         let (mut prediction, mut anomaly, mut memory_ratio) = (None, None, None);
         if let Some(limit) = limit {
             let mut forecast = LeakForecast::default();
-            let history = store.samples(
-                target.name.as_str(),
-                "process_resident_memory_bytes",
-                (now - heal.history)..started,
-            )?;
+            let history = match &store {
+                Some(store) => store.samples(
+                    target.name.as_str(),
+                    "process_resident_memory_bytes",
+                    (now - heal.history)..started,
+                )?,
+                None => Vec::new(),
+            };
             let mut last = None;
             let points = history.iter().map(|s| (s.at, s.value));
             for (at, value) in points.chain(fresh[i].iter().copied()) {
@@ -257,12 +261,15 @@ pub async fn heal_once(
     let mut config = EngineConfig::standard(options.max_concurrent.max(1));
     if options.dry_run {
         config.mode = RunMode::DryRun;
-    } else {
+    } else if let Some(store) = store.as_mut() {
         // Its own range of action ids: a daemon sharing the journal has another.
         config.run = store.begin_run(clock.now(), "heal")?;
     }
-    let numbered = store
-        .journal_all()?
+    let records = match &store {
+        Some(store) => store.journal_all()?,
+        None => Vec::new(),
+    };
+    let numbered = records
         .into_iter()
         .map(|r| {
             serde_json::from_value(r.entry.payload)
@@ -313,10 +320,18 @@ pub async fn heal_once(
         for command in out.drain(..) {
             match command {
                 Command::Journal(entry) => {
+                    if let JournalEntry::Intent { target, reason, .. } = &entry
+                        && let Some(line) = lines.iter_mut().find(|l| l.target == target.as_str())
+                    {
+                        line.reason = Some(reason.clone());
+                    }
                     if options.dry_run {
                         continue;
                     }
-                    writer.append(&mut store, clock.now(), &entry)?;
+                    // A live run always has its store (opened read-write above).
+                    if let Some(store) = store.as_mut() {
+                        writer.append(store, clock.now(), &entry)?;
+                    }
                     learning.observe(&entry);
                 }
                 Command::Act(act) => {
@@ -396,9 +411,13 @@ pub async fn heal_once(
         }
         pending.push(Event::Tick);
     }
+    let now = clock.now();
     for line in &mut lines {
         if line.outcome == "running" {
             line.outcome = "unknown (deadline passed)".into();
+        }
+        if line.action.is_none() {
+            line.reason = Some(not_acted_reason(&engine, &line.target, &targets_of, now));
         }
     }
     Ok(HealReport {
@@ -408,13 +427,86 @@ pub async fn heal_once(
     })
 }
 
+/// The store: read-write in a live run; in a dry run read-only, or none when the data
+/// directory holds no database yet (a dry run creates and writes nothing, and still reads
+/// the journal so that a running daemon's cooldowns and budgets count).
+fn open_store(options: &DaemonOptions) -> Result<Option<medic_store::Store>, DaemonError> {
+    if options.dry_run {
+        let db = options.data_dir.join(medic_store::DB_FILE);
+        if !db.exists() {
+            tracing::info!(db = %db.display(), "dry run: no store yet; deciding without history or journal");
+            return Ok(None);
+        }
+        return Ok(Some(medic_store::Store::open_read_only(&db)?));
+    }
+    std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+        DaemonError::Config(format!(
+            "{}: expected a writable data directory, found {e}",
+            options.data_dir.display()
+        ))
+    })?;
+    Ok(Some(medic_store::Store::open_data_dir(&options.data_dir)?))
+}
+
+/// Why the engine did not act on `target` in this run, from its state after the run.
+fn not_acted_reason(
+    engine: &medic_orchestrator::Engine,
+    target: &str,
+    ours: &std::collections::HashMap<medic_orchestrator::ActionId, String>,
+    now: medic_core::Timestamp,
+) -> String {
+    let Some(v) = engine.target_view(target) else {
+        return "not in the engine's fleet".into();
+    };
+    let until = |u: medic_core::Timestamp| format!("{:.0} s from now", u.since(now).as_secs_f64());
+    if let Some(p) = v.awaiting_approval {
+        return format!("held: waiting for approval {p} (POST /api/v1/approvals/{p})");
+    }
+    if v.gave_up {
+        return "held: gave up after a crash loop; waits for a human".into();
+    }
+    if v.escalated {
+        return "held: escalated to a human (attempts exhausted or nothing left to try)".into();
+    }
+    if let Some((action, kind)) = v.in_flight
+        && !ours.contains_key(&action)
+    {
+        let kind = match kind {
+            ActKind::Heal(s) => s.as_str(),
+            ActKind::Fallback => "fallback",
+        };
+        return format!("another action is in flight on it: {action} {kind} (e.g. the daemon's)");
+    }
+    match v.waiting {
+        Some(Waiting::Maintenance) => "maintenance holds healing".into(),
+        Some(Waiting::Dependency) => {
+            "a dependency is failing or being healed; it goes first".into()
+        }
+        Some(Waiting::Backoff(u)) => {
+            format!("backoff after failed attempts: next try {}", until(u))
+        }
+        Some(Waiting::Cooldown(u)) => format!(
+            "cooldown: the strategy was used on it recently (restart_cooldown, this run's or \
+             the daemon's); planned again {}",
+            until(u)
+        ),
+        None if v.queued => {
+            "budget: the tier's, group's or fleet's concurrent actions are all in use".into()
+        }
+        None => "the engine planned no action for it (observe)".into(),
+    }
+}
+
 /// The stored samples of `target` in `range`, grouped into scrapes (one per timestamp), oldest
-/// first: what the daemon's scrapes were, for the models' raw rows.
+/// first: what the daemon's scrapes were, for the models' raw rows. None without a store.
 fn stored_scrapes(
-    store: &medic_store::Store,
+    store: Option<&medic_store::Store>,
     target: &str,
     range: std::ops::Range<medic_core::Timestamp>,
 ) -> Result<Vec<(medic_core::Timestamp, Vec<medic_core::MetricSample>)>, DaemonError> {
+    let Some(store) = store else {
+        return Ok(Vec::new());
+    };
     let mut metrics: Vec<String> = store
         .series(target)?
         .into_iter()

@@ -23,7 +23,8 @@ pub struct Args {
     /// The store shared with `medic run` (history, journal).
     #[arg(long, default_value = "medic-data")]
     pub data_dir: PathBuf,
-    /// Print the plan only: nothing is executed or written.
+    /// Print the plan only: nothing is executed or written (the store is only read, the
+    /// data directory not created).
     #[arg(long)]
     pub dry_run: bool,
     /// Print the report as JSON.
@@ -38,8 +39,12 @@ pub struct Args {
     pub models: PathBuf,
 }
 
-/// Runs one pass and prints the report; exit 0 when nothing needed doing or everything done
-/// succeeded, 1 otherwise, 2 on invalid configuration.
+/// Runs one pass and prints the report. Exit codes: 0 when no target is forecast to fail or
+/// every one forecast to fail was healed (action verified) by this run, and always for
+/// `--dry-run`; 1 when a target forecast to fail was not healed: its action failed or could
+/// not be verified, or the engine left it alone (cooldown after a recent action, e.g. the
+/// daemon's, backoff, hold, budget, maintenance, approval; the report's `reason` says which);
+/// 2 on invalid configuration.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut options = DaemonOptions::new(args.fleet, args.policies, args.data_dir);
     options.dry_run = args.dry_run;
@@ -88,6 +93,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 l.action.as_deref().unwrap_or("-"),
                 l.outcome
             );
+            if let Some(reason) = &l.reason {
+                println!("{:<16} why: {reason}", "");
+            }
         }
     }
     Ok(if report.ok() {
