@@ -833,23 +833,96 @@ fn kill_9_in_the_middle_of_a_restart_neither_repeats_nor_forgets_it() {
     assert!(kinds.contains(&"closed"), "{kinds:?}");
 }
 
+/// The targets `medic demo` runs (its fleet, as `crates/medic/src/cmd/demo.rs` writes it).
+const DEMO_TARGETS: [&str; 7] = [
+    "vectordb",
+    "crewai-1",
+    "crewai-2",
+    "semgrep-1",
+    "shellgpt-1",
+    "worker-1",
+    "gateway-1",
+];
+
+/// `medic demo --keep` as a child process. `--keep` waits for Ctrl-C after the script: SIGINT
+/// is its clean stop (daemon shut down, agents stopped, working directory removed). On drop
+/// (a failed assertion) it is stopped that way, or killed when it does not end in time.
+struct KeptDemo(Child);
+
+impl KeptDemo {
+    /// Sends SIGINT and waits (bounded) for the demo to end; its exit status, `None` when it
+    /// had to be killed.
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        None
+    }
+}
+
+impl Drop for KeptDemo {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
 #[test]
-fn demo_heals_every_healable_fault_and_escalates_the_crash_loop() {
-    let out = Command::new(medic_bin())
-        .args(["demo", "--json", "--timeout", "120"])
-        .output()
+fn demo_heals_every_healable_fault_escalates_the_crash_loop_and_keeps_its_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("demo.stderr");
+    let mut child = Command::new(medic_bin())
+        .args(["demo", "--json", "--keep", "--timeout", "120"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stderr}");
-    eprintln!("{stdout}");
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(summary["ok"], true);
+    let stdout = child.stdout.take().unwrap();
+    let mut demo = KeptDemo(child);
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let keep = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            keep.lock().unwrap().push(line);
+        }
+    });
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    // The script (under 2 minutes) ends with the summary line; then the demo keeps running.
+    wait_for("the demo's summary", Duration::from_secs(200), || {
+        if let Ok(Some(status)) = demo.0.try_wait() {
+            panic!(
+                "the demo ended ({status}) before its summary:\n{}\n{}",
+                lines.lock().unwrap().join("\n"),
+                stderr()
+            );
+        }
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("\"faults\""))
+    });
+    let out = lines.lock().unwrap().clone();
+    eprintln!("{}", stderr());
+    eprintln!("{}", out.join("\n"));
+    let summary: Value = serde_json::from_str(out.last().unwrap()).unwrap();
+    assert_eq!(summary["ok"], true, "{summary}");
     assert_eq!(summary["faults"], 6);
     assert_eq!(summary["escalated"], 1);
-    let rows: Vec<Value> = stdout
-        .lines()
+    let rows: Vec<Value> = out
+        .iter()
         .filter_map(|l| serde_json::from_str(l).ok())
         .filter(|v: &Value| v.get("fault").is_some())
         .collect();
@@ -858,6 +931,101 @@ fn demo_heals_every_healable_fault_and_escalates_the_crash_loop() {
     let burst = rows.iter().find(|r| r["fault"] == "error burst").unwrap();
     assert_eq!(burst["strategy"], "circuit_break", "{burst}");
     assert_eq!(burst["ok"], true, "{burst}");
+    for r in &rows {
+        let s = |v: &Value| {
+            v.as_f64()
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}s"))
+        };
+        eprintln!(
+            "demo {} ({}): detected after {}, healed after {}{}",
+            r["fault"].as_str().unwrap_or_default(),
+            r["target"].as_str().unwrap_or_default(),
+            s(&r["detected_after_s"]),
+            s(&r["healed_after_s"]),
+            if r["escalated"] == true {
+                " (escalated to a human, as expected)"
+            } else {
+                ""
+            }
+        );
+    }
+
+    // --keep: the daemon and its dashboard still run, at the URL the summary gives.
+    let url = summary["dashboard"]
+        .as_str()
+        .expect("the dashboard URL in the summary")
+        .to_owned();
+    let api: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the dashboard URL");
+    let targets = get_json(api, "/api/v1/targets");
+    let targets = targets.as_array().expect("the kept daemon's targets");
+    let mut names: Vec<&str> = targets.iter().filter_map(|t| t["name"].as_str()).collect();
+    names.sort_unstable();
+    let mut expected = DEMO_TARGETS;
+    expected.sort_unstable();
+    assert_eq!(names, expected, "the demo's fleet");
+    let pids: Vec<u64> = targets.iter().filter_map(|t| t["pid"].as_u64()).collect();
+    assert!(!pids.is_empty(), "{targets:?}");
+
+    if let Some(bin) = medic_tests::chromium::find() {
+        let profile = tempfile::tempdir().unwrap();
+        let (ok, dom) = run_chromium(&bin, profile.path(), &["--dump-dom".into()], &url);
+        assert!(ok, "chromium --dump-dom failed");
+        let start = dom.find(r#"<table id="fleet">"#).expect("fleet table");
+        let end = start + dom[start..].find("</table>").expect("table end");
+        let table = &dom[start..end];
+        for name in DEMO_TARGETS {
+            assert!(
+                table.contains(&format!(r#"<td class="name">{name}</td>"#)),
+                "{name} missing from the fleet table:\n{table}"
+            );
+        }
+        assert_eq!(
+            table.matches("<tr data-target=").count(),
+            DEMO_TARGETS.len(),
+            "{table}"
+        );
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("medic-dashboard");
+        std::fs::create_dir_all(&shots).unwrap();
+        let shot = shots.join("demo.png");
+        let _ = std::fs::remove_file(&shot);
+        let (ok, _) = run_chromium(
+            &bin,
+            profile.path(),
+            &[format!("--screenshot={}", shot.display())],
+            &url,
+        );
+        assert!(ok, "chromium --screenshot failed");
+        let png = std::fs::read(&shot).expect("screenshot written");
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+        assert!(png.len() > 10_000, "a real page, not a blank one");
+        eprintln!("dashboard screenshot of the kept demo: {}", shot.display());
+    } else {
+        eprintln!(
+            "skipping the dashboard check of the kept demo: no chromium, chromium-browser or google-chrome on PATH"
+        );
+    }
+
+    // Ctrl-C ends the kept demo cleanly: exit 0 (every fault dealt with), the API gone, the
+    // agents stopped.
+    let status = demo.stop().expect("the demo ended on SIGINT");
+    assert_eq!(status.code(), Some(0), "{}", stderr());
+    assert_eq!(
+        http("GET", api, "/health", None, "").0,
+        0,
+        "the API is down"
+    );
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z"),
+            "agent {pid} still runs: {stat}"
+        );
+    }
 }
 
 /// A demo agent started by the test itself (not supervised): `medic heal` acts through the
