@@ -355,3 +355,33 @@ fn an_exec_actions_stdout_and_stderr_tail_is_kept_with_the_action() {
         all[0].summary
     );
 }
+
+#[test]
+fn sighup_with_a_valid_fleet_swaps_the_probes_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = "    startup_delay: 1ms\n    probes:\n      liveness: { exec: [\"true\"], every: 500ms, failure_threshold: 1 }\n";
+    let d = Daemon::start(
+        dir.path(),
+        &format!("targets:\n  - name: svc\n{probe}"),
+        &[],
+    );
+    wait_for("svc healthy", Duration::from_secs(20), || {
+        target_state(d.port, "svc") == "healthy"
+    });
+    // The new fleet puts `web` first: svc's index changes.
+    std::fs::write(
+        dir.path().join("fleet.yaml"),
+        format!("targets:\n  - name: web\n{probe}  - name: svc\n{probe}"),
+    )
+    .unwrap();
+    let pid = d.child.as_ref().unwrap().id().to_string();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    wait_for(
+        "both probed under the new fleet",
+        Duration::from_secs(20),
+        || target_state(d.port, "web") == "healthy" && target_state(d.port, "svc") == "healthy",
+    );
+    assert!(d.log().contains("configuration reloaded"), "{}", d.log());
+    assert!(actions_for(d.port, "svc").is_empty());
+    assert!(open_incidents(d.port).is_empty());
+}

@@ -31,8 +31,16 @@ use crate::supervise::{ProcessEvent, Supervisor};
 
 /// What the brain is told.
 pub(crate) enum Input {
-    Probe(ProbeReport),
-    Samples(ScrapedSamples),
+    /// A probe result from the scheduler of fleet `generation`.
+    Probe {
+        generation: u64,
+        report: ProbeReport,
+    },
+    /// Scraped samples from the scheduler of fleet `generation`.
+    Samples {
+        generation: u64,
+        batch: ScrapedSamples,
+    },
     Acted {
         action: ActionId,
         report: ActReport,
@@ -44,7 +52,12 @@ pub(crate) enum Input {
     Exited(ProcessEvent),
     /// A request of the HTTP API.
     Api(medic_api::ApiRequest),
-    Reload(Box<Fleet>),
+    /// Run `fleet` as fleet `generation`; `accepted` says whether it does.
+    Reload {
+        fleet: Box<Fleet>,
+        generation: u64,
+        accepted: tokio::sync::oneshot::Sender<bool>,
+    },
     Stop {
         grace: Duration,
         done: tokio::sync::oneshot::Sender<()>,
@@ -346,6 +359,11 @@ pub(crate) struct Brain {
     next_model_run: Timestamp,
     /// The learner of strategy success the engine's plans use.
     learning: DaemonLearning,
+    /// The fleet generation running (0 at start, one more per accepted reload); reports of
+    /// another are stale.
+    generation: u64,
+    /// Stale reports dropped.
+    stale_reports: u64,
 }
 
 impl Brain {
@@ -431,6 +449,8 @@ impl Brain {
             model_failed: false,
             next_model_run: Timestamp::default(),
             learning,
+            generation: 0,
+            stale_reports: 0,
         };
         brain.reindex();
         let now = brain.clock.now();
@@ -534,8 +554,16 @@ impl Brain {
     fn handle(&mut self, input: Input) {
         let now = self.clock.now();
         match input {
-            Input::Probe(report) => self.on_probe(now, report),
-            Input::Samples(batch) => self.on_samples(now, batch),
+            Input::Probe { generation, report } => {
+                if self.current(generation) {
+                    self.on_probe(now, report);
+                }
+            }
+            Input::Samples { generation, batch } => {
+                if self.current(generation) {
+                    self.on_samples(now, batch);
+                }
+            }
             Input::Acted { action, report } => self.on_acted(now, action, report),
             Input::Verified { action, outcome } => {
                 self.inflight = self.inflight.saturating_sub(1);
@@ -543,11 +571,39 @@ impl Brain {
             }
             Input::Exited(event) => self.on_exit(now, event),
             Input::Api(request) => self.on_api(now, request),
-            Input::Reload(fleet) => self.reload(*fleet),
+            Input::Reload {
+                fleet,
+                generation,
+                accepted,
+            } => {
+                let ok = self.reload(*fleet);
+                if ok {
+                    self.generation = generation;
+                }
+                let _ = accepted.send(ok);
+            }
             Input::Stop { done, .. } => {
                 let _ = done.send(());
             }
         }
+    }
+
+    /// Whether a report of fleet `generation` is about the running fleet. One of an older
+    /// one (a scheduler stopped by a reload, its reports still on their way) indexes targets
+    /// of a fleet no longer running: it is dropped and counted.
+    fn current(&mut self, generation: u64) -> bool {
+        if generation == self.generation {
+            return true;
+        }
+        self.stale_reports += 1;
+        metrics::counter!("medic_stale_reports_total").increment(1);
+        tracing::debug!(
+            generation,
+            running = self.generation,
+            dropped = self.stale_reports,
+            "dropped a report of a fleet no longer running"
+        );
+        false
     }
 
     fn on_probe(&mut self, now: Timestamp, report: ProbeReport) {
@@ -1353,7 +1409,9 @@ impl Brain {
         }
     }
 
-    fn reload(&mut self, fleet: Fleet) {
+    /// Runs `fleet` in place of the running one; `false` (and the running one stays) when
+    /// the journal cannot be read or the engine rejects it.
+    fn reload(&mut self, fleet: Fleet) -> bool {
         let journal = match self.store.journal_all() {
             Ok(records) => records
                 .into_iter()
@@ -1361,14 +1419,14 @@ impl Brain {
                 .collect::<Vec<_>>(),
             Err(e) => {
                 tracing::error!(error = %crate::error_chain(&e), "reload: reading the journal; keeping the running config");
-                return;
+                return false;
             }
         };
         let mut engine = match recover(&fleet, &self.config, journal) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %crate::error_chain(&e), "reload rejected; keeping the running config");
-                return;
+                return false;
             }
         };
         let mut old: HashMap<TargetId, TargetRt> = self
@@ -1403,6 +1461,7 @@ impl Brain {
         self.fleet = fleet;
         self.reindex();
         tracing::info!(targets = self.fleet.targets.len(), "configuration reloaded");
+        true
     }
 
     fn publish(&mut self, now: Timestamp) {

@@ -112,11 +112,16 @@ impl Harness {
 fn the_last_finding_keeps_the_time_it_was_made() {
     let mut h = harness(ONE);
     let failed = ProbeOutcome::Failed("exit status 1".into());
-    h.brain
-        .handle(Input::Probe(probe(0, START, failed.clone())));
+    h.brain.handle(Input::Probe {
+        generation: 0,
+        report: probe(0, START, failed.clone()),
+    });
     h.clock.advance(Duration::from_secs(5));
     let later = START + Duration::from_secs(5);
-    h.brain.handle(Input::Probe(probe(0, later, failed)));
+    h.brain.handle(Input::Probe {
+        generation: 0,
+        report: probe(0, later, failed),
+    });
     h.brain.publish(later);
     let f = h.view_target("svc").last_finding.expect("a finding");
     assert_eq!(f.summary, "liveness: exit status 1");
@@ -129,8 +134,10 @@ fn the_last_finding_keeps_the_time_it_was_made() {
     // Recovered: the finding stays, with its time, as the latest that was not healthy.
     h.clock.advance(Duration::from_secs(5));
     let healed = later + Duration::from_secs(5);
-    h.brain
-        .handle(Input::Probe(probe(0, healed, ProbeOutcome::Ok)));
+    h.brain.handle(Input::Probe {
+        generation: 0,
+        report: probe(0, healed, ProbeOutcome::Ok),
+    });
     h.brain.publish(healed);
     let v = h.view_target("svc");
     assert_eq!(v.state, HealthState::Healthy);
@@ -162,4 +169,74 @@ fn the_probability_sparkline_drops_to_zero_when_the_forecast_is_gone() {
     h.brain.publish(t2);
     let last = h.view_target("svc").probability.last().unwrap();
     assert_eq!((last.at, last.value), (t2, 0.0));
+}
+
+/// `svc` and a new `web` ahead of it: after the reload `svc` is target 1, and index 0 is `web`.
+const TWO: &str = "targets:\n  - name: web\n    startup_delay: 1ms\n    probes:\n      liveness: { exec: [\"true\"], every: 1s, failure_threshold: 1 }\n  - name: svc\n    startup_delay: 1ms\n    probes:\n      liveness: { exec: [\"true\"], every: 1s, failure_threshold: 1 }\n";
+
+fn reload(h: &mut Harness, fleet: Fleet, generation: u64) -> bool {
+    let (accepted, mut answer) = tokio::sync::oneshot::channel();
+    h.brain.handle(Input::Reload {
+        fleet: Box::new(fleet),
+        generation,
+        accepted,
+    });
+    answer.try_recv().expect("answered at once")
+}
+
+#[test]
+fn reports_of_the_fleet_before_a_reload_are_dropped_not_misapplied() {
+    let mut h = harness(ONE);
+    let failed = ProbeOutcome::Failed("exit status 1".into());
+    let two = load(&h.dir, TWO);
+    assert!(reload(&mut h, two, 1));
+    assert_eq!(h.brain.generation, 1);
+
+    // The old scheduler's report for its target 0 (`svc`) arrives after the reload: index 0
+    // is `web` now, which must not be marked failing.
+    h.brain.handle(Input::Probe {
+        generation: 0,
+        report: probe(0, START, failed.clone()),
+    });
+    assert_eq!(h.brain.stale_reports, 1);
+    assert!(h.brain.targets[0].first_fail_at.is_none());
+    assert!(h.brain.targets[0].incident.is_none());
+    h.brain.handle(Input::Samples {
+        generation: 0,
+        batch: ScrapedSamples {
+            target_idx: 0,
+            target: TargetId::new("svc"),
+            at: START,
+            samples: Vec::new(),
+            skipped_lines: 0,
+        },
+    });
+    assert_eq!(h.brain.stale_reports, 2);
+
+    // The new scheduler's reports are applied.
+    h.brain.handle(Input::Probe {
+        generation: 1,
+        report: probe(1, START, failed),
+    });
+    assert_eq!(h.brain.stale_reports, 2);
+    assert_eq!(h.brain.targets[1].first_fail_at, Some(START));
+    assert!(h.brain.targets[0].first_fail_at.is_none());
+}
+
+#[test]
+fn a_rejected_reload_keeps_the_running_fleet_and_its_reports() {
+    let mut h = harness(ONE);
+    let mut bad = load(&h.dir, TWO);
+    // Validation passed, the engine refuses it (a target twice).
+    let dup = bad.targets[0].clone();
+    bad.targets.push(dup);
+    assert!(!reload(&mut h, bad, 1));
+    assert_eq!(h.brain.generation, 0);
+    assert_eq!(h.brain.fleet.targets.len(), 1);
+    h.brain.handle(Input::Probe {
+        generation: 0,
+        report: probe(0, START, ProbeOutcome::Failed("exit status 1".into())),
+    });
+    assert_eq!(h.brain.stale_reports, 0);
+    assert_eq!(h.brain.targets[0].first_fail_at, Some(START));
 }

@@ -205,6 +205,8 @@ pub struct DaemonHandle {
     brain: Option<std::thread::JoinHandle<()>>,
     tasks: tokio::task::JoinSet<()>,
     stop_probes: Option<oneshot::Sender<()>>,
+    /// The fleet generation the brain runs and the running scheduler's reports carry.
+    generation: u64,
     collect: CollectParts,
     api: Option<(SocketAddr, oneshot::Sender<()>)>,
     models: String,
@@ -234,18 +236,37 @@ impl DaemonHandle {
     /// Loads `fleet` (already validated) in place of the running one: the engine is rebuilt
     /// from the journal against it, probes are rescheduled, and supervised targets new in it
     /// are started (supervised targets removed from it keep running until shutdown).
-    pub async fn reload(&mut self, fleet: Fleet) {
+    ///
+    /// The brain decides first: only once it accepted the new fleet are supervised targets
+    /// started and the scheduler swapped; if it rejects it (the engine refuses the fleet, the
+    /// journal cannot be read), the running fleet, engine and scheduler all stay. Reports
+    /// carry their scheduler's fleet generation, so those of the old scheduler still on their
+    /// way (with the old fleet's target indexes) are dropped, not misapplied. Returns whether
+    /// the new fleet runs.
+    pub async fn reload(&mut self, fleet: Fleet) -> bool {
+        let generation = self.generation + 1;
+        let (accepted, answer) = oneshot::channel();
+        let sent = self.inputs.send(Input::Reload {
+            fleet: Box::new(fleet.clone()),
+            generation,
+            accepted,
+        });
+        if sent.is_err() || !answer.await.unwrap_or(false) {
+            return false;
+        }
+        self.generation = generation;
         start_supervised(&self.supervisor, &fleet).await;
         if let Some(stop) = self.stop_probes.take() {
             let _ = stop.send(());
         }
-        let _ = self.inputs.send(Input::Reload(Box::new(fleet.clone())));
         self.stop_probes = Some(spawn_collect(
             &mut self.tasks,
             &fleet,
             self.collect.clone(),
             self.inputs.clone(),
+            generation,
         ));
+        true
     }
 
     /// Stops the daemon: no new probes, in-flight actions are waited for (at most `grace`)
@@ -429,7 +450,7 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         max_probes: options.max_probes,
         seed: options.seed,
     };
-    let stop_probes = spawn_collect(&mut tasks, &fleet, collect.clone(), inputs.clone());
+    let stop_probes = spawn_collect(&mut tasks, &fleet, collect.clone(), inputs.clone(), 0);
     let api = match options.listen {
         Some(addr) => Some(spawn_api(&mut tasks, addr, api_state).await?),
         None => None,
@@ -441,6 +462,7 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         brain: Some(brain),
         tasks,
         stop_probes: Some(stop_probes),
+        generation: 0,
         collect,
         api,
         models: models_text,
@@ -483,12 +505,14 @@ fn say_models(set: &model::ModelSet, dir: Option<&std::path::Path>) {
     }
 }
 
-/// Starts the probe scheduler for `fleet`, forwarding its reports and samples to the brain.
+/// Starts the probe scheduler for `fleet`, forwarding its reports and samples to the brain
+/// tagged with the fleet's `generation`.
 fn spawn_collect(
     tasks: &mut tokio::task::JoinSet<()>,
     fleet: &Fleet,
     parts: CollectParts,
     to_brain: std::sync::mpsc::Sender<Input>,
+    generation: u64,
 ) -> oneshot::Sender<()> {
     let (stop, stop_rx) = oneshot::channel::<()>();
     let (report_tx, mut report_rx) = mpsc::channel(4096);
@@ -514,8 +538,8 @@ fn spawn_collect(
     tasks.spawn(async move {
         loop {
             let input = tokio::select! {
-                Some(r) = report_rx.recv() => Input::Probe(r),
-                Some(s) = samples_rx.recv() => Input::Samples(s),
+                Some(report) = report_rx.recv() => Input::Probe { generation, report },
+                Some(batch) = samples_rx.recv() => Input::Samples { generation, batch },
                 else => break,
             };
             if to_brain.send(input).is_err() {

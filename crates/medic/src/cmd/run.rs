@@ -150,7 +150,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 _ = hup.recv() => match daemon::load_fleet(&options) {
                     Ok(fleet) => {
                         tracing::info!("SIGHUP: configuration valid, reloading");
-                        handle.reload(fleet).await;
+                        if !handle.reload(fleet).await {
+                            tracing::error!(
+                                "SIGHUP: the daemon rejected the new configuration; the running one stays"
+                            );
+                        }
                     }
                     Err(e) => tracing::error!(
                         errors = %e,
