@@ -525,11 +525,11 @@ fn policies_with(dir: &Path, extra: &str) -> PathBuf {
 #[test]
 fn crash_loop_backs_off_longer_each_time_then_gives_up_with_exactly_one_escalation_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    // The shipped crash-loop rule (4 crashes within 15 min) on a tier whose backoff starts at
-    // 1 s instead of 10 s, so the loop reaches it within the test's time.
+    // The shipped crash-loop rule (4 crashes within 15 min) on a tier whose backoff is 1 s,
+    // then 3 s (shipped: 10 s, doubling), so the loop reaches the rule within the test's time.
     let policies = policies_with(
         dir.path(),
-        "\n  crash_loop_test:\n    agents: [looper]\n    policy:\n      verify_deadline: 5s\n      backoff: { initial: 1s, max: 60s, multiplier: 2, reset_after: 10m }\n",
+        "\n  crash_loop_test:\n    agents: [looper]\n    policy:\n      verify_deadline: 5s\n      backoff: { initial: 1s, max: 3s, multiplier: 3, reset_after: 10m }\n",
     );
     let marker = dir.path().join("crash-marker");
     let port = free_port();
@@ -595,28 +595,43 @@ fn crash_loop_backs_off_longer_each_time_then_gives_up_with_exactly_one_escalati
         "every attempt failed: {acts:?}"
     );
     // The backoff grows: each attempt starts longer after the previous one than the one
-    // before it did.
+    // before it did, and so does the wait between an attempt's failure and the next one (the
+    // backoff itself, without the attempts' own durations).
     let starts: Vec<u64> = acts
         .iter()
         .map(|a| a["started_at"].as_u64().unwrap())
         .collect();
+    let ends: Vec<u64> = acts
+        .iter()
+        .zip(&starts)
+        .map(|(a, s)| s + a["duration_ms"].as_u64().unwrap())
+        .collect();
     let gaps: Vec<Duration> = starts
         .windows(2)
         .map(|w| Duration::from_millis(w[1] - w[0]))
+        .collect();
+    let waits: Vec<Duration> = ends
+        .iter()
+        .zip(&starts[1..])
+        .map(|(e, s)| Duration::from_millis(s.saturating_sub(*e)))
         .collect();
     let strategies: Vec<&str> = acts
         .iter()
         .map(|a| a["strategy"].as_str().unwrap_or("?"))
         .collect();
     eprintln!(
-        "crash loop: detected after {}, healed after - (not healable: every start fails); gave up and escalated after {:.2}s; attempts {strategies:?}, gaps between their starts {gaps:?}",
+        "crash loop: detected after {}, healed after - (not healable: every start fails); gave up and escalated after {:.2}s; attempts {strategies:?}, gaps between their starts {gaps:?}, waits from a failure to the next attempt {waits:?}",
         secs(seen.detected),
         escalated.as_secs_f64()
     );
     assert!(gaps.len() >= 2, "at least three attempts: {acts:?}");
     assert!(
         gaps.windows(2).all(|g| g[1] > g[0]),
-        "the backoff grows: {gaps:?}"
+        "the gaps grow: {gaps:?}"
+    );
+    assert!(
+        waits.windows(2).all(|w| w[1] > w[0]),
+        "the backoff grows: {waits:?}"
     );
     let log = d.log();
     assert!(log.contains("escalated to a human"), "{log}");
