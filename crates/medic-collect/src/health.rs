@@ -193,8 +193,8 @@ pub struct StateChange {
 impl FleetHealth {
     /// Every target starts unknown, with the thresholds of its probes, then one slot for the
     /// performance level (if the target has performance limits) and one for the resources
-    /// level (if it has resource limits), as [`crate::scheduler::measures_of`] numbers them;
-    /// those use the default thresholds (failure 3, success 1). A target with `depends_on`
+    /// level (if it has resource limits), as [`crate::scheduler::measures_of`] numbers them,
+    /// with the thresholds of the level's schedule (default failure 3, success 1). A target with `depends_on`
     /// also has the dependencies level (no slot; see the type's doc).
     pub fn new(fleet: &medic_policy::Fleet) -> FleetHealth {
         let index: std::collections::HashMap<&str, usize> = fleet
@@ -234,11 +234,22 @@ impl FleetHealth {
                         .probes
                         .iter()
                         .map(|p| (p.level, p.failure_threshold, p.success_threshold));
-                    let performance = t
-                        .performance
-                        .as_ref()
-                        .map(|_| (ProbeLevel::Performance, 3, 1));
-                    let resources = t.resources.as_ref().map(|_| (ProbeLevel::Resources, 3, 1));
+                    let performance = t.performance.as_ref().map(|l| {
+                        let s = l.schedule;
+                        (
+                            ProbeLevel::Performance,
+                            s.failure_threshold,
+                            s.success_threshold,
+                        )
+                    });
+                    let resources = t.resources.as_ref().map(|l| {
+                        let s = l.schedule;
+                        (
+                            ProbeLevel::Resources,
+                            s.failure_threshold,
+                            s.success_threshold,
+                        )
+                    });
                     TargetHealth::new(probes.chain(performance).chain(resources))
                 })
                 .collect(),
@@ -693,6 +704,7 @@ mod tests {
             max_latency: Some(Duration::from_millis(500)),
             max_error_rate: Some(0.05),
             max_queue_depth: None,
+            schedule: medic_policy::LevelSchedule::PERFORMANCE_DEFAULT,
         };
         let ok = PerformanceReading {
             latency: Some(Duration::from_millis(100)),
@@ -724,6 +736,7 @@ mod tests {
             max_rss_bytes: Some(1000),
             max_cpu: Some(0.5),
             max_open_fds: Some(10),
+            schedule: medic_policy::LevelSchedule::RESOURCES_DEFAULT,
         };
         let r = ResourceReading {
             rss_bytes: Some(999),

@@ -73,9 +73,11 @@ pub enum MeasureKind {
     /// Scrape the metrics endpoint for history only (a target with `metrics:` and no
     /// performance limits); it has no health slot and yields no report, only samples.
     Scrape,
-    /// Scrape the metrics endpoint and check the performance limits (every `metrics.every`).
+    /// Scrape the metrics endpoint and check the performance limits (on the level's
+    /// schedule: `probes.performance.every`, by default `metrics.every`).
     Performance,
-    /// Read the target's process in /proc and check the resource limits (every 10 s).
+    /// Read the target's process in /proc and check the resource limits (on the level's
+    /// schedule: `probes.resources.every`, by default 10 s).
     Resources,
 }
 
@@ -97,29 +99,20 @@ pub struct ScheduledMeasure {
     pub timeout: Duration,
 }
 
-/// Interval of the resources level (policies do not set one).
-pub const RESOURCES_EVERY: Duration = Duration::from_secs(10);
-
 /// The performance and resources measurements of every target of a fleet, in fleet order.
 pub fn measures_of(fleet: &Fleet) -> Vec<ScheduledMeasure> {
     let mut out = Vec::new();
     for (target_idx, target) in fleet.targets.iter().enumerate() {
         let shared = Arc::new(target.clone());
         let mut slot = target.probes.len();
-        if target.performance.is_some() {
-            let (every, timeout) = target
-                .metrics
-                .as_ref()
-                .map_or((Duration::from_secs(15), Duration::from_secs(5)), |m| {
-                    (m.every, m.timeout)
-                });
+        if let Some(limits) = &target.performance {
             out.push(ScheduledMeasure {
                 target: Arc::clone(&shared),
                 target_idx,
                 slot,
                 kind: MeasureKind::Performance,
-                every,
-                timeout,
+                every: limits.schedule.every,
+                timeout: limits.schedule.timeout,
             });
             slot += 1;
         }
@@ -135,14 +128,14 @@ pub fn measures_of(fleet: &Fleet) -> Vec<ScheduledMeasure> {
                 timeout: metrics.timeout,
             });
         }
-        if target.resources.is_some() {
+        if let Some(limits) = &target.resources {
             out.push(ScheduledMeasure {
                 target: Arc::clone(&shared),
                 target_idx,
                 slot,
                 kind: MeasureKind::Resources,
-                every: RESOURCES_EVERY,
-                timeout: Duration::from_secs(5),
+                every: limits.schedule.every,
+                timeout: limits.schedule.timeout,
             });
         }
     }

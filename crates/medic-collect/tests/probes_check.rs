@@ -132,6 +132,7 @@ async fn one_round_gives_a_state_per_target() {
         max_latency: Some(Duration::from_millis(100)),
         max_error_rate: Some(0.05),
         max_queue_depth: Some(100.0),
+        schedule: medic_policy::LevelSchedule::PERFORMANCE_DEFAULT,
     };
     let metrics = |addr: SocketAddr| MetricsSpec {
         url: format!("http://{addr}/metrics"),
@@ -175,6 +176,7 @@ async fn one_round_gives_a_state_per_target() {
         max_rss_bytes: Some(u64::MAX),
         max_cpu: None,
         max_open_fds: Some(1),
+        schedule: medic_policy::LevelSchedule::RESOURCES_DEFAULT,
     });
 
     let fleet = Fleet {
@@ -256,6 +258,7 @@ async fn scheduler_measures_derived_levels_into_fleet_health() {
         max_latency: None,
         max_error_rate: Some(0.05),
         max_queue_depth: None,
+        schedule: medic_policy::LevelSchedule::PERFORMANCE_DEFAULT,
     });
     busy.metrics = Some(MetricsSpec {
         url: format!("http://{bad}/metrics"),
@@ -277,6 +280,7 @@ async fn scheduler_measures_derived_levels_into_fleet_health() {
         max_rss_bytes: None,
         max_cpu: None,
         max_open_fds: Some(1),
+        schedule: medic_policy::LevelSchedule::RESOURCES_DEFAULT,
     });
     let fleet = Fleet {
         targets: vec![busy, proc_target],
@@ -389,4 +393,91 @@ async fn a_long_depends_on_chain_resolves_without_recursion() {
     let head = &report[0];
     assert_eq!(head.probes.len(), 1);
     assert_eq!(head.probes[0].level, ProbeLevel::Dependencies);
+}
+
+/// `every`, `timeout` and the thresholds written under `probes.performance` and
+/// `probes.resources` drive the scheduler's measurements and the levels' debouncing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measured_levels_follow_their_timing_from_fleet_yaml() {
+    use medic_collect::health::FleetHealth;
+    use medic_collect::scheduler::{Scheduler, SchedulerConfig, measures_of, probes_of};
+    let exe = std::env::current_exe().unwrap();
+    let me = exe.file_name().unwrap().to_str().unwrap().to_owned();
+    let yaml = format!(
+        "targets:\n  - name: p\n    probes:\n      liveness: {{ process: {{ name: \"{me}\" }}, every: 100ms, failure_threshold: 1 }}\n      \
+         resources: {{ max_open_fds: 1, every: 200ms, timeout: 3s, failure_threshold: 1, success_threshold: 2 }}\n  \
+         - name: m\n    metrics: {{ url: \"http://127.0.0.1:1/metrics\", every: 9s }}\n    probes:\n      \
+         performance: {{ max_latency: 1s, every: 4s, timeout: 2s, failure_threshold: 2 }}\n"
+    );
+    let tiers = BTreeMap::from([(
+        "default".to_owned(),
+        medic_policy::TierPolicy::builtin_default(),
+    )]);
+    let fleet = medic_policy::parse_fleet_str(&yaml, "fleet.yaml", &tiers).unwrap();
+    let measures = measures_of(&fleet);
+    assert_eq!(
+        measures
+            .iter()
+            .map(|m| (m.target_idx, m.every, m.timeout))
+            .collect::<Vec<_>>(),
+        [
+            (0, Duration::from_millis(200), Duration::from_secs(3)),
+            (1, Duration::from_secs(4), Duration::from_secs(2)),
+        ]
+    );
+
+    // Thresholds: performance needs 2 failures; resources passes again after 2 successes.
+    let mut h = FleetHealth::new(&fleet);
+    let (perf_slot, res_slot) = (measures[1].slot, measures[0].slot);
+    h.record(1, perf_slot, false);
+    assert_eq!(h.target(1).unwrap().state(), HealthState::Unknown);
+    h.record(1, perf_slot, false);
+    assert_eq!(h.target(1).unwrap().state(), HealthState::Degraded);
+    h.record(0, 0, true);
+    h.record(0, res_slot, false);
+    assert_eq!(h.target(0).unwrap().state(), HealthState::Degraded);
+    h.record(0, res_slot, true);
+    assert_eq!(h.target(0).unwrap().state(), HealthState::Degraded);
+    h.record(0, res_slot, true);
+    assert_eq!(h.target(0).unwrap().state(), HealthState::Healthy);
+
+    // A real run of the target's own schedule: the first measurement over the limit
+    // (failure_threshold 1) degrades it.
+    let scheduler = Scheduler::new(
+        probes_of(&fleet)
+            .into_iter()
+            .filter(|p| p.target_idx == 0)
+            .collect(),
+        SchedulerConfig {
+            max_concurrent: 4,
+            seed: 9,
+        },
+        Prober::with_defaults().unwrap(),
+        Arc::new(SystemClock),
+    )
+    .with_measures(measures.into_iter().filter(|m| m.target_idx == 0).collect());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(scheduler.run(tx, async {
+        let _ = stop_rx.await;
+    }));
+    let mut health = FleetHealth::new(&fleet);
+    let watch = async {
+        loop {
+            let r = rx.recv().await.expect("scheduler stopped early");
+            health.record(r.target_idx, r.slot, r.result.outcome.is_ok());
+            if r.result.kind == ProbeKind::Resources {
+                return r;
+            }
+        }
+    };
+    let first = tokio::time::timeout(Duration::from_secs(30), watch)
+        .await
+        .expect("a resources measurement within 30 s");
+    let _ = stop_tx.send(());
+    run.await.unwrap();
+    let why = first.result.outcome.error().unwrap();
+    assert!(why.contains("open fds above 1"), "{why}");
+    let (_, failing) = health.target(0).unwrap().levels();
+    assert!(failing.contains(ProbeLevel::Resources), "{failing:?}");
 }

@@ -33,6 +33,7 @@ async fn a_supervised_process_over_its_fd_limit_degrades_its_target() {
         env: BTreeMap::new(),
         state_dir: None,
         workdir: None,
+        port: None,
     };
     let name = TargetId::new("sleeper");
     let target = Target {
@@ -52,6 +53,7 @@ async fn a_supervised_process_over_its_fd_limit_degrades_its_target() {
             max_rss_bytes: None,
             max_cpu: None,
             max_open_fds: Some(1),
+            schedule: medic_policy::LevelSchedule::RESOURCES_DEFAULT,
         }),
         metrics: None,
         depends_on: Vec::new(),

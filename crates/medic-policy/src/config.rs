@@ -15,8 +15,8 @@ use std::time::Duration;
 use medic_core::{AnomalyKind, DiagnosisCategory, HealthState, ProbeLevel, Risk, Strategy};
 
 use crate::model::{
-    ActionKind, ActionSpec, Check, Condition, MAX_COUNTED, MetricsSpec, PerformanceLimits,
-    ProbeSpec, ProcessSelector, Replicas, ResourceLimits, Rule, SuperviseSpec,
+    ActionKind, ActionSpec, Check, Condition, LevelSchedule, MAX_COUNTED, MetricsSpec,
+    PerformanceLimits, ProbeSpec, ProcessSelector, Replicas, ResourceLimits, Rule, SuperviseSpec,
 };
 use crate::yaml::{Decoder, Loc, MapView, Node, Value, join};
 
@@ -115,9 +115,25 @@ pub const TCP_CHECK_KEYS: &[&str] = &["addr", "timeout"];
 /// Keys of a `process:` check.
 pub const PROCESS_CHECK_KEYS: &[&str] = &["pid_file", "name", "supervised"];
 /// Keys of `probes.performance`.
-pub const PERFORMANCE_KEYS: &[&str] = &["max_latency", "max_error_rate", "max_queue_depth"];
+pub const PERFORMANCE_KEYS: &[&str] = &[
+    "max_latency",
+    "max_error_rate",
+    "max_queue_depth",
+    "every",
+    "timeout",
+    "failure_threshold",
+    "success_threshold",
+];
 /// Keys of `probes.resources`.
-pub const RESOURCES_KEYS: &[&str] = &["max_rss", "max_cpu", "max_open_fds"];
+pub const RESOURCES_KEYS: &[&str] = &[
+    "max_rss",
+    "max_cpu",
+    "max_open_fds",
+    "every",
+    "timeout",
+    "failure_threshold",
+    "success_threshold",
+];
 /// Keys of `metrics:`.
 pub const METRICS_KEYS: &[&str] = &["url", "every", "timeout"];
 /// Keys of one action.
@@ -133,7 +149,7 @@ pub const ACTION_KEYS: &[&str] = &[
 /// Keys of an action's `http:`.
 pub const ACTION_HTTP_KEYS: &[&str] = &["method", "url", "body", "expect_status"];
 /// Keys of `supervise:`.
-pub const SUPERVISE_KEYS: &[&str] = &["command", "env", "state_dir", "workdir"];
+pub const SUPERVISE_KEYS: &[&str] = &["command", "env", "state_dir", "workdir", "port"];
 /// Keys of `replicas:`.
 pub const REPLICAS_KEYS: &[&str] = &["initial", "min", "max"];
 
@@ -660,9 +676,6 @@ fn decode_target(dec: &mut Decoder, node: &Node, path: &str) -> Option<TargetCon
     }
     t.labels = dec.string_map(m.get("labels"), &k("labels"));
     t.group = dec.opt_string(m.get("group"), &k("group"));
-    if let Some(p) = m.get("probes") {
-        decode_probes(dec, p, &k("probes"), &mut t);
-    }
     if let Some(mn) = m.get("metrics") {
         let mp = k("metrics");
         if let Some(mm) = dec.map(mn, &mp, METRICS_KEYS) {
@@ -679,6 +692,11 @@ fn decode_target(dec: &mut Decoder, node: &Node, path: &str) -> Option<TargetCon
                 });
             }
         }
+    }
+    // After `metrics:`, whose timing is the performance level's default. (Errors are
+    // sorted by position, so the order of decoding does not show.)
+    if let Some(p) = m.get("probes") {
+        decode_probes(dec, p, &k("probes"), &mut t);
     }
     t.depends_on = dec.located_string_list(m.get("depends_on"), &k("depends_on"));
     if let Some(a) = m.get("actions") {
@@ -725,6 +743,16 @@ fn decode_probes(dec: &mut Decoder, node: &Node, path: &str, t: &mut TargetConfi
     if let Some(p) = m.get("performance") {
         t.performance_at = m.key_node("performance").map(|k| k.loc);
         let pp = join(path, "performance");
+        let performance_default =
+            t.metrics
+                .as_ref()
+                .map_or(LevelSchedule::PERFORMANCE_DEFAULT, |metrics| {
+                    LevelSchedule {
+                        every: metrics.every,
+                        timeout: metrics.timeout,
+                        ..LevelSchedule::PERFORMANCE_DEFAULT
+                    }
+                });
         if let Some(pm) = dec.map(p, &pp, PERFORMANCE_KEYS) {
             t.performance = Some(PerformanceLimits {
                 max_latency: dec
@@ -734,6 +762,7 @@ fn decode_probes(dec: &mut Decoder, node: &Node, path: &str, t: &mut TargetConfi
                 max_queue_depth: pm
                     .get("max_queue_depth")
                     .and_then(|n| dec.number_min(n, &join(&pp, "max_queue_depth"), 0.0)),
+                schedule: decode_schedule(dec, &pm, &pp, performance_default),
             });
         }
     }
@@ -752,8 +781,37 @@ fn decode_probes(dec: &mut Decoder, node: &Node, path: &str, t: &mut TargetConfi
                     .get("max_open_fds")
                     .and_then(|n| dec.u32_min(n, &join(&pp, "max_open_fds"), 1))
                     .map(u64::from),
+                schedule: decode_schedule(dec, &rm, &pp, LevelSchedule::RESOURCES_DEFAULT),
             });
         }
+    }
+}
+
+/// `every`, `timeout`, `failure_threshold` and `success_threshold` of a measured level,
+/// checked as on an active probe; absent keys take `default`'s value.
+fn decode_schedule(
+    dec: &mut Decoder,
+    m: &MapView<'_>,
+    path: &str,
+    default: LevelSchedule,
+) -> LevelSchedule {
+    let every = dec.opt_positive_duration(m.get("every"), &join(path, "every"));
+    let timeout = dec.opt_positive_duration(m.get("timeout"), &join(path, "timeout"));
+    let failure_threshold = dec.opt_u32_min(
+        m.get("failure_threshold"),
+        &join(path, "failure_threshold"),
+        1,
+    );
+    let success_threshold = dec.opt_u32_min(
+        m.get("success_threshold"),
+        &join(path, "success_threshold"),
+        1,
+    );
+    LevelSchedule {
+        every: every.unwrap_or(default.every),
+        timeout: timeout.unwrap_or(default.timeout),
+        failure_threshold: failure_threshold.unwrap_or(default.failure_threshold),
+        success_threshold: success_threshold.unwrap_or(default.success_threshold),
     }
 }
 
@@ -1115,11 +1173,38 @@ fn decode_supervise(dec: &mut Decoder, node: &Node, path: &str) -> Option<Superv
     let workdir = dec
         .opt_string(m.get("workdir"), &join(path, "workdir"))
         .map(PathBuf::from);
+    let port = match m.get("port") {
+        Some(n) => Some(
+            dec.int_in(n, &join(path, "port"), 1, i128::from(u16::MAX))
+                .and_then(|p| u16::try_from(p).ok())?,
+        ),
+        None => None,
+    };
+    let command = command?;
+    // The supervisor gives `{port}` the instance's port, counted from `port`: without one the
+    // first start would fail.
+    if port.is_none()
+        && let Some(c) = m.get("command")
+        && let Some(i) = command.iter().position(|a| a == "{port}")
+    {
+        let at = match &c.value {
+            Value::Seq(items) => items.get(i).map_or(c.loc, |n| n.loc),
+            _ => c.loc,
+        };
+        dec.error_at(
+            at,
+            &format!("{}[{i}]", join(path, "command")),
+            "expected supervise.port (the base port) for a command with {port}, found no port"
+                .to_owned(),
+        );
+        return None;
+    }
     Some(SuperviseSpec {
-        command: command?,
+        command,
         env,
         state_dir,
         workdir,
+        port,
     })
 }
 

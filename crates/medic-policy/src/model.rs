@@ -144,6 +144,41 @@ pub enum ProcessSelector {
     Supervised,
 }
 
+/// How often and how strictly a measured level (performance, resources) is checked: the
+/// keys of an active probe, written beside the level's limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LevelSchedule {
+    /// How often it is measured.
+    pub every: Duration,
+    /// How long one measurement may take.
+    pub timeout: Duration,
+    /// Consecutive failed measurements before the level fails (default 3).
+    pub failure_threshold: u32,
+    /// Consecutive passing measurements before a failed level passes again (default 1).
+    pub success_threshold: u32,
+}
+
+impl LevelSchedule {
+    /// The performance level without `metrics:` timing: the metrics defaults, every 15 s with
+    /// a 5 s timeout (with `metrics:` the level follows its `every` and `timeout`), failure 3,
+    /// success 1.
+    pub const PERFORMANCE_DEFAULT: LevelSchedule = LevelSchedule {
+        every: Duration::from_secs(15),
+        timeout: Duration::from_secs(5),
+        failure_threshold: 3,
+        success_threshold: 1,
+    };
+
+    /// The resources level: every 10 s, timeout 5 s (the CPU figure needs two /proc
+    /// readings 500 ms apart), failure 3, success 1.
+    pub const RESOURCES_DEFAULT: LevelSchedule = LevelSchedule {
+        every: Duration::from_secs(10),
+        timeout: Duration::from_secs(5),
+        failure_threshold: 3,
+        success_threshold: 1,
+    };
+}
+
 /// Limits checked against scraped metrics (the performance level).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PerformanceLimits {
@@ -153,6 +188,8 @@ pub struct PerformanceLimits {
     pub max_error_rate: Option<f64>,
     /// Queue depth above this fails.
     pub max_queue_depth: Option<f64>,
+    /// When and how strictly (default: `metrics.every` and `metrics.timeout`, 3/1).
+    pub schedule: LevelSchedule,
 }
 
 /// Limits checked against the target's process (the resources level).
@@ -164,6 +201,8 @@ pub struct ResourceLimits {
     pub max_cpu: Option<f64>,
     /// Open file descriptors.
     pub max_open_fds: Option<u64>,
+    /// When and how strictly (default [`LevelSchedule::RESOURCES_DEFAULT`]).
+    pub schedule: LevelSchedule,
 }
 
 /// Where and how often to scrape metrics.
@@ -229,6 +268,10 @@ pub struct SuperviseSpec {
     pub state_dir: Option<PathBuf>,
     /// Working directory.
     pub workdir: Option<PathBuf>,
+    /// The base port: instance `k` (slot `k`, after a scale) gets the first free port from
+    /// `port + k` upwards, passed as `{port}` and `MEDIC_PORT`. Required when the command
+    /// uses `{port}`.
+    pub port: Option<u16>,
 }
 
 /// The most attempts and crashes the engine remembers per target, so the largest

@@ -470,6 +470,10 @@ pub fn fleet_schema() -> Value {
                             ("max_latency", r("duration")),
                             ("max_error_rate", r("ratio")),
                             ("max_queue_depth", json!({ "type": "number", "minimum": 0 })),
+                            ("every", with_doc(r("duration"), "How often the metrics are scraped for this level (default metrics.every, else 15s).")),
+                            ("timeout", with_doc(r("duration"), "How long one scrape may take (default metrics.timeout, else 5s).")),
+                            ("failure_threshold", with_doc(r("positive_count"), "Consecutive failed measurements before the level fails (default 3).")),
+                            ("success_threshold", with_doc(r("positive_count"), "Consecutive passing measurements before a failed level passes (default 1).")),
                         ], &[])),
                         ("resources", obj(vec![
                             ("max_rss", json!({ "oneOf": [
@@ -478,6 +482,10 @@ pub fn fleet_schema() -> Value {
                             ] })),
                             ("max_cpu", json!({ "type": "number", "minimum": 0 })),
                             ("max_open_fds", r("positive_count")),
+                            ("every", with_doc(r("duration"), "How often the process is measured (default 10s).")),
+                            ("timeout", with_doc(r("duration"), "How long one measurement may take (default 5s; the CPU figure takes 500ms).")),
+                            ("failure_threshold", with_doc(r("positive_count"), "Consecutive failed measurements before the level fails (default 3).")),
+                            ("success_threshold", with_doc(r("positive_count"), "Consecutive passing measurements before a failed level passes (default 1).")),
                         ], &[])),
                     ],
                     &[],
@@ -499,6 +507,10 @@ pub fn fleet_schema() -> Value {
                         ("env", r("labels")),
                         ("state_dir", json!({ "type": "string" })),
                         ("workdir", json!({ "type": "string" })),
+                        ("port", with_doc(
+                            json!({ "type": "integer", "minimum": 1, "maximum": 65535 }),
+                            "Base port: instance k gets the first free port from port + k ({port}, MEDIC_PORT). Required when the command uses {port}.",
+                        )),
                     ],
                     &["command"],
                 )),

@@ -88,9 +88,14 @@ fn broken_policy_files_report_exact_locations() {
             "a key written twice, in a tier and in a nested map",
             "healing_policies:\n  default:\n    max_restart_attempts: 3\n    backoff: { initial: 5s, initial: 6s }\n    max_restart_attempts: 4\n",
             vec![
-                "tiers.yaml:4:29: healing_policies.default.backoff.initial: expected each key once, found a second \"initial\" (first at line 4)".into(),
+                "tiers.yaml:4:29: healing_policies.default.backoff.initial: expected each key once, found a second \"initial\" (first at line 4, column 16)".into(),
                 "tiers.yaml:5:5: healing_policies.default.max_restart_attempts: expected each key once, found a second \"max_restart_attempts\" (first at line 3)".into(),
             ],
+        ),
+        (
+            "an empty tier name",
+            "healing_policies:\n  \"\": { agents: [a] }\n",
+            vec!["tiers.yaml:2:3: healing_policies.\"\": expected a name of letters, digits, '-', '_' and '.', found \"\"".into()],
         ),
         (
             "malformed duration",
@@ -243,6 +248,30 @@ fn broken_fleet_files_report_exact_locations() {
             ],
         ),
         (
+            "keys that are a map, a list or nothing",
+            "targets:\n  - ? {a: 1}\n    : b\n    name: w\n  - [a]: c\n    name: v\n  - {: x, name: u}\n",
+            vec![
+                "fleet.yaml:2:7: targets[0]: expected a string key, found a map",
+                "fleet.yaml:5:5: targets[1]: expected a string key, found a list",
+                "fleet.yaml:7:6: targets[2]: expected a string key, found nothing",
+            ],
+        ),
+        (
+            "nesting deeper than the parser allows",
+            "targets: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+            vec!["fleet.yaml:1:33: expected valid YAML, found nesting deeper than 24 levels"],
+        ),
+        (
+            "an alias inside its own anchor",
+            "targets: &t [{name: a, depends_on: *t}]\n",
+            vec!["fleet.yaml:1:36: expected valid YAML, found an alias inside its own anchor (a structure containing itself)"],
+        ),
+        (
+            "an empty label key is a key like any other",
+            "targets:\n  - { name: w, labels: { \"\": x } }\n",
+            vec![],
+        ),
+        (
             "a dependency listed twice",
             "targets:\n  - name: db\n  - name: web\n    depends_on: [db, db]\n",
             vec![
@@ -352,6 +381,17 @@ fn broken_fleet_files_report_exact_locations() {
             vec![
                 "fleet.yaml:5:7: targets[0].probes.performance: expected metrics: to check performance limits against, found none",
                 "fleet.yaml:6:7: targets[0].probes.resources: expected a process probe or supervise: to find the process to measure, found neither",
+            ],
+        ),
+        (
+            "performance and resources timing checked like a probe's",
+            "targets:\n  - name: w\n    metrics: { url: \"http://127.0.0.1:1/m\" }\n    probes:\n      liveness: { process: { name: w } }\n      performance: { max_latency: 1s, every: soon, failure_threshold: 0 }\n      resources: { max_rss: 1Gi, timeout: 0s, success_threshold: x, period: 1s }\n",
+            vec![
+                &*format!("fleet.yaml:6:46: targets[0].probes.performance.every: expected {DURATION}, found \"soon\"").leak(),
+                "fleet.yaml:6:71: targets[0].probes.performance.failure_threshold: expected an integer from 1 to 4294967295, found 0",
+                "fleet.yaml:7:43: targets[0].probes.resources.timeout: expected a duration greater than zero, found \"0s\"",
+                "fleet.yaml:7:66: targets[0].probes.resources.success_threshold: expected an integer from 1 to 4294967295, found \"x\"",
+                "fleet.yaml:7:69: targets[0].probes.resources.period: expected one of max_rss, max_cpu, max_open_fds, every, timeout, failure_threshold, success_threshold, found unknown key \"period\"",
             ],
         ),
         (
@@ -614,6 +654,8 @@ fn probe_and_target_defaults() {
     );
     let s = fleet.target("s").unwrap();
     assert_eq!(s.supervise.as_ref().unwrap().command, ["sleep", "1000"]);
+    // No `probes.resources` here: the timing defaults are checked with limits below.
+    assert!(s.resources.is_none());
     assert!(matches!(
         s.probes[0].check,
         medic_policy::Check::Process {
@@ -623,6 +665,73 @@ fn probe_and_target_defaults() {
     assert_eq!(
         s.actions[&medic_core::Strategy::Restart].kind,
         medic_policy::ActionKind::Supervisor
+    );
+}
+
+#[test]
+fn performance_and_resources_timing_defaults_and_overrides() {
+    use medic_policy::LevelSchedule;
+    let fleet = parse_fleet_str(
+        "targets:\n  - name: d\n    supervise: { command: [sleep, 1000] }\n    metrics: { url: \"http://127.0.0.1:1/m\", every: 7s, timeout: 2s }\n    probes:\n      performance: { max_latency: 1s }\n      resources: { max_open_fds: 100 }\n  \
+         - name: o\n    supervise: { command: [sleep, 1000] }\n    metrics: { url: \"http://127.0.0.1:1/m\" }\n    probes:\n      performance: { max_error_rate: 0.1, every: 30s, timeout: 3s, failure_threshold: 5, success_threshold: 2 }\n      resources: { max_cpu: 1.5, every: 1m, timeout: 1500ms, failure_threshold: 1, success_threshold: 4 }\n  \
+         - name: n\n    metrics: { url: \"http://127.0.0.1:1/m\" }\n    probes:\n      performance: { max_queue_depth: 10 }\n",
+        "f.yaml",
+        &shipped_tiers(),
+    )
+    .unwrap();
+    let d = fleet.target("d").unwrap();
+    let perf = d.performance.as_ref().unwrap().schedule;
+    let res = d.resources.as_ref().unwrap().schedule;
+    assert_eq!(
+        perf,
+        LevelSchedule {
+            every: Duration::from_secs(7),
+            timeout: Duration::from_secs(2),
+            failure_threshold: 3,
+            success_threshold: 1,
+        },
+        "performance follows metrics: by default"
+    );
+    assert_eq!(res, LevelSchedule::RESOURCES_DEFAULT);
+    assert_eq!(
+        (
+            res.every,
+            res.timeout,
+            res.failure_threshold,
+            res.success_threshold
+        ),
+        (Duration::from_secs(10), Duration::from_secs(5), 3, 1)
+    );
+    let n = fleet.target("n").unwrap();
+    assert_eq!(
+        n.performance.as_ref().unwrap().schedule,
+        LevelSchedule::PERFORMANCE_DEFAULT
+    );
+    assert_eq!(
+        (
+            LevelSchedule::PERFORMANCE_DEFAULT.every,
+            LevelSchedule::PERFORMANCE_DEFAULT.timeout
+        ),
+        (Duration::from_secs(15), Duration::from_secs(5))
+    );
+    let o = fleet.target("o").unwrap();
+    assert_eq!(
+        o.performance.as_ref().unwrap().schedule,
+        LevelSchedule {
+            every: Duration::from_secs(30),
+            timeout: Duration::from_secs(3),
+            failure_threshold: 5,
+            success_threshold: 2,
+        }
+    );
+    assert_eq!(
+        o.resources.as_ref().unwrap().schedule,
+        LevelSchedule {
+            every: Duration::from_secs(60),
+            timeout: Duration::from_millis(1500),
+            failure_threshold: 1,
+            success_threshold: 4,
+        }
     );
 }
 
@@ -831,6 +940,125 @@ mod no_panic {
         }
     }
 
+    /// `node` as one line of flow-style YAML, with `at` (a pre-order index) replaced by
+    /// `replacement` (or its entry dropped when `replacement` is `None`).
+    fn emit(
+        node: &medic_policy::yaml::Node,
+        at: usize,
+        replacement: Option<&str>,
+        index: &mut usize,
+        out: &mut String,
+    ) {
+        use medic_policy::yaml::Value as Y;
+        let me = *index;
+        *index += 1;
+        if me == at {
+            out.push_str(replacement.unwrap_or("~"));
+            // Keep the pre-order numbering of the rest of the tree.
+            *index += count(node) - 1;
+            return;
+        }
+        match &node.value {
+            Y::Map(entries) => {
+                out.push('{');
+                let mut first = true;
+                for (k, v) in entries {
+                    let dropped = replacement.is_none() && *index == at;
+                    if dropped {
+                        *index += count(v);
+                        continue;
+                    }
+                    if !first {
+                        out.push_str(", ");
+                    }
+                    first = false;
+                    out.push_str(&serde_json::to_string(&k.as_key().unwrap()).unwrap());
+                    out.push_str(": ");
+                    emit(v, at, replacement, index, out);
+                }
+                out.push('}');
+            }
+            Y::Seq(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    emit(v, at, replacement, index, out);
+                }
+                out.push(']');
+            }
+            Y::Str(text) => out.push_str(&serde_json::to_string(text).unwrap()),
+            Y::Null => out.push('~'),
+            _ => out.push_str(&node.describe()),
+        }
+    }
+
+    fn count(node: &medic_policy::yaml::Node) -> usize {
+        use medic_policy::yaml::Value as Y;
+        1 + match &node.value {
+            Y::Map(entries) => entries.iter().map(|(_, v)| count(v)).sum(),
+            Y::Seq(items) => items.iter().map(count).sum(),
+            _ => 0,
+        }
+    }
+
+    /// Every value of the shipped files replaced by each value of the wrong type (and every
+    /// entry dropped): valid YAML, so every error has a location, a key path and the
+    /// documented shape, and nothing panics.
+    #[test]
+    fn every_value_of_the_shipped_files_replaced_by_a_wrong_one() {
+        let replacements = [
+            "[]",
+            "{}",
+            "~",
+            ".nan",
+            "-.inf",
+            "1e400",
+            "18446744073709551616",
+            "-1",
+            "0",
+            "\"\"",
+            "\"x y\"",
+            "true",
+            "[[[[1]]]]",
+            "{\"\": {\"b\": 1}}",
+            "366d",
+            "\"-5s\"",
+        ];
+        let tiers = shipped_tiers();
+        for (name, fleet) in [("tiers.yaml", false), ("fleet.example.yaml", true)] {
+            let root = medic_policy::yaml::parse_yaml(&shipped(name), name).unwrap();
+            let nodes = count(&root);
+            let (mut checked, mut rejected) = (0, 0);
+            for at in 1..nodes {
+                for r in replacements.iter().map(|r| Some(*r)).chain([None]) {
+                    let mut text = String::new();
+                    emit(&root, at, r, &mut 0, &mut text);
+                    let result = if fleet {
+                        parse_fleet_str(&text, "f.yaml", &tiers).err()
+                    } else {
+                        parse_policies_str(&text, "f.yaml").err()
+                    };
+                    if let Some(e) = result {
+                        rejected += 1;
+                        check_shape(&e, "f.yaml");
+                        for x in &e.errors {
+                            assert!(!x.path.is_empty(), "no key path: {x}\n{text}");
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+            // Most replacements are mistakes (a few fit, e.g. `0` for a count).
+            assert!(checked > 100 * replacements.len(), "{name}: {checked}");
+            assert!(
+                rejected * 2 > checked,
+                "{name}: {rejected} of {checked} rejected"
+            );
+        }
+    }
+
     #[test]
     fn deep_nesting_and_alias_bombs_are_errors_not_crashes() {
         let deep = format!("targets: {}{}", "[".repeat(100_000), "]".repeat(100_000));
@@ -906,4 +1134,34 @@ fn numbers_keep_their_spelling_and_library_errors_name_no_rust_options() {
         err,
         "l.yaml:2:8: expected a valid file, found the non-finite number .nan"
     );
+}
+
+#[test]
+fn the_deepest_nesting_allowed_fits_a_spawned_threads_stack() {
+    use medic_policy::yaml::MAX_DEPTH;
+    // The root map is one level; `n` more lists or maps inside `targets`.
+    let lists = |n: usize| format!("targets: {}{}\n", "[".repeat(n), "]".repeat(n));
+    let maps = |n: usize| format!("targets: {}1{}\n", "{a: ".repeat(n), "}".repeat(n));
+    for text in [lists(MAX_DEPTH - 1), maps(MAX_DEPTH - 1)] {
+        // A spawned thread has 2 MiB of stack, as have tokio's workers.
+        let errors = std::thread::spawn(move || fleet_errors(&text))
+            .join()
+            .unwrap();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(!errors[0].contains("valid YAML"), "{errors:?}");
+    }
+    for (text, col) in [
+        (lists(MAX_DEPTH), 9 + MAX_DEPTH),
+        (maps(MAX_DEPTH), 10 + 4 * (MAX_DEPTH - 1)),
+    ] {
+        let errors = std::thread::spawn(move || fleet_errors(&text))
+            .join()
+            .unwrap();
+        assert_eq!(
+            errors,
+            [format!(
+                "fleet.yaml:1:{col}: expected valid YAML, found nesting deeper than {MAX_DEPTH} levels"
+            )]
+        );
+    }
 }
