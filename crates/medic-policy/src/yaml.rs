@@ -56,8 +56,9 @@ pub struct Node {
     pub loc: Loc,
     /// The value.
     pub value: Value,
-    /// A float as written in the file (`1e400`, `.nan`, `18446744073709551616`), so messages
-    /// echo what the user wrote rather than what `f64` made of it; `None` for other values.
+    /// A number as written in the file (`1e400`, `.nan`, `18446744073709551616`, `0x10`), so
+    /// messages and keys show what the user wrote rather than what `f64` or `i128` made of it;
+    /// `None` for other values.
     raw: Option<Box<str>>,
 }
 
@@ -128,7 +129,11 @@ impl Node {
     pub fn as_key(&self) -> Option<String> {
         match &self.value {
             Value::Str(s) => Some(s.clone()),
-            Value::Int(i) => Some(i.to_string()),
+            Value::Int(i) => Some(
+                self.raw
+                    .as_deref()
+                    .map_or_else(|| i.to_string(), str::to_owned),
+            ),
             Value::Bool(b) => Some(b.to_string()),
             Value::Float(f) => Some(self.float_text(*f)),
             Value::Null | Value::Seq(_) | Value::Map(_) => None,
@@ -145,7 +150,7 @@ impl<'de> Deserialize<'de> for Node {
         let spanned = Spanned::<Value>::deserialize(d)?;
         let raw = match spanned.value {
             // Where it was defined: an alias `*x` is not the number.
-            Value::Float(_) => source_text(&spanned.defined),
+            Value::Float(_) | Value::Int(_) => source_text(&spanned.defined),
             _ => None,
         };
         Ok(Node {
@@ -264,9 +269,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries = Vec::new();
-        // Keys as strings: as values, plain `y` or `on` would resolve to booleans.
-        while let Some(key) = map.next_key::<Spanned<String>>()? {
-            let key = Node::new(loc_of(&key.referenced), Value::Str(key.value));
+        while let Some(mut key) = map.next_key::<Node>()? {
+            // A scalar key is a name, as written (`010`, `1.10`); a null, list or map key stays
+            // what it is, for the decoder to report at its key path.
+            if let Value::Int(_) | Value::Float(_) | Value::Bool(_) = key.value
+                && let Some(name) = key.as_key()
+            {
+                key = Node::new(key.loc, Value::Str(name));
+            }
             let value = map.next_value::<Node>()?;
             entries.push((key, value));
         }
@@ -365,13 +375,23 @@ impl fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
+/// The deepest nesting of maps and lists a file may have.
+pub const MAX_DEPTH: usize = 24;
+
 /// serde-saphyr's options for medic's files.
 fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         // YAML 1.2 booleans only: a target named `y` or a label `on` stays a string.
         strict_booleans: true,
-        // The default 250k nodes stops at ~5,000 targets; keep depth and alias limits.
-        budget: serde_saphyr::budget! { max_nodes: 5_000_000, max_events: 20_000_000 },
+        // The default 250k nodes stops at ~5,000 targets; the alias limits are kept.
+        // Nesting: medic's files need ~8 levels; each level costs serde's recursion tens of KiB
+        // of stack in a debug build, and 40 levels overflowed a 2 MiB thread (the default for
+        // spawned threads and tokio workers), so 24 rather than serde-saphyr's 64.
+        budget: serde_saphyr::budget! {
+            max_nodes: 5_000_000,
+            max_events: 20_000_000,
+            max_depth: MAX_DEPTH,
+        },
     }
 }
 
@@ -385,7 +405,8 @@ fn tree_options() -> serde_saphyr::Options {
 }
 
 /// Parses YAML text into a located [`Node`]; a syntax error (or an input over serde-saphyr's
-/// safety budget, e.g. nesting deeper than 64) becomes one located [`ValidationError`].
+/// safety budget, e.g. nesting deeper than [`MAX_DEPTH`]) becomes one located
+/// [`ValidationError`].
 ///
 /// An empty document parses as a `Null` node at 1:1.
 pub fn parse_yaml(text: &str, file: &str) -> Result<Node, ValidationErrors> {
@@ -440,23 +461,27 @@ fn report_duplicate_keys(dec: &mut Decoder, node: &Node, path: &mut String) {
         Value::Map(entries) => {
             // Keys seen so far with the line of their first occurrence; a hostile file may
             // have a huge mapping, so no quadratic scan.
-            let mut seen: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+            let mut seen: std::collections::HashMap<String, Loc> = std::collections::HashMap::new();
             for (k, v) in entries {
                 let Some(name) = k.as_key() else { continue };
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(&name);
+                let joined = join(path, &name);
+                path.clear();
+                path.push_str(&joined);
                 report_duplicate_keys(dec, v, path);
                 match seen.get(&name) {
                     Some(first) => {
+                        let at = if first.line == k.loc.line {
+                            format!("line {}, column {}", first.line, first.col)
+                        } else {
+                            format!("line {}", first.line)
+                        };
                         let message = format!(
-                            "expected each key once, found a second {name:?} (first at line {first})"
+                            "expected each key once, found a second {name:?} (first at {at})"
                         );
                         dec.error_at(k.loc, path, message);
                     }
                     None => {
-                        seen.insert(name, k.loc.line);
+                        seen.insert(name, k.loc);
                     }
                 }
                 path.truncate(len);
@@ -511,8 +536,12 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
     // Drop advice addressed to Rust callers ("; use from_str_multiple …").
     let cut = cut.find("; use ").map_or(cut, |i| &cut[..i]);
     let cut = cut.trim_end_matches('.').trim();
-    if cut.starts_with("multiple YAML documents") {
+    if let serde_saphyr::Error::Budget { breach, .. } = e.without_snippet() {
+        budget_message(breach)
+    } else if cut.starts_with("multiple YAML documents") {
         "a second YAML document (one document per file)".to_owned()
+    } else if cut.starts_with("recursive references require") {
+        "an alias inside its own anchor (a structure containing itself)".to_owned()
     } else if let Some(rest) = cut.strip_prefix("duplicate mapping key: ") {
         // Drop the advice to Rust callers (", set DuplicateKeyPolicy in Options …").
         let key = rest.find(", set ").map_or(rest, |i| &rest[..i]);
@@ -579,8 +608,31 @@ pub fn read_yaml_file(path: &std::path::Path, file: &str) -> Result<String, Vali
     })
 }
 
-/// Joins a key path and a key: `a.b` + `c` → `a.b.c`.
+/// What went over serde-saphyr's safety budget, in the user's terms.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let budget = options().budget.unwrap_or_default();
+    match breach {
+        B::Depth { .. } => format!("nesting deeper than {} levels", budget.max_depth),
+        B::Nodes { .. } | B::Events { .. } => {
+            format!("more than {} values in one file", budget.max_nodes)
+        }
+        B::Aliases { .. } | B::AliasAnchorRatio { .. } => {
+            "too many aliases (*name) for the anchors defined, as in an alias bomb".to_owned()
+        }
+        B::Anchors { .. } => format!("more than {} anchors (&name)", budget.max_anchors),
+        B::MergeKeys { .. } => format!("more than {} merge keys (<<)", budget.max_merge_keys),
+        B::ScalarBytes { .. } => format!(
+            "more than {} MiB of text in values",
+            budget.max_total_scalar_bytes >> 20
+        ),
+        other => format!("a file over the parser's limits ({other:?})"),
+    }
+}
+
+/// Joins a key path and a key: `a.b` + `c` → `a.b.c`; an empty key shows as `""`.
 pub fn join(path: &str, key: &str) -> String {
+    let key = if key.is_empty() { "\"\"" } else { key };
     if path.is_empty() {
         key.to_owned()
     } else {
