@@ -88,6 +88,24 @@ fn actions_for(port: u16, name: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `text` without terminal colour sequences (the log's fields are coloured).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn open_incidents(port: u16) -> Vec<Value> {
     get_json(port, "/api/v1/incidents")
         .as_array()
@@ -384,4 +402,81 @@ fn sighup_with_a_valid_fleet_swaps_the_probes_to_it() {
     assert!(d.log().contains("configuration reloaded"), "{}", d.log());
     assert!(actions_for(d.port, "svc").is_empty());
     assert!(open_incidents(d.port).is_empty());
+}
+
+#[test]
+fn medic_run_prunes_what_is_older_than_its_retention_at_start() {
+    use medic_core::{Clock, HealthState, MetricSample, SystemClock, TargetId, Timestamp};
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemClock.now();
+    let sample = |at: Timestamp| MetricSample {
+        target: TargetId::new("svc"),
+        name: "queue_depth".into(),
+        labels: Vec::new(),
+        value: 1.0,
+        at,
+    };
+    {
+        let mut store = medic_store::Store::open_data_dir(dir.path().join("data")).unwrap();
+        store
+            .insert_samples(&[
+                sample(now - 30 * DAY),
+                sample(now - 8 * DAY),
+                sample(now - DAY),
+            ])
+            .unwrap();
+        store
+            .record_transition(&medic_store::HealthTransition {
+                target: TargetId::new("svc"),
+                at: now - 30 * DAY,
+                from: HealthState::Healthy,
+                to: HealthState::Unhealthy,
+                reason: "long ago".into(),
+            })
+            .unwrap();
+    }
+    let fleet = "targets:\n  - name: svc\n    startup_delay: 1ms\n    probes:\n      liveness: { exec: [\"true\"], every: 500ms, failure_threshold: 1 }\n";
+    // 10 days: the 8-day-old sample stays (the default, 7 days, would drop it).
+    let d = Daemon::start(dir.path(), fleet, &["--retention", "10d"]);
+    wait_for("the prune at start", Duration::from_secs(20), || {
+        d.log().contains("pruned the store")
+    });
+    let log = strip_ansi(&d.log());
+    let line = log
+        .lines()
+        .find(|l| l.contains("pruned the store"))
+        .unwrap();
+    eprintln!("{line}");
+    assert!(
+        line.contains("samples=1") && line.contains("transitions=1"),
+        "{line}"
+    );
+    d.stop();
+
+    let store = medic_store::Store::open_data_dir(dir.path().join("data")).unwrap();
+    let kept: Vec<Timestamp> = store
+        .samples("svc", "queue_depth", Timestamp::from_secs(0)..now)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.at)
+        .collect();
+    assert_eq!(kept, [now - 8 * DAY, now - DAY]);
+    let old = store
+        .transitions(Some("svc"), Timestamp::from_secs(0)..now - DAY)
+        .unwrap();
+    assert!(old.is_empty(), "{old:?}");
+}
+
+#[test]
+fn medic_run_refuses_a_retention_it_cannot_read() {
+    for bad in ["0s", "forever", "-1d"] {
+        let out = Command::new(medic_bin())
+            .args(["run", "--no-api", &format!("--retention={bad}")])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("--retention"), "{bad}: {err}");
+    }
 }

@@ -26,7 +26,7 @@ use super::detect::{ErrorRate, LeakForecast, Load, Version};
 use super::journal::JournalWriter;
 use super::learning::DaemonLearning;
 use super::model::{ModelSet, TargetSeries};
-use crate::dispatch::{ActReport, Dispatcher};
+use crate::dispatch::{ActReport, Dispatcher, InstancesCheck};
 use crate::supervise::{ProcessEvent, Supervisor};
 
 /// What the brain is told.
@@ -364,6 +364,10 @@ pub(crate) struct Brain {
     generation: u64,
     /// Stale reports dropped.
     stale_reports: u64,
+    /// How long samples and transitions are kept (`None`: for ever).
+    retention: Option<Duration>,
+    /// When the store is pruned next (at the first tick, then every [`super::PRUNE_EVERY`]).
+    next_prune: Timestamp,
 }
 
 impl Brain {
@@ -451,6 +455,8 @@ impl Brain {
             learning,
             generation: 0,
             stale_reports: 0,
+            retention: None,
+            next_prune: Timestamp::default(),
         };
         brain.reindex();
         let now = brain.clock.now();
@@ -469,6 +475,38 @@ impl Brain {
         }
         brain.reclose = reclose;
         Ok(brain)
+    }
+
+    /// Keeps samples and health transitions for `retention` (`None`: for ever).
+    pub(crate) fn with_retention(mut self, retention: Option<Duration>) -> Brain {
+        self.retention = retention;
+        self
+    }
+
+    /// Deletes samples and health transitions older than the retention, at the first tick
+    /// and then every [`super::PRUNE_EVERY`]. On this thread, which owns the store: one
+    /// connection writes, so the prune never makes a journal append wait for a lock, and
+    /// no async worker is blocked; after the first prune each deletes about an hour's rows.
+    fn prune(&mut self, now: Timestamp) {
+        let Some(keep) = self.retention else {
+            return;
+        };
+        if now < self.next_prune {
+            return;
+        }
+        self.next_prune = now + super::PRUNE_EVERY;
+        let older_than = now - keep;
+        match self.store.prune(older_than) {
+            Ok(r) => tracing::info!(
+                samples = r.samples,
+                transitions = r.transitions,
+                older_than = %older_than.rfc3339(),
+                "pruned the store"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "pruning the store failed; retried at the next prune");
+            }
+        }
     }
 
     fn reindex(&mut self) {
@@ -511,6 +549,7 @@ impl Brain {
         loop {
             let now = self.clock.now();
             if now >= next_tick {
+                self.prune(now);
                 self.run_models(now);
                 self.step(now, Event::Tick);
                 self.publish(now);
@@ -1593,11 +1632,17 @@ pub(crate) async fn verify(
         let mut ok = true;
         if target.supervise.is_some()
             && let Some(supervisor) = supervisor
-            && supervisor.pids(&target.name).is_empty()
         {
-            // The supervisor does not restart on its own: a process that is gone after the
-            // action will not come back before the deadline.
-            return Outcome::Failure("the supervised process is not running".into());
+            // Every instance (after a scale, the wanted number) must run, and be ready where
+            // its own port can be probed; a process that is gone will not come back.
+            match crate::dispatch::check_instances(supervisor, prober, target).await {
+                InstancesCheck::Ok => {}
+                InstancesCheck::Down(why) => return Outcome::Failure(why),
+                InstancesCheck::NotReady(why) => {
+                    ok = false;
+                    last = why;
+                }
+            }
         }
         for p in &checks {
             if !ok {

@@ -240,3 +240,82 @@ fn a_rejected_reload_keeps_the_running_fleet_and_its_reports() {
     assert_eq!(h.brain.stale_reports, 0);
     assert_eq!(h.brain.targets[0].first_fail_at, Some(START));
 }
+
+fn sample(at: Timestamp, value: f64) -> medic_core::MetricSample {
+    medic_core::MetricSample {
+        target: TargetId::new("svc"),
+        name: "queue_depth".into(),
+        labels: Vec::new(),
+        value,
+        at,
+    }
+}
+
+#[test]
+fn the_store_is_pruned_at_once_and_then_hourly() {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let mut h = harness(ONE);
+    h.brain.retention = Some(7 * DAY);
+    let old = START - 30 * DAY;
+    let recent = START - DAY;
+    h.brain
+        .store
+        .insert_samples(&[sample(old, 1.0), sample(recent, 2.0)])
+        .unwrap();
+    let all = Timestamp::from_secs(0)..START + DAY;
+    assert_eq!(
+        h.brain
+            .store
+            .samples("svc", "queue_depth", all.clone())
+            .unwrap()
+            .len(),
+        2
+    );
+
+    h.brain.prune(START);
+    let kept = h
+        .brain
+        .store
+        .samples("svc", "queue_depth", all.clone())
+        .unwrap();
+    assert_eq!(kept.iter().map(|s| s.at).collect::<Vec<_>>(), [recent]);
+
+    // Not again before an hour passed; then what fell out of the window goes.
+    let later = START + 6 * DAY + Duration::from_secs(60);
+    h.brain.prune(START + Duration::from_secs(60));
+    h.brain.store.insert_samples(&[sample(old, 3.0)]).unwrap();
+    h.brain.prune(START + Duration::from_secs(120));
+    assert_eq!(
+        h.brain
+            .store
+            .samples("svc", "queue_depth", all.clone())
+            .unwrap()
+            .len(),
+        2
+    );
+    h.brain.prune(later);
+    assert!(
+        h.brain
+            .store
+            .samples("svc", "queue_depth", all)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn without_retention_nothing_is_pruned() {
+    let mut h = harness(ONE);
+    let old = START - Duration::from_secs(400 * 24 * 3600);
+    h.brain.store.insert_samples(&[sample(old, 1.0)]).unwrap();
+    h.brain.prune(START);
+    let all = Timestamp::from_secs(0)..START;
+    assert_eq!(
+        h.brain
+            .store
+            .samples("svc", "queue_depth", all)
+            .unwrap()
+            .len(),
+        1
+    );
+}

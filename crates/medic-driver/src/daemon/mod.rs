@@ -27,6 +27,18 @@
 //! the engine by replaying the journal against the new fleet (targets removed from the fleet
 //! are skipped and counted).
 //!
+//! Reports of the probe scheduler carry the fleet generation it was started for; the brain
+//! drops (and counts) those of a generation it no longer runs, and a new scheduler starts only
+//! after the brain accepted the new fleet.
+//!
+//! Alerts (Alertmanager, through the API) are part of a target's finding while they fire. A
+//! verified heal consumes the alerts firing at that moment: Alertmanager's re-sends of the
+//! same firing (fingerprint and `startsAt`) are ignored until it resolves or fires anew, and an
+//! incident is not settled while an alert not yet healed fires.
+//!
+//! Retention: with [`DaemonOptions::retention`] the brain prunes samples and health
+//! transitions older than it at its first tick and every [`PRUNE_EVERY`].
+//!
 //! Shutdown: the brain stops taking findings, waits (bounded) for actions in flight to report
 //! so their outcomes are journaled, then the supervisor stops every supervised process.
 //!
@@ -52,7 +64,9 @@ mod journal;
 mod learning;
 pub mod model;
 
-pub use brain::{ActionRecord, DaemonSnapshot, IncidentRecord, TargetRecord};
+pub use brain::{
+    ActionRecord, DaemonSnapshot, IncidentRecord, OUTPUT_KEPT, OUTPUT_LINE_KEPT, TargetRecord,
+};
 pub use detect::{ErrorRate, LeakForecast};
 pub use heal::{HealLine, HealOptions, HealReport, heal_once};
 pub use journal::JournalWriteError;
@@ -106,7 +120,17 @@ pub struct DaemonOptions {
     /// corrupt one found there is logged and left out; an explicit one that cannot be used
     /// stops the start).
     pub signatures: Option<PathBuf>,
+    /// How long samples and health transitions are kept in the store (`None`: for ever).
+    /// The brain prunes older ones at start and then every [`PRUNE_EVERY`]; the journal and
+    /// incidents are always kept.
+    pub retention: Option<Duration>,
 }
+
+/// The retention `medic run` and [`DaemonOptions::new`] use unless told otherwise: 7 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often the brain prunes the store (besides once at start).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl DaemonOptions {
     /// Options with the defaults: tick 200 ms, 8 actions and 256 probes at once, live, no
@@ -126,6 +150,7 @@ impl DaemonOptions {
             notify: medic_notify::NotifySettings::none(),
             models: None,
             signatures: None,
+            retention: Some(DEFAULT_RETENTION),
         }
     }
 }
@@ -310,10 +335,10 @@ async fn start_supervised(supervisor: &Supervisor, fleet: &Fleet) {
         if supervisor.status(&target.name).is_some() {
             continue;
         }
-        match supervisor
-            .start(&target.name, spec, &SuperviseVars::default())
-            .await
-        {
+        let vars = SuperviseVars {
+            base_port: spec.port,
+        };
+        match supervisor.start(&target.name, spec, &vars).await {
             Ok(pid) => tracing::info!(target = %target.name, pid, "started supervised process"),
             Err(e) => tracing::error!(
                 target = %target.name,
@@ -420,7 +445,8 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         notifier,
         models,
         learning,
-    )?;
+    )?
+    .with_retention(options.retention);
     let brain = std::thread::Builder::new()
         .name("medic-brain".into())
         .spawn(move || brain.run(inputs_rx))

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use medic_driver::daemon::{self, DaemonOptions};
@@ -63,6 +64,20 @@ pub struct Args {
     /// present. A file given here that is corrupt or does not fit the fleet stops the start.
     #[arg(long, value_name = "FILE")]
     pub signatures: Option<PathBuf>,
+    /// How long samples and health transitions are kept in the store, e.g. `7d`, `12h`,
+    /// `300s`; older ones are pruned at start and every hour. The action journal and
+    /// incidents are kept regardless.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_retention)]
+    pub retention: Duration,
+}
+
+/// A retention: a policy-style duration (`300s`, `5m`, `7d`), longer than zero.
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    let d = medic_policy::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("{text:?}: a retention must be longer than 0s"));
+    }
+    Ok(d)
 }
 
 /// Sets up logging: `RUST_LOG` or `info`, to stderr.
@@ -116,6 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     options.dry_run = args.dry_run;
     options.models = Some(args.models);
     options.signatures = args.signatures;
+    options.retention = Some(args.retention);
     options.listen = (!args.no_api).then_some(args.listen);
     options.token = medic_api::token_from(args.token_file.as_deref())
         .map_err(|e| anyhow::anyhow!("api token: {e}"))?;
