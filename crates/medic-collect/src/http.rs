@@ -70,6 +70,8 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// Whether the body was longer than the cap and was cut there.
     pub truncated: bool,
+    /// The `Content-Type` header, when present and readable as text.
+    pub content_type: Option<String>,
 }
 
 /// The client builder every medic HTTP client starts from.
@@ -166,6 +168,11 @@ async fn fetch_inner(
         }
     })?;
     let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let hint = response
         .content_length()
         .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
@@ -187,5 +194,6 @@ async fn fetch_inner(
         status,
         body,
         truncated,
+        content_type,
     })
 }

@@ -60,7 +60,10 @@ pub struct ScrapeReport {
 }
 
 /// Scrapes `url` for `target`: GET within `timeout`, body capped at `max_bytes`, parsed
-/// tolerantly (format detected from the body: a final `# EOF` means OpenMetrics).
+/// tolerantly. The format is the response's `Content-Type` (`application/openmetrics-text`
+/// or `text/plain`), else detected from the body (a final `# EOF` means OpenMetrics): a page
+/// cut at the cap has lost its `# EOF`, and OpenMetrics timestamps are seconds where
+/// Prometheus 0.0.4 has milliseconds.
 pub async fn scrape(
     client: &reqwest::Client,
     target: &TargetId,
@@ -85,13 +88,20 @@ pub async fn scrape(
         return Ok(samples_from_page(
             target,
             &fetched.body,
+            fetched.content_type.as_deref(),
             fetched.truncated,
             now,
         ));
     }
     let target = target.clone();
     tokio::task::spawn_blocking(move || {
-        samples_from_page(&target, &fetched.body, fetched.truncated, now)
+        samples_from_page(
+            &target,
+            &fetched.body,
+            fetched.content_type.as_deref(),
+            fetched.truncated,
+            now,
+        )
     })
     .await
     .map_err(|source| ScrapeError::ParseTask {
@@ -100,12 +110,14 @@ pub async fn scrape(
     })
 }
 
-/// Parses a fetched page into samples of `target` (the synchronous half of [`scrape`]).
+/// Parses a fetched page into samples of `target` (the synchronous half of [`scrape`]), in
+/// the format `content_type` names, else the one the body shows ([`Format::detect`]).
 ///
 /// When `truncated`, everything after the last newline is a partial line and is dropped.
 pub fn samples_from_page(
     target: &TargetId,
     body: &[u8],
+    content_type: Option<&str>,
     truncated: bool,
     now: Timestamp,
 ) -> ScrapeReport {
@@ -114,7 +126,7 @@ pub fn samples_from_page(
     } else {
         body
     };
-    let format = Format::detect(None, body);
+    let format = Format::detect(content_type, body);
     let mut stats = ParseStats::default();
     let mut samples = Vec::new();
     prom::parse_bytes(body, format, &mut stats, |s| {
@@ -205,6 +217,14 @@ fn add(slot: &mut Option<f64>, v: f64) {
     }
 }
 
+/// Like [`add`], but a `+Inf` gauge is kept (the sum stays `+Inf`): an unbounded queue is
+/// above any limit, not "no data". NaN and `-Inf` say nothing about the depth and are skipped.
+fn add_gauge(slot: &mut Option<f64>, v: f64) {
+    if v.is_finite() || v == f64::INFINITY {
+        *slot = Some(slot.unwrap_or(0.0) + v);
+    }
+}
+
 impl PerfSnapshot {
     /// Reads the metrics named in `spec` from one scrape's samples.
     pub fn from_samples(samples: &[MetricSample], spec: &PerfMetrics) -> PerfSnapshot {
@@ -244,7 +264,7 @@ impl PerfSnapshot {
                 add(&mut snap.errors, s.value);
             }
             if name_with(&spec.queue_depth, name, "") {
-                add(&mut snap.queue_depth, s.value);
+                add_gauge(&mut snap.queue_depth, s.value);
             }
         }
         if spec.errors.is_some() && snap.requests.is_some() && snap.errors.is_none() {
@@ -326,6 +346,7 @@ mod tests {
         samples_from_page(
             &TargetId::new("t"),
             page.as_bytes(),
+            None,
             false,
             Timestamp::from_secs(5),
         )
@@ -423,11 +444,61 @@ queue_depth{q=\"y\"} 4
         let r = samples_from_page(
             &TargetId::new("t"),
             b"a 1\nb 2\nc{x=\"",
+            None,
             true,
             Timestamp::ZERO,
         );
         assert_eq!(r.samples.len(), 2);
         assert_eq!(r.skipped_lines, 0);
         assert!(r.truncated);
+    }
+
+    #[test]
+    fn an_infinite_queue_is_a_depth_and_nan_is_none() {
+        let queue = |page: &str| {
+            let spec = PerfMetrics {
+                queue_depth: Some("queue_depth".into()),
+                ..PerfMetrics::default()
+            };
+            PerfSnapshot::from_samples(&page_samples(page), &spec)
+                .reading(None)
+                .queue_depth
+        };
+        let inf = "queue_depth{q=\"x\"} 3\nqueue_depth{q=\"y\"} +Inf\n";
+        assert_eq!(queue(inf), Some(f64::INFINITY));
+        assert_eq!(queue("queue_depth NaN\n"), None);
+        assert_eq!(queue("queue_depth -Inf\n"), None);
+        assert_eq!(
+            queue("queue_depth NaN\nqueue_depth{q=\"b\"} 2\n"),
+            Some(2.0)
+        );
+    }
+
+    #[test]
+    fn the_content_type_decides_the_format_of_a_cut_page() {
+        // An OpenMetrics page cut before its `# EOF`: timestamps are seconds.
+        let page = b"# TYPE a gauge\na 1 2.5\nb 2 3\n";
+        let at = |content_type| {
+            let r = samples_from_page(
+                &TargetId::new("t"),
+                page,
+                content_type,
+                true,
+                Timestamp::ZERO,
+            );
+            r.samples.iter().map(|s| s.at).collect::<Vec<_>>()
+        };
+        let seconds = [Timestamp::from_millis(2500), Timestamp::from_millis(3000)];
+        assert_eq!(
+            at(Some(
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            )),
+            seconds
+        );
+        assert_ne!(
+            at(None),
+            seconds,
+            "without the header it reads as Prometheus text"
+        );
     }
 }

@@ -481,3 +481,53 @@ async fn measured_levels_follow_their_timing_from_fleet_yaml() {
     let (_, failing) = health.target(0).unwrap().levels();
     assert!(failing.contains(ProbeLevel::Resources), "{failing:?}");
 }
+
+/// A queue gauge of `+Inf` is above any `max_queue_depth` (it failed as "no data" before);
+/// a NaN one says nothing and stays no data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_queue_fails_the_queue_limit_and_nan_gives_no_data() {
+    let inf = serve("# TYPE work_queue_depth gauge\nwork_queue_depth +Inf\n").await;
+    let nan = serve("# TYPE work_queue_depth gauge\nwork_queue_depth NaN\n").await;
+    let with_metrics = |name: &str, addr: SocketAddr| {
+        let mut t = target(name, Vec::new());
+        t.performance = Some(PerformanceLimits {
+            max_latency: None,
+            max_error_rate: None,
+            max_queue_depth: Some(100.0),
+            schedule: medic_policy::LevelSchedule::PERFORMANCE_DEFAULT,
+        });
+        t.metrics = Some(MetricsSpec {
+            url: format!("http://{addr}/metrics"),
+            every: Duration::from_secs(15),
+            timeout: Duration::from_secs(5),
+        });
+        t
+    };
+    let fleet = Fleet {
+        targets: vec![with_metrics("inf", inf), with_metrics("nan", nan)],
+        tiers: BTreeMap::new(),
+    };
+    let report = check_fleet(
+        &fleet,
+        &Prober::with_defaults().unwrap(),
+        Arc::new(SystemClock),
+        CheckOptions::DEFAULT,
+    )
+    .await;
+    let inf = by_name(&report, "inf");
+    assert_eq!(inf.state, HealthState::Degraded, "{inf:#?}");
+    assert_eq!(
+        inf.probes[0].error.as_deref(),
+        Some("queue depth inf above 100")
+    );
+    let nan = by_name(&report, "nan");
+    assert_eq!(nan.state, HealthState::Unknown, "{nan:#?}");
+    assert!(
+        nan.probes[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("no data"),
+        "{nan:#?}"
+    );
+}

@@ -8,8 +8,13 @@ use medic_core::{TargetId, Timestamp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// Serves `status` and `body` to every connection; returns the metrics URL.
+/// Serves `status` and `body` as Prometheus text to every connection; returns the metrics URL.
 async fn serve(status: u16, body: Vec<u8>) -> String {
+    serve_as(status, "text/plain; version=0.0.4", body).await
+}
+
+/// Serves `status` and `body` with this `Content-Type` to every connection.
+async fn serve_as(status: u16, content_type: &'static str, body: Vec<u8>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -28,7 +33,7 @@ async fn serve(status: u16, body: Vec<u8>) -> String {
                     }
                 }
                 let head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                     body.len()
                 );
                 let _ = sock.write_all(head.as_bytes()).await;
@@ -95,6 +100,40 @@ async fn body_over_the_cap_is_truncated_at_a_line() {
     assert!(!r.samples.is_empty() && r.samples.len() < 10_000);
     for (i, s) in r.samples.iter().enumerate() {
         assert_eq!(s.value, i as f64);
+    }
+}
+
+/// An OpenMetrics page longer than the cap loses its `# EOF`; the response's
+/// `Content-Type` still says OpenMetrics, so its timestamps are read as seconds.
+#[tokio::test]
+async fn an_openmetrics_page_cut_at_the_cap_is_parsed_as_openmetrics() {
+    let mut body = String::from("# TYPE m gauge\n");
+    for i in 0..10_000 {
+        body.push_str(&format!("m{{i=\"{i}\"}} {i} 1700000000.25\n"));
+    }
+    body.push_str("# EOF\n");
+    let url = serve_as(
+        200,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        body.into_bytes(),
+    )
+    .await;
+    let client = http::client().unwrap();
+    let r = scrape(
+        &client,
+        &TargetId::new("t"),
+        &url,
+        Duration::from_secs(5),
+        4096,
+        Timestamp::ZERO,
+    )
+    .await
+    .unwrap();
+    assert!(r.truncated);
+    assert_eq!(r.skipped_lines, 0);
+    assert!(!r.samples.is_empty());
+    for s in &r.samples {
+        assert_eq!(s.at, Timestamp::from_millis(1_700_000_000_250), "{s:?}");
     }
 }
 
