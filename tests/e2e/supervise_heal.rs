@@ -3,9 +3,6 @@
 //! and `medic demo` finding its models next to a moved binary. Real processes on loopback;
 //! every test is bounded in time, cleans up after itself, and asserts no timings.
 
-// Helpers the later tests of this file use.
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -114,6 +111,7 @@ impl Daemon {
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--log-format", "json"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -132,6 +130,32 @@ impl Daemon {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The `fields` of every JSON log line whose message is `message`.
+    fn events(&self, message: &str) -> Vec<Value> {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["fields"]["message"] == message)
+            .map(|v| v["fields"].clone())
+            .collect()
+    }
+
+    /// The port instance `instance` of a supervised target was started on (`port=Some(N)`).
+    fn instance_port(&self, target: &str, instance: u64) -> Option<u16> {
+        self.events("supervised process started")
+            .into_iter()
+            .filter(|f| f["target"] == target && f["instance"] == instance)
+            .filter_map(|f| {
+                f["port"]
+                    .as_str()?
+                    .strip_prefix("Some(")?
+                    .strip_suffix(')')?
+                    .parse()
+                    .ok()
+            })
+            .next_back()
     }
 }
 
@@ -340,5 +364,87 @@ fn heal_dry_runs_write_nothing_and_a_target_left_in_cooldown_is_explained_and_fa
     assert!(
         text.contains("why: cooldown"),
         "the text report says why: {text}"
+    );
+}
+
+/// A supervised target whose command takes `{port}`, based at `base`, scaled out by the
+/// supervisor when its queue grows (the agent's own load, made slower and slower).
+fn pool_fleet(base: u16, extra: &str) -> String {
+    let url = format!("http://127.0.0.1:{base}");
+    format!(
+        "targets:\n  - name: pool\n    supervise:\n      command: [\"{bin}\", demo-agent, --port, \"{{port}}\", --name, pool, --load-rps, \"20\", --slow-ms-per-s, \"500\"{extra}]\n      port: {base}\n    startup_delay: 100ms\n    replicas: {{ initial: 1, min: 1, max: 3 }}\n    probes:\n      liveness: {{ http: {{ url: \"{url}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 3 }}\n      readiness: {{ http: {{ url: \"{url}/ready\", timeout: 500ms }}, every: 1s, failure_threshold: 3 }}\n      performance: {{ max_queue_depth: 10 }}\n    metrics: {{ url: \"{url}/metrics\", every: 1s }}\n    actions:\n      scale: {{ supervisor: true }}\n",
+        bin = medic_bin()
+    )
+}
+
+/// The first scale action of `pool`, once it is closed.
+fn first_scale(port: u16) -> Option<Value> {
+    actions_for(port, "pool")
+        .into_iter()
+        // Closed (verified or failed) once it has a duration.
+        .find(|a| a["strategy"] == "scale" && !a["duration_ms"].is_null())
+}
+
+#[test]
+fn a_supervised_scale_starts_the_new_instance_on_the_next_free_port_and_verifies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port();
+    let d = Daemon::start(dir.path(), &pool_fleet(base, ""));
+    wait_for("pool healthy", Duration::from_secs(20), || {
+        target_state(d.port, "pool") == "healthy"
+    });
+    assert_eq!(d.instance_port("pool", 0), Some(base), "{}", d.log());
+    assert_eq!(http("POST", base, "/fault/slow", "").0, 200);
+    let took = wait_for("the first scale", Duration::from_secs(60), || {
+        first_scale(d.port).is_some()
+    });
+    let scale = first_scale(d.port).unwrap();
+    eprintln!("slow queue: scale decided and verified {took:?} after the fault: {scale}");
+    assert_eq!(scale["outcome"], "success", "{scale}\n{}", d.log());
+    let port = d
+        .instance_port("pool", 1)
+        .unwrap_or_else(|| panic!("no instance 1 started:\n{}", d.log()));
+    assert!(port > base, "instance 1 on {port}, slot 0 on {base}");
+    assert_eq!(
+        http("GET", port, "/health", "").0,
+        200,
+        "instance 1 answers"
+    );
+}
+
+#[test]
+fn a_supervised_scale_whose_new_instance_exits_is_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port();
+    let marker = dir.path().join("broken");
+    let extra = format!(", --crash-marker, \"{}\"", marker.display());
+    let d = Daemon::start(dir.path(), &pool_fleet(base, &extra));
+    wait_for("pool healthy", Duration::from_secs(20), || {
+        target_state(d.port, "pool") == "healthy"
+    });
+    // From now on every new instance exits at start-up (exit status 1); slot 0 runs on.
+    std::fs::write(&marker, "").unwrap();
+    assert_eq!(http("POST", base, "/fault/slow", "").0, 200);
+    wait_for("the first scale", Duration::from_secs(60), || {
+        first_scale(d.port).is_some()
+    });
+    let scale = first_scale(d.port).unwrap();
+    assert_eq!(scale["outcome"], "failure", "{scale}\n{}", d.log());
+    // The journal keeps why: the verification names the instance that is gone.
+    let store =
+        medic_store::Store::open_read_only(dir.path().join("data").join("medic.db")).unwrap();
+    let verified: Vec<String> = store
+        .journal_all()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.kind == "verified")
+        .map(|r| r.entry.payload.to_string())
+        .collect();
+    assert!(
+        verified
+            .iter()
+            .any(|p| p.contains("supervised instance 1 (slot 1 of ")
+                && p.contains("is not running: exit code 1")),
+        "{verified:?}"
     );
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use medic_core::{Outcome, Strategy};
 use medic_orchestrator::{Act, ActKind};
-use medic_policy::{ActionKind, ActionSpec, Target};
+use medic_policy::{ActionKind, ActionSpec, Check, Target};
 
 use crate::exec::{self, ExecLimits, Vars};
 use crate::http::{self, HttpRequest};
@@ -257,8 +257,148 @@ impl Dispatcher {
     }
 }
 
+/// How a supervised target's instances look after an action (see [`check_instances`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InstancesCheck {
+    /// Every instance runs (and is ready, where that can be checked).
+    Ok,
+    /// An instance runs but is not ready yet: worth checking again until the deadline.
+    NotReady(String),
+    /// An instance is not running: the supervisor does not restart on its own, so it will
+    /// not come back before the deadline.
+    Down(String),
+}
+
+/// Checks every instance the supervisor keeps for `target` — one per slot, so after a scale
+/// the wanted number — for a running process; then, for instances with ports of their own,
+/// the target's readiness probes that aim at slot 0's port (an `http` URL or `tcp` address
+/// with that port), on each instance's port instead. Slot 0 itself is what the target's
+/// probes check, so it is left to them.
+pub async fn check_instances(
+    supervisor: &Supervisor,
+    prober: &medic_collect::probe::Prober,
+    target: &Target,
+) -> InstancesCheck {
+    let Some(status) = supervisor.status(&target.name) else {
+        return InstancesCheck::Down("the target is not supervised".into());
+    };
+    if status.instances.is_empty() {
+        return InstancesCheck::Down("the supervised process is not running".into());
+    }
+    for i in &status.instances {
+        if i.pid.is_none() {
+            let exit = i.last_exit.map_or_else(String::new, |e| format!(": {e}"));
+            let port = i.port.map_or_else(String::new, |p| format!(", port {p}"));
+            return InstancesCheck::Down(format!(
+                "supervised instance {} (slot {} of {}{port}) is not running{exit}",
+                i.instance,
+                i.slot,
+                status.instances.len()
+            ));
+        }
+    }
+    let Some(base) = status.instances[0].port else {
+        return InstancesCheck::Ok;
+    };
+    for p in &target.probes {
+        if p.level != medic_core::ProbeLevel::Readiness {
+            continue;
+        }
+        for i in &status.instances[1..] {
+            let Some(check) = i.port.and_then(|port| check_on_port(&p.check, base, port)) else {
+                continue;
+            };
+            let (outcome, _) = prober.run_check(&target.name, &check, p.timeout).await;
+            if let Some(e) = outcome.error() {
+                return InstancesCheck::NotReady(format!(
+                    "readiness of supervised instance {} (slot {}, port {}): {e}",
+                    i.instance,
+                    i.slot,
+                    i.port.unwrap_or(0)
+                ));
+            }
+        }
+    }
+    InstancesCheck::Ok
+}
+
+/// `check` aimed at `port` instead of `base`; `None` when it does not aim at `base`.
+fn check_on_port(check: &Check, base: u16, port: u16) -> Option<Check> {
+    match check {
+        Check::Http { url, .. } => {
+            let mut parsed = reqwest::Url::parse(url).ok()?;
+            if parsed.port_or_known_default() != Some(base) || parsed.set_port(Some(port)).is_err()
+            {
+                return None;
+            }
+            let mut moved = check.clone();
+            if let Check::Http { url, .. } = &mut moved {
+                *url = parsed.to_string();
+            }
+            Some(moved)
+        }
+        Check::Tcp { addr } => {
+            let (host, p) = addr.rsplit_once(':')?;
+            (p.parse::<u16>().ok()? == base).then(|| Check::Tcp {
+                addr: format!("{host}:{port}"),
+            })
+        }
+        Check::Process { .. } | Check::Exec { .. } => None,
+    }
+}
+
 fn tail_lines(text: &str, n: usize) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].iter().map(|l| (*l).to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(url: &str) -> Check {
+        Check::Http {
+            url: url.to_owned(),
+            status_min: 200,
+            status_max: 399,
+            body_contains: None,
+            max_latency: None,
+        }
+    }
+
+    #[test]
+    fn readiness_checks_move_to_an_instance_port_only_when_aimed_at_the_base_port() {
+        assert_eq!(
+            check_on_port(&http("http://127.0.0.1:8100/ready"), 8100, 8102),
+            Some(http("http://127.0.0.1:8102/ready"))
+        );
+        assert_eq!(
+            check_on_port(&http("http://127.0.0.1:9000/ready"), 8100, 8102),
+            None
+        );
+        assert_eq!(check_on_port(&http("not a url"), 8100, 8102), None);
+        assert_eq!(
+            check_on_port(
+                &Check::Tcp {
+                    addr: "127.0.0.1:8100".into()
+                },
+                8100,
+                8101
+            ),
+            Some(Check::Tcp {
+                addr: "127.0.0.1:8101".into()
+            })
+        );
+        assert_eq!(
+            check_on_port(
+                &Check::Exec {
+                    argv: vec!["true".into()]
+                },
+                8100,
+                8101
+            ),
+            None
+        );
+    }
 }

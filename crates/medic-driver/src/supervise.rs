@@ -157,6 +157,8 @@ pub struct InstanceStatus {
     pub port: Option<u16>,
     /// When its current (or last) process was started.
     pub started_at: Timestamp,
+    /// How its last process ended, if one did.
+    pub last_exit: Option<ExitStatus>,
 }
 
 /// What the supervisor knows about one target.
@@ -347,6 +349,7 @@ struct Slot {
     ring: Arc<Mutex<LineRing>>,
     started_at: Timestamp,
     run: Option<Run>,
+    last_exit: Option<ExitStatus>,
 }
 
 /// A running process of a slot.
@@ -605,6 +608,7 @@ impl Supervisor {
                 pid: s.run.as_ref().map(|r| r.pid),
                 port: s.port,
                 started_at: s.started_at,
+                last_exit: s.last_exit,
             })
             .collect();
         let first = instances.first();
@@ -729,6 +733,7 @@ impl Supervisor {
                 ))),
                 started_at: self.inner.clock.now(),
                 run: None,
+                last_exit: None,
             });
         }
         match self.spawn_slot(entry, index) {
@@ -918,6 +923,7 @@ async fn watch_exit(mut w: Watch) {
         for slot in &mut state.slots {
             if slot.run.as_ref().is_some_and(|r| r.pid == w.pid) {
                 slot.run = None;
+                slot.last_exit = Some(exit);
             }
         }
     }

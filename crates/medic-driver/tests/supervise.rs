@@ -23,6 +23,7 @@ fn spec(argv: &[&str]) -> SuperviseSpec {
         env: BTreeMap::new(),
         state_dir: None,
         workdir: None,
+        port: None,
     }
 }
 
