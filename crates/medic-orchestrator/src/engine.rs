@@ -1491,12 +1491,8 @@ impl Engine {
         }
         let tier = usize::from(self.targets[iu].tier);
         let t = &self.targets[iu];
-        if now < t.backoff_until {
-            let u = t.backoff_until;
-            self.park(i, Park::Until(u));
-            return;
-        }
-        // budgets other than the global one (checked by `dispatch`)
+        // budgets other than the global one (checked by `dispatch`); a give-up's fallback is
+        // an act too
         let policy = &self.tiers[tier].policy;
         if let Some(m) = policy.max_concurrent
             && self.tiers[tier].active >= m
@@ -1511,9 +1507,9 @@ impl Engine {
                 return;
             }
         }
-
         // Crash loop: the target went down `crash_loop.restarts` times within the window and
-        // is down again. An option a human approved still runs.
+        // is down again. An option a human approved still runs. Checked before the backoff:
+        // giving up must not first wait out the backoff after the last failed attempt.
         let since = now - policy.crash_loop.window;
         if t.approved.is_none()
             && t.finding
@@ -1529,6 +1525,12 @@ impl Engine {
             self.fallback(now, i, out);
             return;
         }
+        if now < t.backoff_until {
+            let u = t.backoff_until;
+            self.park(i, Park::Until(u));
+            return;
+        }
+
         // what to do: an approved option, or a fresh plan
         let options: Vec<(Strategy, Option<u32>, String, bool)> = if let Some((s, r)) = t.approved {
             vec![(s, r, "approved".to_owned(), false)]

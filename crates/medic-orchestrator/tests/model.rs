@@ -214,15 +214,16 @@ impl Model {
         if !self.finding || self.inflight.is_some() || self.held || self.gave_up {
             return;
         }
-        if now < self.backoff_until {
-            return;
-        }
+        // a crash loop gives up at once, not after the backoff the last attempt earned
         let crash_since = now - secs(self.p.crash_window);
         if self.crashes.iter().filter(|c| **c >= crash_since).count() as u32
             >= self.p.crash_restarts
         {
             self.gave_up = true;
             out.push("escalate GaveUp".into());
+            return;
+        }
+        if now < self.backoff_until {
             return;
         }
         let window_start = now - secs(self.p.window);

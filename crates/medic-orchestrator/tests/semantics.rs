@@ -566,6 +566,40 @@ fn crash_loop_counts_failed_restarts() {
 }
 
 #[test]
+fn a_crash_loop_gives_up_at_the_failure_not_after_the_next_backoff() {
+    // The last failed attempt makes the 4th crash: the engine gives up at once instead of
+    // waiting out the backoff that attempt earned (40 s here, 10 s doubling).
+    let mut p = policy("default");
+    p.crash_loop.restarts = 4;
+    p.crash_loop.window = secs(600);
+    let mut h = Harness::new(
+        vec![target("api", "default")],
+        tiers(vec![p]),
+        EngineConfig::standard(10),
+    );
+    h.finding(unhealthy("api", 0));
+    let mut at = vec![];
+    for now in 0..300 {
+        for l in h.tick(now) {
+            if let Some(rest) = l.strip_prefix("act ") {
+                let id: u64 = rest.split(' ').next().unwrap()[1..].parse().unwrap();
+                h.outcome(now, id, Outcome::Failure("still down".into()));
+            }
+            if !l.starts_with("J ") {
+                at.push((now, l));
+            }
+        }
+    }
+    let when = |what: &str| at.iter().find(|(_, l)| l == what).map(|(t, _)| *t).unwrap();
+    let (last_attempt, gave_up) = (when("act a3 api recreate"), when("escalate api GaveUp"));
+    assert!(
+        gave_up <= last_attempt + 1,
+        "gave up {}s after the last attempt: {at:?}",
+        gave_up - last_attempt
+    );
+}
+
+#[test]
 fn dependency_healed_first_dependents_not_restarted() {
     let mut api = target("api", "default");
     api.depends_on = vec!["db".into()];
