@@ -448,3 +448,87 @@ fn a_supervised_scale_whose_new_instance_exits_is_a_failure() {
         "{verified:?}"
     );
 }
+
+/// A daemon and a `medic heal` run share one data directory: the heal run acts first (on its
+/// own fleet's leaking agent), then the daemon acts on a crash. Each numbers its actions in
+/// its own run's range, so the journal never holds one id for two actions.
+#[test]
+fn a_daemon_and_a_heal_run_sharing_a_journal_never_issue_the_same_action_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let heal_dir = dir.path().join("heal");
+    std::fs::create_dir_all(&heal_dir).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("data"), heal_dir.join("data")).unwrap();
+    let crashy = free_port();
+    let d = Daemon::start(
+        dir.path(),
+        &format!(
+            "targets:\n  - name: crashy\n    supervise: {{ command: [\"{bin}\", demo-agent, --port, \"{{port}}\", --name, crashy, --load-rps, \"0\"], port: {crashy} }}\n    startup_delay: 100ms\n    probes:\n      liveness: {{ http: {{ url: \"http://127.0.0.1:{crashy}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 3 }}\n",
+            bin = medic_bin()
+        ),
+    );
+    wait_for("crashy healthy", Duration::from_secs(20), || {
+        target_state(d.port, "crashy") == "healthy"
+    });
+
+    // The heal run: its own fleet, the daemon's store.
+    let leaky = free_port();
+    let agent = Agent::start(
+        leaky,
+        &[
+            "--fault",
+            "leak",
+            "--leak-mb-per-s",
+            "8",
+            "--oom-at-mb",
+            "600",
+        ],
+    );
+    let pid_file = heal_dir.join("leaky.pid");
+    std::fs::write(&pid_file, agent.0.id().to_string()).unwrap();
+    std::fs::write(
+        heal_dir.join("fleet.yaml"),
+        format!(
+            "targets:\n  - name: leaky\n    probes:\n      liveness: {{ http: {{ url: \"http://127.0.0.1:{leaky}/health\" }} }}\n      readiness: {{ process: {{ pid_file: \"{}\" }} }}\n      resources: {{ max_rss: 300Mi }}\n    metrics: {{ url: \"http://127.0.0.1:{leaky}/metrics\" }}\n    startup_delay: 100ms\n    actions:\n      restart: {{ http: {{ method: POST, url: \"http://127.0.0.1:{leaky}/fault/clear\" }} }}\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    let (code, report) = heal(&heal_dir, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["lines"][0]["outcome"], "success", "{report}");
+
+    // Then the daemon acts.
+    let _ = http("POST", crashy, "/fault/crash", "");
+    wait_for("crashy restarted", Duration::from_secs(30), || {
+        actions_for(d.port, "crashy")
+            .iter()
+            .any(|a| !a["duration_ms"].is_null())
+    });
+    let store =
+        medic_store::Store::open_read_only(dir.path().join("data").join("medic.db")).unwrap();
+    let mut target_of: std::collections::BTreeMap<u64, String> = Default::default();
+    let mut intents = Vec::new();
+    for r in store.journal_all().unwrap() {
+        let Some(id) = r.entry.payload["action"].as_u64() else {
+            continue;
+        };
+        if r.entry.kind == "intent" {
+            intents.push((id, r.entry.target.to_string()));
+        }
+        let t = target_of
+            .entry(id)
+            .or_insert_with(|| r.entry.target.to_string());
+        assert_eq!(
+            *t,
+            r.entry.target.as_str(),
+            "action {id} is journaled for two targets"
+        );
+    }
+    eprintln!("intents: {intents:?}");
+    assert!(intents.iter().any(|(_, t)| t == "leaky"), "{intents:?}");
+    assert!(intents.iter().any(|(_, t)| t == "crashy"), "{intents:?}");
+    let mut ids: Vec<u64> = intents.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), intents.len(), "an id issued twice: {intents:?}");
+}
