@@ -536,10 +536,28 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
     // Drop advice addressed to Rust callers ("; use from_str_multiple …").
     let cut = cut.find("; use ").map_or(cut, |i| &cut[..i]);
     let cut = cut.trim_end_matches('.').trim();
-    if let serde_saphyr::Error::Budget { breach, .. } = e.without_snippet() {
+    // The error behind the snippet and alias wrappers (a budget breach inside an alias).
+    let mut inner = e.without_snippet();
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
+    {
+        inner = error;
+    }
+    if let serde_saphyr::Error::Budget { breach, .. } = inner {
         budget_message(breach)
+    } else if let serde_saphyr::Error::AliasReplayLimitExceeded {
+        max_total_replayed_events,
+        ..
+    } = inner
+    {
+        format!(
+            "aliases expanding to more than {max_total_replayed_events} values, as in an alias bomb"
+        )
     } else if cut.starts_with("multiple YAML documents") {
         "a second YAML document (one document per file)".to_owned()
+    } else if cut.starts_with("recursion limit exceeded") {
+        // The parser's own limit (256), met before the deserializer's budget on deep input.
+        format!("nesting deeper than {MAX_DEPTH} levels")
     } else if cut.starts_with("recursive references require") {
         "an alias inside its own anchor (a structure containing itself)".to_owned()
     } else if let Some(rest) = cut.strip_prefix("duplicate mapping key: ") {

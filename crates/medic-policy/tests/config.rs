@@ -1062,9 +1062,27 @@ mod no_panic {
     #[test]
     fn deep_nesting_and_alias_bombs_are_errors_not_crashes() {
         let deep = format!("targets: {}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(parse_fleet_str(&deep, "f.yaml", &shipped_tiers()).is_err());
+        assert_eq!(
+            fleet_errors(&deep),
+            ["fleet.yaml:1:265: expected valid YAML, found nesting deeper than 24 levels"]
+        );
+        // Nesting built from aliases counts as well.
+        let mut chain = String::from("a0: &a0 {k: x}\n");
+        for i in 1..30 {
+            chain.push_str(&format!("a{i}: &a{i} {{k: *a{}}}\n", i - 1));
+        }
+        chain.push_str("targets: [*a29]\n");
+        assert_eq!(
+            fleet_errors(&chain),
+            ["fleet.yaml:24:15: expected valid YAML, found nesting deeper than 24 levels"]
+        );
         let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
-        assert!(parse_policies_str(bomb, "p.yaml").is_err());
+        assert_eq!(
+            policy_errors(bomb),
+            [
+                "tiers.yaml:7:5: expected valid YAML, found aliases expanding to more than 1000000 values, as in an alias bomb"
+            ]
+        );
     }
 }
 
