@@ -363,9 +363,11 @@ pub fn build_fleet(
 
         let mut probes = t.probes.clone();
         if t.supervise.is_some() {
-            // medic owns the process, so it can restart and reset it without a script, and
-            // knows whether it is alive without a probe.
-            for s in [Strategy::Restart, Strategy::Reset] {
+            // medic owns the process, so it can restart, reset and recreate it without a
+            // script, and knows whether it is alive without a probe. Without recreate the
+            // ladder of a crash-looping process ran out after three crashes, below the shipped
+            // crash-loop limit of four, so the crash-loop rule could never give up on it.
+            for s in [Strategy::Restart, Strategy::Reset, Strategy::Recreate] {
                 actions.entry(s).or_insert(ActionSpec {
                     kind: ActionKind::Supervisor,
                     timeout: Duration::from_secs(30),

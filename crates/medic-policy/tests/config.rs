@@ -662,10 +662,19 @@ fn probe_and_target_defaults() {
             selector: medic_policy::ProcessSelector::Supervised
         }
     ));
-    assert_eq!(
-        s.actions[&medic_core::Strategy::Restart].kind,
-        medic_policy::ActionKind::Supervisor
-    );
+    // The supervisor carries out the whole process ladder, so that a crash loop can reach
+    // the shipped crash-loop limit (4 crashes) before the ladder runs out.
+    for strategy in [
+        medic_core::Strategy::Restart,
+        medic_core::Strategy::Reset,
+        medic_core::Strategy::Recreate,
+    ] {
+        assert_eq!(
+            s.actions[&strategy].kind,
+            medic_policy::ActionKind::Supervisor,
+            "{strategy}"
+        );
+    }
 }
 
 #[test]
