@@ -54,6 +54,11 @@ async fn dashboard_shows_the_fleet_in_headless_chromium() {
     assert!(table.contains("<polyline"), "sparklines drawn");
     assert!(dom.contains("liveness failing: connection refused"));
     assert!(dom.contains(">live · refreshed"), "status line says live");
+    // An action's output tail is its reason cell's tooltip, as text (no markup injected).
+    assert!(
+        dom.contains("title=\"output:\nstopping search\nsearch: &lt;b&gt;still bound&lt;/b&gt;\""),
+        "{dom}"
+    );
 
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("medic-api-dashboard");
     std::fs::create_dir_all(&dir).unwrap();

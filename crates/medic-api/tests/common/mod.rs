@@ -119,7 +119,14 @@ pub fn demo_view() -> FleetView {
             duration_ms: dur,
             reason: "liveness failing 3 times".into(),
             dry_run: false,
-            output: Vec::new(),
+            output: if id == 2 {
+                vec![
+                    "stopping search".into(),
+                    "search: <b>still bound</b>".into(),
+                ]
+            } else {
+                Vec::new()
+            },
         });
     }
     v.mttr_seconds = Some(0.64);
