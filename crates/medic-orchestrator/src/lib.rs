@@ -115,6 +115,10 @@
 //!   [`Engine::recover`] — which applies a journal to a fresh engine — rebuilds exactly that
 //!   state. An action with an intent and no outcome is verified, never re-run; finished
 //!   actions are not repeated. Every act carries an idempotency key `target/a<id>`.
+//! - **Ids across processes**: action and approval ids are numbered from
+//!   `EngineConfig::run × RUN_ID_SPAN + 1`; recovery continues after the highest id of its own
+//!   run's range and ignores other runs' ids, so processes sharing one journal with distinct
+//!   run numbers (the daemon and `medic heal`, numbered by the store) never issue the same id.
 //!
 //! # Driving it (driver, simulator, tests)
 //! ```text
