@@ -111,7 +111,10 @@ impl Node {
         match &self.value {
             Value::Null => "nothing".to_owned(),
             Value::Bool(b) => b.to_string(),
-            Value::Int(i) => i.to_string(),
+            Value::Int(i) => self
+                .raw
+                .as_deref()
+                .map_or_else(|| i.to_string(), str::to_owned),
             Value::Float(f) => self.float_text(*f),
             Value::Str(s) => {
                 let mut short: String = s.chars().take(60).collect();

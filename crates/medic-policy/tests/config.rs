@@ -234,6 +234,13 @@ fn broken_fleet_files_report_exact_locations() {
             ],
         ),
         (
+            "an integer echoed as written, in hex",
+            "targets:\n  - name: w\n    replicas: { max: 0x10, min: 0x100000000 }\n",
+            vec![
+                "fleet.yaml:3:33: targets[0].replicas.min: expected an integer from 0 to 4294967295, found 0x100000000",
+            ],
+        ),
+        (
             "a name written twice in one target",
             "targets:\n  - name: a\n    name: b\n  - name: c\n",
             vec![
