@@ -6,6 +6,13 @@
 //! that tree with a [`Decoder`], which records a [`ValidationError`] for each problem and keeps
 //! going.
 //!
+//! Whatever YAML allows reaches the tree so that it can be reported with its key path: a key
+//! written twice, a key that is a list, a map or null, `.nan` or `1e400`. Numbers keep their
+//! spelling for messages (`found 18446744073709551616`, not the `f64` it became). What is
+//! refused before decoding, as one located error: a YAML syntax error, nesting deeper than
+//! [`MAX_DEPTH`], alias bombs, a file above [`MAX_FILE_BYTES`] or not in UTF-8
+//! ([`read_yaml_file`]). Durations are at most [`MAX_DURATION`].
+//!
 //! Other crates validate their own YAML the same way:
 //!
 //! ```
