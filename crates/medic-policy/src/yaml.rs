@@ -172,8 +172,8 @@ impl<'de> Deserialize<'de> for Node {
 }
 
 thread_local! {
-    /// The text [`parse_yaml`] is parsing on this thread, so that a [`Node`] can keep a float
-    /// as written (serde hands over only the `f64`).
+    /// The text [`parse_yaml`] is parsing on this thread, so that a [`Node`] can keep a number
+    /// as written (serde hands over only the `f64` or integer).
     static SOURCE: RefCell<Option<Rc<str>>> = const { RefCell::new(None) };
 }
 
@@ -469,8 +469,8 @@ fn report_duplicate_keys(dec: &mut Decoder, node: &Node, path: &mut String) {
             }
         }
         Value::Map(entries) => {
-            // Keys seen so far with the line of their first occurrence; a hostile file may
-            // have a huge mapping, so no quadratic scan.
+            // Keys seen so far with where they first occur; a hostile file may have a huge
+            // mapping, so no quadratic scan.
             let mut seen: std::collections::HashMap<String, Loc> = std::collections::HashMap::new();
             for (k, v) in entries {
                 let Some(name) = k.as_key() else { continue };
@@ -622,7 +622,11 @@ pub fn read_yaml_file(path: &std::path::Path, file: &str) -> Result<String, Vali
         let found = if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
             "UTF-16 text (byte order mark)".to_owned()
         } else {
-            format!("the byte 0x{:02x}", bytes[good])
+            // `good` is below the length: an error means a bad byte follows the valid prefix.
+            bytes.get(good).map_or_else(
+                || "a truncated character".to_owned(),
+                |b| format!("the byte 0x{b:02x}"),
+            )
         };
         ValidationErrors {
             errors: vec![ValidationError {
