@@ -532,3 +532,53 @@ fn a_daemon_and_a_heal_run_sharing_a_journal_never_issue_the_same_action_id() {
     ids.dedup();
     assert_eq!(ids.len(), intents.len(), "an id issued twice: {intents:?}");
 }
+
+/// A heal run started while the daemon's restart is still running leaves that action to the
+/// daemon: it neither verifies nor journals it (it used to verify it and journal a second
+/// verification next to the daemon's), and does not wait for it.
+#[test]
+fn a_heal_run_leaves_the_daemons_action_in_flight_to_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("up");
+    std::fs::write(&up, "").unwrap();
+    // The restart takes a few seconds, then brings the target back.
+    let fleet = format!(
+        "targets:\n  - name: slowfix\n    startup_delay: 100ms\n    probes:\n      liveness: {{ exec: [test, -f, \"{up}\"], every: 1s, failure_threshold: 1 }}\n    actions:\n      restart: {{ exec: [sh, -c, 'sleep 6; touch \"$0\"', \"{up}\"], timeout: 20s }}\n",
+        up = up.display()
+    );
+    let d = Daemon::start(dir.path(), &fleet);
+    wait_for("slowfix healthy", Duration::from_secs(20), || {
+        target_state(d.port, "slowfix") == "healthy"
+    });
+    std::fs::remove_file(&up).unwrap();
+    wait_for("the daemon's restart", Duration::from_secs(30), || {
+        !actions_for(d.port, "slowfix").is_empty()
+    });
+    let (code, report) = heal(dir.path(), &["--rounds", "1"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["lines"], serde_json::json!([]), "{report}");
+    wait_for(
+        "the daemon's restart closed",
+        Duration::from_secs(40),
+        || {
+            actions_for(d.port, "slowfix")
+                .iter()
+                .any(|a| !a["duration_ms"].is_null())
+        },
+    );
+    let store =
+        medic_store::Store::open_read_only(dir.path().join("data").join("medic.db")).unwrap();
+    let kinds: Vec<String> = store
+        .journal_all()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.kind)
+        .collect();
+    for kind in ["intent", "acted", "verified", "closed"] {
+        assert_eq!(
+            kinds.iter().filter(|k| *k == kind).count(),
+            1,
+            "one {kind} for the one action: {kinds:?}"
+        );
+    }
+}

@@ -328,6 +328,15 @@ pub async fn heal_once(
                     if options.dry_run {
                         continue;
                     }
+                    // An action of another process (the daemon's, in flight when this run
+                    // read the journal) is that process's to finish and journal.
+                    if let JournalEntry::Acted { action, .. }
+                    | JournalEntry::Verified { action, .. }
+                    | JournalEntry::Closed { action, .. } = &entry
+                        && !targets_of.contains_key(action)
+                    {
+                        continue;
+                    }
                     // A live run always has its store (opened read-write above).
                     if let Some(store) = store.as_mut() {
                         writer.append(store, clock.now(), &entry)?;
@@ -367,6 +376,10 @@ pub async fn heal_once(
                     target,
                     deadline,
                 } => {
+                    // Not ours: the process that acted verifies it (see above).
+                    if !targets_of.contains_key(&action) {
+                        continue;
+                    }
                     let Some(target) = fleet.target(target.as_str()).cloned() else {
                         continue;
                     };
@@ -381,7 +394,14 @@ pub async fn heal_once(
                 Command::Circuit { .. } | Command::Notify(_) | Command::Escalate(_) => {}
             }
         }
-        if inflight == 0 && engine.n_active() == 0 || clock.now() >= deadline {
+        // Done when this run's own actions are: another process's action in flight (it
+        // counts against budgets) is not waited for.
+        let ours_active = targets_of.iter().any(|(a, t)| {
+            engine
+                .target_view(t)
+                .is_some_and(|v| v.in_flight.is_some_and(|f| f.0 == *a))
+        });
+        if inflight == 0 && !ours_active || clock.now() >= deadline {
             break;
         }
         match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
