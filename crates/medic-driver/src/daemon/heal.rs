@@ -16,7 +16,9 @@
 //!    strategy success (the outcome model and the journal's verified outcomes, see
 //!    `learning`) — and carry out its commands:
 //!    journal first, then act (exec and http actions; supervised processes belong to the
-//!    daemon that spawned them), then verify;
+//!    daemon that spawned them), then verify. An action of another process that was in
+//!    flight in the journal (the daemon's) counts against budgets but is left to that
+//!    process: not verified, not journaled, not waited for;
 //! 5. report, per target forecast to fail: probability, factors, action and outcome.
 //!
 //! In a dry run the engine runs in [`RunMode::DryRun`]: the plan is decided and printed,
