@@ -582,3 +582,22 @@ fn a_heal_run_leaves_the_daemons_action_in_flight_to_the_daemon() {
         );
     }
 }
+
+#[test]
+fn a_supervised_target_starts_with_its_initial_replicas_on_the_next_free_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port();
+    let fleet = pool_fleet(base, "").replace("initial: 1", "initial: 2");
+    let d = Daemon::start(dir.path(), &fleet);
+    wait_for("pool healthy", Duration::from_secs(20), || {
+        target_state(d.port, "pool") == "healthy"
+    });
+    assert_eq!(d.instance_port("pool", 0), Some(base));
+    let port = d
+        .instance_port("pool", 1)
+        .unwrap_or_else(|| panic!("no second instance:\n{}", d.log()));
+    assert!(port > base, "instance 1 on {port}, slot 0 on {base}");
+    wait_for("instance 1 answers", Duration::from_secs(20), || {
+        http("GET", port, "/health", "").0 == 200
+    });
+}

@@ -340,11 +340,31 @@ async fn start_supervised(supervisor: &Supervisor, fleet: &Fleet) {
         };
         match supervisor.start(&target.name, spec, &vars).await {
             Ok(pid) => tracing::info!(target = %target.name, pid, "started supervised process"),
-            Err(e) => tracing::error!(
+            Err(e) => {
+                tracing::error!(
+                    target = %target.name,
+                    error = %crate::error_chain(&e),
+                    "could not start supervised process"
+                );
+                continue;
+            }
+        }
+        // The engine starts from `replicas.initial`; the supervisor scales, so it runs that many.
+        let scales = target
+            .actions
+            .get(&medic_core::Strategy::Scale)
+            .is_some_and(|a| a.kind == medic_policy::ActionKind::Supervisor);
+        if scales
+            && target.replicas.initial > 1
+            && let Err(e) = supervisor
+                .scale(&target.name, target.replicas.initial)
+                .await
+        {
+            tracing::error!(
                 target = %target.name,
                 error = %crate::error_chain(&e),
-                "could not start supervised process"
-            ),
+                "could not start the initial replicas"
+            );
         }
     }
 }
