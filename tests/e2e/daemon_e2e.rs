@@ -859,20 +859,21 @@ const DEMO_TARGETS: [&str; 7] = [
     "gateway-1",
 ];
 
-/// `medic demo --keep` as a child process. `--keep` waits for Ctrl-C after the script: SIGINT
-/// is its clean stop (daemon shut down, agents stopped, working directory removed). On drop
-/// (a failed assertion) it is stopped that way, or killed when it does not end in time.
+/// `medic demo --keep` as a child process. `--keep` waits for Ctrl-C or SIGTERM after the
+/// script: either is its clean stop (daemon shut down, agents stopped, working directory
+/// removed). On drop (a failed assertion) it is stopped that way, or killed when it does not
+/// end in time.
 struct KeptDemo(Child);
 
 impl KeptDemo {
-    /// Sends SIGINT and waits (bounded) for the demo to end; its exit status, `None` when it
-    /// had to be killed.
+    /// Sends SIGTERM (what a service manager or `kill` sends) and waits (bounded) for the demo
+    /// to end; its exit status, `None` when it had to be killed.
     fn stop(&mut self) -> Option<std::process::ExitStatus> {
         if let Ok(Some(status)) = self.0.try_wait() {
             return Some(status);
         }
         let _ = Command::new("kill")
-            .args(["-INT", &self.0.id().to_string()])
+            .args(["-TERM", &self.0.id().to_string()])
             .status();
         for _ in 0..300 {
             if let Ok(Some(status)) = self.0.try_wait() {
@@ -1025,9 +1026,9 @@ fn demo_heals_every_healable_fault_escalates_the_crash_loop_and_keeps_its_dashbo
         );
     }
 
-    // Ctrl-C ends the kept demo cleanly: exit 0 (every fault dealt with), the API gone, the
+    // SIGTERM ends the kept demo cleanly: exit 0 (every fault dealt with), the API gone, the
     // agents stopped.
-    let status = demo.stop().expect("the demo ended on SIGINT");
+    let status = demo.stop().expect("the demo ended on SIGTERM");
     assert_eq!(status.code(), Some(0), "{}", stderr());
     assert_eq!(
         http("GET", api, "/health", None, "").0,

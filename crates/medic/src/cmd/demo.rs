@@ -346,17 +346,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let handle = daemon::start(options, fleet)
             .await
             .map_err(|e| anyhow::anyhow!(medic_driver::error_text(&e)))?;
-        let result = script(&args, &handle, dir.path(), &ports).await;
+        // SIGINT or SIGTERM, during the script or while kept, stops the daemon cleanly so
+        // that it stops the agents it supervises: none is left running.
+        let mut stop = std::pin::pin!(stop_signal());
+        let result = tokio::select! {
+            result = script(&args, &handle, dir.path(), &ports) => result,
+            () = &mut stop => {
+                eprintln!("medic demo: interrupted; stopping the agents");
+                Ok(ExitCode::from(130))
+            }
+        };
         if args.keep
+            && result.is_ok()
             && let Some(addr) = handle.api_addr()
         {
             eprintln!("medic demo: dashboard at http://{addr}/ (Ctrl-C to stop)");
-            let _ = tokio::signal::ctrl_c().await;
+            stop.await;
         }
         handle.shutdown(Duration::from_secs(10)).await;
         result
     })?;
     Ok(code)
+}
+
+/// Resolves on the first SIGINT or SIGTERM (never, if neither handler can be installed).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
 }
 
 async fn inject(
@@ -428,10 +453,7 @@ async fn script(
     ports: &[(&'static str, u16)],
 ) -> anyhow::Result<ExitCode> {
     let clock = SystemClock;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .context("building an HTTP client")?;
+    let client = medic_collect::http::client().context("building an HTTP client")?;
     let dashboard = handle.api_addr().map(|a| format!("http://{a}/"));
     eprintln!(
         "medic demo: {} agents under supervision; dashboard {}",
