@@ -105,6 +105,11 @@ pub struct TargetView {
     /// What was learned on that signature, one row per strategy (empty: nothing yet).
     #[serde(default)]
     pub learned: Vec<LearnedRow>,
+    /// Why its latest finding failed, by the error patterns: category, confidence, the
+    /// pattern that matched best and the matching lines (`None`: no known cause). Goes with
+    /// `last_finding`.
+    #[serde(default)]
+    pub diagnosis: Option<medic_core::DiagnosisFinding>,
 }
 
 /// A target's circuit breaker as the daemon last set it.
@@ -134,6 +139,7 @@ impl TargetView {
             circuit: None,
             signature: None,
             learned: Vec::new(),
+            diagnosis: None,
         }
     }
 }

@@ -23,6 +23,7 @@ use serde_json::json;
 
 use super::DaemonError;
 use super::detect::{ErrorRate, LeakForecast, Load, Version};
+use super::diagnose::{Inputs as DiagnoseInputs, TargetDiagnosis};
 use super::journal::JournalWriter;
 use super::learning::DaemonLearning;
 use super::model::{ModelSet, TargetSeries};
@@ -117,6 +118,8 @@ pub struct TargetRecord {
     pub error_rate: Option<f64>,
     /// Its circuit breaker, once opened.
     pub circuit: Option<medic_api::CircuitView>,
+    /// What the error patterns say its failure is (while it fails and a cause is known).
+    pub diagnosis: Option<medic_core::DiagnosisFinding>,
 }
 
 impl TargetRecord {
@@ -157,6 +160,9 @@ pub struct IncidentRecord {
     /// What its latest action printed (see [`ActionRecord::output`]); kept with the
     /// incident in the store.
     pub action_output: Vec<String>,
+    /// The latest diagnosis of the incident's evidence (`None`: unknown); kept with the
+    /// incident in the store.
+    pub diagnosis: Option<medic_core::DiagnosisFinding>,
 }
 
 /// One action.
@@ -252,6 +258,8 @@ struct TargetRt {
     model_prediction: Option<PredictionFinding>,
     /// The anomaly forest's latest verdict.
     model_anomaly: Option<medic_core::AnomalyFinding>,
+    /// The evidence of its failure and the diagnosis made from it.
+    diagnosis: TargetDiagnosis,
 }
 
 /// A firing external alert of a target.
@@ -368,6 +376,8 @@ pub(crate) struct Brain {
     retention: Option<Duration>,
     /// When the store is pruned next (at the first tick, then every [`super::PRUNE_EVERY`]).
     next_prune: Timestamp,
+    /// The error patterns failing targets are diagnosed with (`None`: no diagnosis).
+    patterns: Option<medic_detect::diagnosis::PatternLibrary>,
 }
 
 impl Brain {
@@ -457,6 +467,7 @@ impl Brain {
             stale_reports: 0,
             retention: None,
             next_prune: Timestamp::default(),
+            patterns: None,
         };
         brain.reindex();
         let now = brain.clock.now();
@@ -480,6 +491,15 @@ impl Brain {
     /// Keeps samples and health transitions for `retention` (`None`: for ever).
     pub(crate) fn with_retention(mut self, retention: Option<Duration>) -> Brain {
         self.retention = retention;
+        self
+    }
+
+    /// Diagnoses failing targets with `patterns` (see `super::diagnose`).
+    pub(crate) fn with_patterns(
+        mut self,
+        patterns: medic_detect::diagnosis::PatternLibrary,
+    ) -> Brain {
+        self.patterns = Some(patterns);
         self
     }
 
@@ -667,6 +687,10 @@ impl Brain {
             if rt.first_fail_at.is_none() || error != rt.last_error {
                 rt.last_error_at = Some(report.result.at);
             }
+            if let Some(e) = &error {
+                rt.diagnosis
+                    .on_probe_failure(report.result.kind, report.result.level, e);
+            }
             rt.first_fail_at.get_or_insert(report.result.at);
             rt.last_error = error;
         }
@@ -847,6 +871,7 @@ impl Brain {
         rt.exited_at = Some(event.at);
         rt.first_fail_at.get_or_insert(event.at);
         rt.exit_reason = Some(format!("process {} {}", event.pid, event.exit));
+        rt.diagnosis.on_exit(event.instance, event.exit);
         self.report(i, now, true);
     }
 
@@ -897,6 +922,11 @@ impl Brain {
         }
         if let Outcome::Failure(why) = &report.outcome {
             tracing::warn!(%action, reason = %why, "action failed");
+            if let Some(rec) = self.action_log.iter().rev().find(|r| r.id == action.0)
+                && let Some(&i) = self.index.get(&rec.target)
+            {
+                self.targets[i].diagnosis.on_action_failed(&output);
+            }
         }
         self.step(
             now,
@@ -908,8 +938,16 @@ impl Brain {
     }
 
     /// Sends the target's finding to the engine when it changed or keeps failing.
-    fn report(&mut self, i: usize, now: Timestamp, changed: bool) {
-        let finding = self.finding(i, now);
+    fn report(&mut self, i: usize, now: Timestamp, mut changed: bool) {
+        let mut finding = self.finding(i, now);
+        if matches!(
+            finding.health,
+            HealthState::Unhealthy | HealthState::Degraded
+        ) && self.rediagnose(i)
+        {
+            finding.diagnosis = self.targets[i].diagnosis.finding().cloned();
+            changed = true;
+        }
         let alarm = finding.prediction.as_ref().is_some_and(|p| p.alarm);
         let rt = &mut self.targets[i];
         let due = match rt.last_sent {
@@ -928,6 +966,38 @@ impl Brain {
         rt.last_sent = Some((now, finding.health, alarm));
         self.track_incident(i, now, &finding);
         self.step(now, Event::Finding(finding));
+    }
+
+    /// Diagnoses target `i` again if its evidence changed (see `super::diagnose`); a changed
+    /// diagnosis is kept with its open incident, in the store too. Returns whether it changed.
+    fn rediagnose(&mut self, i: usize) -> bool {
+        let Some(library) = &self.patterns else {
+            return false;
+        };
+        let target = &self.fleet.targets[i];
+        let rt = &mut self.targets[i];
+        let inputs = DiagnoseInputs {
+            library,
+            supervisor: &self.supervisor,
+            target: &target.name,
+            supervised: target.supervise.is_some(),
+            memory_ratio: rt.memory_ratio,
+        };
+        if !rt.diagnosis.refresh(&inputs) {
+            return false;
+        }
+        if let Some(k) = rt.incident
+            && let Some(inc) = self.incidents.get_mut(k)
+        {
+            inc.diagnosis = rt.diagnosis.finding().cloned();
+            if let Some(id) = self.incident_ids.get(&inc.id).copied() {
+                let summary = serde_json::to_value(&*inc).unwrap_or_default();
+                if let Err(e) = self.store.update_incident(id, &summary) {
+                    tracing::warn!(error = %crate::error_chain(&e), "storing a diagnosis with its incident");
+                }
+            }
+        }
+        true
     }
 
     fn finding(&self, i: usize, now: Timestamp) -> Finding {
@@ -959,6 +1029,9 @@ impl Brain {
         f.error_rate = rt.errors.rate();
         f.utilization = rt.load.utilization();
         f.version_changed_at = rt.version.changed_at();
+        if matches!(f.health, HealthState::Unhealthy | HealthState::Degraded) {
+            f.diagnosis = rt.diagnosis.finding().cloned();
+        }
         let group = self.group_of[i].map_or(&[][..], |g| &self.groups[g]);
         if group.len() > 1 {
             let healthy = group
@@ -1043,9 +1116,15 @@ impl Brain {
             now
         };
         let signature = json!({ "detected_by": detected_by, "summary": summary });
+        // The diagnosis made from the first evidence is stored at once (the whole record
+        // replaces this summary at the next update and at close).
+        let opened = match &f.diagnosis {
+            Some(d) => json!({ "diagnosis": d }),
+            None => json!({}),
+        };
         let id = match self
             .store
-            .open_incident(&target, failed_at, &signature, &json!({}))
+            .open_incident(&target, failed_at, &signature, &opened)
         {
             Ok(id) => id.0,
             Err(e) => {
@@ -1069,6 +1148,7 @@ impl Brain {
             escalated: false,
             closed_at: None,
             action_output: Vec::new(),
+            diagnosis: f.diagnosis.clone(),
         };
         self.push_incident(i, rec);
     }
@@ -1094,6 +1174,7 @@ impl Brain {
         let Some(k) = self.targets[i].incident.take() else {
             return;
         };
+        self.targets[i].diagnosis.clear();
         let Some(rec) = self.incidents.get_mut(k) else {
             return;
         };
@@ -1574,6 +1655,7 @@ impl Brain {
             probability_history: rt.probability_history.iter().copied().collect(),
             error_rate: rt.errors.rate(),
             circuit: rt.circuit,
+            diagnosis: f.diagnosis,
         }
     }
 }
@@ -1839,6 +1921,10 @@ impl Brain {
                     },
                     summary: summary.clone(),
                 });
+                // The diagnosis goes with the finding it explains (and stays with it).
+                if tv.diagnosis != t.diagnosis {
+                    tv.diagnosis.clone_from(&t.diagnosis);
+                }
             }
             // Once a series has points it gets one every publish: with no forecast (or
             // score) now, e.g. after a heal reset it, the point is 0, so the sparkline shows

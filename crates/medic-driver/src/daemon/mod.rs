@@ -39,6 +39,14 @@
 //! Retention: with [`DaemonOptions::retention`] the brain prunes samples and health
 //! transitions older than it at its first tick and every [`PRUNE_EVERY`].
 //!
+//! Diagnosis (`diagnose`): the error-pattern library (the policies directory's
+//! `patterns.yaml`, else the shipped one built in) is loaded once at start; a failing
+//! target's evidence (its supervised output tail, exec and dependency probe errors, a failed
+//! action's output, an exit signal with memory near the limit) is diagnosed on the brain's
+//! thread when it changes, and a known cause goes into its findings (`Finding::diagnosis`),
+//! its incident, and its API view, so the diagnosis rules (configuration → repair or
+//! escalate, …) decide the plan.
+//!
 //! Shutdown: the brain stops taking findings, waits (bounded) for actions in flight to report
 //! so their outcomes are journaled, then the supervisor stops every supervised process.
 //!
@@ -59,6 +67,7 @@
 
 mod brain;
 mod detect;
+mod diagnose;
 mod heal;
 mod journal;
 mod learning;
@@ -68,6 +77,7 @@ pub use brain::{
     ActionRecord, DaemonSnapshot, IncidentRecord, OUTPUT_KEPT, OUTPUT_LINE_KEPT, TargetRecord,
 };
 pub use detect::{ErrorRate, LeakForecast};
+pub use diagnose::{BUILTIN_PATTERNS, MAX_TEXT_BYTES, PATTERNS_FILE};
 pub use heal::{HealLine, HealOptions, HealReport, heal_once};
 pub use journal::JournalWriteError;
 
@@ -374,10 +384,18 @@ async fn start_supervised(supervisor: &Supervisor, fleet: &Fleet) {
 /// (with `listen`) the HTTP API.
 ///
 /// # Errors
-/// An unwritable data directory, an unreadable store or journal, an engine that rejects the
-/// fleet, a notifier that cannot start, or an API address that cannot be bound.
+/// An invalid or unreadable `patterns.yaml` in the policies directory, an unwritable data
+/// directory, an unreadable store or journal, an engine that rejects the fleet, a notifier
+/// that cannot start, or an API address that cannot be bound.
 pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle, DaemonError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // A bad pattern file stops the start before anything is written.
+    let patterns = diagnose::load_patterns(&options.policies_dir)?;
+    tracing::info!(
+        patterns = patterns.library.patterns().len(),
+        source = %patterns.source,
+        "diagnosis pattern library loaded"
+    );
     std::fs::create_dir_all(&options.data_dir).map_err(|e| {
         DaemonError::Config(format!(
             "{}: expected a writable data directory, found {e}",
@@ -466,7 +484,8 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         models,
         learning,
     )?
-    .with_retention(options.retention);
+    .with_retention(options.retention)
+    .with_patterns(patterns.library);
     let brain = std::thread::Builder::new()
         .name("medic-brain".into())
         .spawn(move || brain.run(inputs_rx))
