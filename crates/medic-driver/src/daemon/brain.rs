@@ -2027,3 +2027,7 @@ impl Brain {
 #[cfg(test)]
 #[path = "brain_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "diagnose_tests.rs"]
+mod diagnose_tests;
