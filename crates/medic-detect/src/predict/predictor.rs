@@ -22,8 +22,11 @@
 //! summed in another order (outputs within ~1e-7), no large intermediate tensor, larger products.
 //! See `fold_lstm_input_projections`; a layer of any other form keeps tract's lowering.
 //!
+//! The batch-1 plan keeps tract's lowering (for one window the hoisted projection is a single
+//! small product; the fold measured slower there).
+//!
 //! Speed (README, "Failure prediction"): a large call runs in chunks of the planned batch
-//! (default 32): each chunk's intermediate tensors stay in cache, while one plan of 1,024
+//! (default 64): each chunk's intermediate tensors stay in cache, while one plan of 1,024
 //! windows streams large tensors through memory and runs slower per window.
 //!
 //! A parse or optimisation failure of tract — including a panic inside tract on a hostile
@@ -62,22 +65,24 @@ pub const TOP_FACTORS: usize = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PredictorOptions {
     /// Planned batch size of the batch plan (≥ 1). Larger batches are run in chunks, smaller
-    /// ones padded. The default, 32, is in the measured fastest range per window.
+    /// ones padded. The default, 64, was measured fastest per window at batch 64 and 1,024 with
+    /// the folded LSTM lowering (README, "Failure prediction").
     pub batch: usize,
 }
 
 impl Default for PredictorOptions {
     fn default() -> Self {
-        PredictorOptions { batch: 32 }
+        PredictorOptions { batch: 64 }
     }
 }
 
-/// How the model's ONNX `LSTM` layers become tract operators.
+/// How the model's ONNX `LSTM` layers become tract operators in the batch plan (the batch-1
+/// plan always keeps tract's lowering, measured faster for one window).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LstmLowering {
     /// Each layer computes one matrix product per step, of `[x_t, h_{t-1}]` with the constant
     /// `[W | R]`, and tract's fused LSTM cell (see the module docs). The default: the fastest
-    /// measured.
+    /// measured for batches (README, "Failure prediction").
     #[default]
     Folded,
     /// tract's own lowering: each layer's input projection `x · Wᵀ` for all steps hoisted out
@@ -535,7 +540,7 @@ fn build_plan(
 }
 
 impl Predictor {
-    /// Loads `path` with default options (batch 32).
+    /// Loads `path` with default options (batch 64).
     pub fn load(path: &Path) -> Result<Self, PredictError> {
         Self::load_with(path, PredictorOptions::default())
     }
@@ -594,18 +599,28 @@ impl Predictor {
         // the caller down.
         let built = std::panic::catch_unwind(AssertUnwindSafe(|| -> TractResult<Plans> {
             let model = onnx.model_for_proto_model(&proto)?;
-            let single = build_plan(&model, 1, seq, feat, true, lowering)?;
+            // The batch-1 plan keeps tract's lowering: for one window the hoisted projection
+            // is one small product and the step's product a matrix-vector one, and the fold
+            // measured slower there (batch-1 latency 195 vs 172 µs, README).
+            let single = build_plan(&model, 1, seq, feat, true, LstmLowering::Tract)?;
             let batch = if opts.batch == 1 {
-                single.plan.clone()
+                Built {
+                    plan: single.plan.clone(),
+                    ..single
+                }
             } else {
-                build_plan(&model, opts.batch, seq, feat, true, lowering)?.plan
+                build_plan(&model, opts.batch, seq, feat, true, lowering)?
             };
+            ensure!(
+                batch.time_major == single.time_major,
+                "the plans disagree on the input layout"
+            );
             Ok(Plans {
                 single: single.plan,
-                batch,
+                batch: batch.plan,
                 batch_size: opts.batch,
                 time_major: single.time_major,
-                folded: single.folded,
+                folded: batch.folded,
             })
         }));
         let plans = match built {
@@ -705,9 +720,10 @@ impl Predictor {
         self.plans.batch_size
     }
 
-    /// How many LSTM layers the plans run with their input projection folded into the
-    /// recurrent product ([`LstmLowering::Folded`]; 0 with [`LstmLowering::Tract`] or when no
-    /// layer has the expected form).
+    /// How many LSTM layers the batch plan runs with their input projection folded into the
+    /// recurrent product ([`LstmLowering::Folded`]; 0 with [`LstmLowering::Tract`], with a
+    /// planned batch of 1, or when no layer has the expected form). The batch-1 plan always
+    /// keeps tract's lowering.
     pub fn folded_layers(&self) -> usize {
         self.plans.folded
     }
@@ -1114,11 +1130,16 @@ mod tests {
                 );
             }
         }
-        // The batch-1 plan is folded too.
+        // Through the predictor: the batch plan is folded, the batch-1 plan is not.
         let mut p = Predictor::load(&path).unwrap();
         assert_eq!(p.folded_layers(), 2);
+        let mut out = [0.0f32; 3];
+        p.predict_into(&x, &mut out).unwrap();
         let one = p.predict_one(&x[..200]).unwrap();
-        assert!((one - reference::forward(&weights, &x[..200])).abs() < 1e-5);
+        for (i, w) in x.chunks(200).enumerate() {
+            assert!((out[i] - reference::forward(&weights, w)).abs() < 1e-5);
+        }
+        assert!((one - out[0]).abs() < 1e-5);
     }
 
     #[test]
