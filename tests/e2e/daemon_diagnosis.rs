@@ -296,7 +296,41 @@ fn a_configuration_error_without_a_repair_action_is_escalated_without_restarts()
     );
     let log = d.log();
     assert!(log.contains("escalated to a human"), "{log}");
+    dashboard_shows_the_category(d.port);
     d.stop();
+}
+
+/// The dashboard's fleet table tags the last finding with the diagnosis category, with the
+/// pattern and the evidence as its tooltip.
+fn dashboard_shows_the_category(port: u16) {
+    let Some(bin) = medic_tests::chromium::find() else {
+        eprintln!(
+            "skipping the dashboard check: no chromium, chromium-browser or google-chrome on PATH"
+        );
+        return;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let run = medic_tests::chromium::load(
+        &bin,
+        profile.path(),
+        &["--dump-dom".into()],
+        &url,
+        Duration::from_secs(90),
+    )
+    .expect("chromium ran");
+    assert!(run.success, "chromium --dump-dom failed");
+    let dom = run.stdout;
+    let row = dom
+        .find(r#"<tr data-target="app">"#)
+        .map(|at| &dom[at..at + dom[at..].find("</tr>").unwrap_or(dom.len() - at)])
+        .unwrap_or_else(|| panic!("no row for app:\n{dom}"));
+    assert!(
+        row.contains(r#"<span class="tag diagnosis" title="invalid_configuration (80%)"#),
+        "{row}"
+    );
+    assert!(row.contains("listen_adress"), "{row}");
+    assert!(row.contains(">configuration</span>"), "{row}");
 }
 
 #[test]
