@@ -922,7 +922,10 @@ impl Brain {
         }
         if let Outcome::Failure(why) = &report.outcome {
             tracing::warn!(%action, reason = %why, "action failed");
-            if let Some(rec) = self.action_log.iter().rev().find(|r| r.id == action.0)
+            // A supervisor action's output is the process's own, which the diagnosis reads
+            // from the supervisor anyway: counted once, not twice.
+            if report.via != "supervisor"
+                && let Some(rec) = self.action_log.iter().rev().find(|r| r.id == action.0)
                 && let Some(&i) = self.index.get(&rec.target)
             {
                 self.targets[i].diagnosis.on_action_failed(&output);

@@ -291,6 +291,14 @@ mod tests {
         assert!(!d.dirty);
         assert!(!d.refresh(&inputs));
 
+        // A failed action's output is evidence too, and replaces the earlier cause.
+        d.on_action_failed(&[
+            "restoring the snapshot".to_owned(),
+            "cp: error writing '/var/lib/app/state.db': No space left on device".to_owned(),
+        ]);
+        assert!(d.refresh(&inputs));
+        assert_eq!(d.finding().unwrap().category, DiagnosisCategory::Storage);
+
         // A kill by signal 9 at the memory limit is an OOM kill.
         d.clear();
         d.on_exit(0, ExitStatus::Signal(9));
