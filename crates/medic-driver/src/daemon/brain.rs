@@ -63,6 +63,8 @@ pub(crate) enum Input {
         grace: Duration,
         done: tokio::sync::oneshot::Sender<()>,
     },
+    /// Diagnose with this pattern library from now on (a reload read it again).
+    Patterns(Box<medic_detect::diagnosis::PatternLibrary>),
 }
 
 /// Everything a reader (API, dashboard, demo) sees of the daemon, refreshed every tick.
@@ -644,6 +646,7 @@ impl Brain {
             Input::Stop { done, .. } => {
                 let _ = done.send(());
             }
+            Input::Patterns(patterns) => self.patterns = Some(*patterns),
         }
     }
 

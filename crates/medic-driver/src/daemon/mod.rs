@@ -40,7 +40,8 @@
 //! transitions older than it at its first tick and every [`PRUNE_EVERY`].
 //!
 //! Diagnosis (`diagnose`): the error-pattern library (the policies directory's
-//! `patterns.yaml`, else the shipped one built in) is loaded once at start; a failing
+//! `patterns.yaml`, else the shipped one built in) is validated with the policies
+//! ([`load_fleet`]), loaded at start and again with each accepted reload; a failing
 //! target's evidence (its supervised output tail, exec and dependency probe errors, a failed
 //! action's output, an exit signal with memory near the limit) is diagnosed on the brain's
 //! thread when it changes, and a known cause goes into its findings (`Finding::diagnosis`),
@@ -217,10 +218,26 @@ pub enum DaemonError {
     },
 }
 
-/// Loads and validates the fleet and policies; every error, one per line.
+/// Loads and validates the fleet and policies (the policies directory's `patterns.yaml`
+/// included, when there is one); every error, one per line.
 pub fn load_fleet(options: &DaemonOptions) -> Result<Fleet, DaemonError> {
-    medic_policy::load(&options.fleet_path, &options.policies_dir)
-        .map_err(|e| DaemonError::Config(e.to_string()))
+    let fleet =
+        medic_policy::load(&options.fleet_path, &options.policies_dir).map_err(|e| e.to_string());
+    let patterns = diagnose::load_patterns(&options.policies_dir);
+    match (fleet, patterns) {
+        (Ok(fleet), Ok(_)) => Ok(fleet),
+        (Err(e), Ok(_)) => Err(DaemonError::Config(e)),
+        (Ok(_), Err(p)) => Err(p),
+        (Err(e), Err(p)) => Err(DaemonError::Config(format!("{e}\n{}", error_message(&p)))),
+    }
+}
+
+/// A pattern error's text without the `invalid configuration:` heading.
+fn error_message(e: &DaemonError) -> String {
+    match e {
+        DaemonError::Config(text) => text.clone(),
+        other => crate::error_chain(other),
+    }
 }
 
 /// What a (re)started scheduler needs.
@@ -245,6 +262,8 @@ pub struct DaemonHandle {
     collect: CollectParts,
     api: Option<(SocketAddr, oneshot::Sender<()>)>,
     models: String,
+    /// Where the pattern library is read again on reload.
+    policies_dir: PathBuf,
 }
 
 impl DaemonHandle {
@@ -271,6 +290,8 @@ impl DaemonHandle {
     /// Loads `fleet` (already validated) in place of the running one: the engine is rebuilt
     /// from the journal against it, probes are rescheduled, and supervised targets new in it
     /// are started (supervised targets removed from it keep running until shutdown).
+    /// Once it runs, the policies directory's pattern library is read again (an invalid one,
+    /// e.g. changed since [`load_fleet`] checked it, is logged and the running one stays).
     ///
     /// The brain decides first: only once it accepted the new fleet are supervised targets
     /// started and the scheduler swapped; if it rejects it (the engine refuses the fleet, the
@@ -290,6 +311,28 @@ impl DaemonHandle {
             return false;
         }
         self.generation = generation;
+        // The pattern library goes with the policies (validated with them by `load_fleet`);
+        // read again off the async workers (the regexes are compiled).
+        let dir = self.policies_dir.clone();
+        match tokio::task::spawn_blocking(move || diagnose::load_patterns(&dir)).await {
+            Ok(Ok(patterns)) => {
+                tracing::info!(
+                    patterns = patterns.library.patterns().len(),
+                    source = %patterns.source,
+                    "diagnosis pattern library reloaded"
+                );
+                let _ = self
+                    .inputs
+                    .send(Input::Patterns(Box::new(patterns.library)));
+            }
+            Ok(Err(e)) => tracing::error!(
+                errors = %error_message(&e),
+                "reload: the pattern library is invalid; the running one stays"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "reload: reading the pattern library failed; the running one stays")
+            }
+        }
         start_supervised(&self.supervisor, &fleet).await;
         if let Some(stop) = self.stop_probes.take() {
             let _ = stop.send(());
@@ -531,6 +574,7 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
         collect,
         api,
         models: models_text,
+        policies_dir: options.policies_dir,
     })
 }
 
