@@ -3,7 +3,8 @@
 //! The pattern library is loaded at start and with each accepted reload ([`load_patterns`]):
 //! the policies directory's `patterns.yaml` when there is one (a bad one stops the start, or
 //! is refused by the reload, with its `file:line:col` errors, like the other policy files),
-//! else the shipped `policies/patterns.yaml` built into the binary. Both go through [`PatternLibrary::parse`], the loader `medic diagnose` uses.
+//! else the shipped `policies/patterns.yaml` built into the binary. Both go through
+//! [`PatternLibrary::parse`], the loader `medic diagnose` uses.
 //!
 //! Each target keeps a [`TargetDiagnosis`]: the evidence seen since its incident began, and
 //! the diagnosis made from it. Evidence is
