@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -129,6 +130,10 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, fleet: &str) -> Daemon {
+        Daemon::start_with(dir, fleet, &[])
+    }
+
+    fn start_with(dir: &Path, fleet: &str, extra: &[&str]) -> Daemon {
         let fleet_path = dir.join("fleet.yaml");
         std::fs::write(&fleet_path, fleet).unwrap();
         let policies = dir.join("policies");
@@ -148,6 +153,7 @@ impl Daemon {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--token-file")
             .arg(&token)
+            .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -290,10 +296,59 @@ fn a_configuration_error_in_the_output_is_repaired_not_restarted() {
     assert!(opened[0].contains("configuration"), "{opened:?}");
 }
 
+/// Accepts HTTP POSTs on a port and keeps their bodies.
+fn webhook_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let keep = Arc::clone(&bodies);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let body = loop {
+                let Ok(n) = s.read(&mut chunk) else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(body.to_owned());
+                    }
+                }
+            };
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if let Some(b) = body {
+                keep.lock().unwrap().push(b);
+            }
+        }
+    });
+    (port, bodies)
+}
+
 #[test]
 fn a_configuration_error_without_a_repair_action_is_escalated_without_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &fleet(""));
+    let (hook, bodies) = webhook_receiver();
+    let d = Daemon::start_with(
+        dir.path(),
+        &fleet(""),
+        &["--webhook", &format!("http://127.0.0.1:{hook}/hook")],
+    );
     wait_for("the escalation", Duration::from_secs(30), || {
         incident_status(d.port, "app").as_deref() == Some("escalated")
     });
@@ -306,6 +361,25 @@ fn a_configuration_error_without_a_repair_action_is_escalated_without_restarts()
     );
     let log = d.log();
     assert!(log.contains("escalated to a human"), "{log}");
+    // The people called get the diagnosis with the escalation.
+    wait_for(
+        "the escalation at the webhook",
+        Duration::from_secs(30),
+        || {
+            bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|b| b.contains("escalation"))
+        },
+    );
+    let sent = bodies.lock().unwrap().clone();
+    let escalation = sent.iter().find(|b| b.contains("escalation")).unwrap();
+    assert!(
+        escalation.contains(r#""category":"configuration""#),
+        "{escalation}"
+    );
+    assert!(escalation.contains("listen_adress"), "{escalation}");
     dashboard_shows_the_category(d.port);
     d.stop();
 }
