@@ -446,6 +446,19 @@ fn medic_run_refuses_a_bad_patterns_file_with_its_place() {
     assert!(stderr.contains("category"), "{stderr}");
     // Refused before anything was started or written.
     assert!(!dir.path().join("data").exists(), "{stderr}");
+
+    // `medic validate` says the same before a start or a SIGHUP.
+    let out = Command::new(medic_bin())
+        .args(["validate", "--fleet"])
+        .arg(&fleet_path)
+        .arg("--policies")
+        .arg(&policies)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("patterns.yaml:3:"), "{stderr}");
+    assert!(stderr.contains("invalid: 1 error"), "{stderr}");
 }
 
 /// A pattern file that names the knob error of `web` below a configuration error.
