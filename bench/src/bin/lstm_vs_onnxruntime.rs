@@ -377,8 +377,18 @@ fn run() -> Result<(), String> {
         n,
         args.threads
     );
+    // The batch-1 plan always keeps tract's lowering: the count is the batch plans'.
+    let folded = Predictor::load_lowered(
+        &model,
+        PredictorOptions {
+            batch: args.plan_batch.unwrap_or(2).max(2),
+        },
+        args.lowering,
+    )
+    .map_err(|e| format!("{e}"))?
+    .folded_layers();
     println!(
-        "tract: plan batch {}, threads {}, glibc malloc {}, LSTM lowering {} ({} layers folded)",
+        "tract: plan batch {}, threads {}, glibc malloc {}, LSTM lowering {} ({} layers folded in the batch plans)",
         args.plan_batch
             .map_or("= call size".to_string(), |p| p.to_string()),
         match (args.threads, args.split) {
@@ -392,7 +402,7 @@ fn run() -> Result<(), String> {
             "defaults"
         },
         lowering_name(args.lowering),
-        single.folded_layers()
+        folded
     );
 
     // tract: single-window latency on the batch-1 plan.
