@@ -252,20 +252,7 @@ impl Store {
             op: "opening the database read-only",
             source,
         })?;
-        let store = Store {
-            conn,
-            path,
-            busy_timeout: OpenOptions::DEFAULT.busy_timeout,
-            series_ids: HashMap::new(),
-            key_buf: String::new(),
-            labels_buf: String::new(),
-            order_buf: Vec::new(),
-        };
-        store.conn.set_prepared_statement_cache_capacity(64);
-        store
-            .conn
-            .busy_timeout(store.busy_timeout)
-            .map_err(|e| store.err("setting the busy timeout", e))?;
+        let store = Store::from_conn(conn, path, OpenOptions::DEFAULT.busy_timeout)?;
         let found = store.schema_version()?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
@@ -274,6 +261,30 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
+        Ok(store)
+    }
+
+    /// A store on an open connection: every query of the store is prepared once and kept
+    /// (there are about twenty), and a lock is waited for up to `busy_timeout`.
+    fn from_conn(
+        conn: Connection,
+        path: PathBuf,
+        busy_timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        let store = Store {
+            conn,
+            path,
+            busy_timeout,
+            series_ids: HashMap::new(),
+            key_buf: String::new(),
+            labels_buf: String::new(),
+            order_buf: Vec::new(),
+        };
+        store.conn.set_prepared_statement_cache_capacity(64);
+        store
+            .conn
+            .busy_timeout(busy_timeout)
+            .map_err(|e| store.err("setting the busy timeout", e))?;
         Ok(store)
     }
 
@@ -294,21 +305,7 @@ impl Store {
                 op: "opening the database",
                 source,
             })?;
-        let mut store = Store {
-            conn,
-            path,
-            busy_timeout: opts.busy_timeout,
-            series_ids: HashMap::new(),
-            key_buf: String::new(),
-            labels_buf: String::new(),
-            order_buf: Vec::new(),
-        };
-        // Every query of the store is prepared once and kept; there are about twenty.
-        store.conn.set_prepared_statement_cache_capacity(64);
-        store
-            .conn
-            .busy_timeout(opts.busy_timeout)
-            .map_err(|e| store.err("setting the busy timeout", e))?;
+        let mut store = Store::from_conn(conn, path, opts.busy_timeout)?;
         // The header is first read here, so a garbage file fails on this statement.
         let mode: String = store
             .conn
