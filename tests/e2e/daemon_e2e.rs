@@ -3,186 +3,20 @@
 //! up after itself, and prints what it measured (no timing assertions: the machines are
 //! shared and noisy).
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{
+    Agent, Daemon, actions_for, free_port, get_json, heal, http, journaled, leak_healed_agent,
+    medic_bin, open_store, pid_of, policies_dir, read_journal, repo, run_chromium, signal,
+    successes, supervised_agent as agent, target_state, wait_for, wait_for_body, webhook_receiver,
+};
 use serde_json::Value;
-
-fn medic_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_medic")
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits for `cond` (polled every 100 ms) up to `limit`; returns the time it took.
-#[allow(clippy::disallowed_methods)] // measuring a real process from outside
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    start.elapsed()
-}
-
-/// A minimal blocking HTTP/1.1 client for the API (one request per connection).
-fn http(method: &str, port: u16, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    if s.write_all(req.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    // Bodies of our API are small and not chunked-encoded by axum for JSON with a length.
-    (status, body.to_owned())
-}
-
-fn get_json(port: u16, path: &str) -> Value {
-    let (status, body) = http("GET", port, path, None, "");
-    if status != 200 {
-        return Value::Null;
-    }
-    serde_json::from_str(&body).unwrap_or(Value::Null)
-}
-
-fn target_state(port: u16, name: &str) -> String {
-    get_json(port, &format!("/api/v1/targets/{name}"))["state"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned()
-}
-
-fn actions_for(port: u16, name: &str) -> Vec<Value> {
-    get_json(port, "/api/v1/actions")
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| a["target"] == name)
-        .collect()
-}
-
-/// `medic run` as a child process; SIGTERM and wait on drop.
-struct Daemon {
-    child: Option<Child>,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, fleet: &str, extra: &[&str]) -> Daemon {
-        Daemon::start_with(dir, fleet, &repo().join("policies"), extra)
-    }
-
-    fn start_with(dir: &Path, fleet: &str, policies: &Path, extra: &[&str]) -> Daemon {
-        let fleet_path = dir.join("fleet.yaml");
-        std::fs::write(&fleet_path, fleet).unwrap();
-        let token = dir.join("token");
-        std::fs::write(&token, "s3cret-token\n").unwrap();
-        let port = free_port();
-        let log = dir.join("medic.log");
-        let child = Command::new(medic_bin())
-            .args(["run", "--fleet"])
-            .arg(&fleet_path)
-            .arg("--policies")
-            .arg(policies)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--token-file")
-            .arg(&token)
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            child: Some(child),
-            port,
-            log,
-        };
-        wait_for("the API", Duration::from_secs(30), || {
-            http("GET", port, "/ready", None, "").0 == 200
-        });
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        if let Some(c) = &self.child {
-            Command::new("kill")
-                .args([sig, &c.id().to_string()])
-                .status()
-                .unwrap();
-        }
-    }
-
-    fn kill9(mut self) {
-        self.signal("-KILL");
-        if let Some(mut c) = self.child.take() {
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A supervised demo agent entry for a fleet file.
-fn agent(name: &str, port: u16, extra: &str) -> String {
-    format!(
-        "  - name: {name}\n    supervise: {{ command: [\"{bin}\", demo-agent, --port, \"{port}\", --name, {name}, --load-rps, \"0\"{extra}] }}\n    startup_delay: 100ms\n    probes:\n      liveness: {{ http: {{ url: \"http://127.0.0.1:{port}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 3 }}\n",
-        bin = medic_bin()
-    )
-}
-
-fn pid_of(port: u16, name: &str) -> Option<u64> {
-    get_json(port, &format!("/api/v1/targets/{name}"))["pid"].as_u64()
-}
 
 /// Milliseconds since the Unix epoch: the unit of the API's timestamps.
 #[allow(clippy::disallowed_methods)] // compared with the daemon's own timestamps, from outside
@@ -312,6 +146,7 @@ impl Seen {
     }
 }
 
+/// `d` in seconds with two decimals, or `(not seen)`.
 fn secs(d: Option<Duration>) -> String {
     d.map_or_else(
         || "(not seen)".to_owned(),
@@ -329,9 +164,7 @@ fn crash_and_sigstop_hang_are_healed_by_restart() {
         agent("sleepy", p2, "")
     );
     let d = Daemon::start(dir.path(), &fleet, &[]);
-    wait_for("both healthy", Duration::from_secs(20), || {
-        target_state(d.port, "crashy") == "healthy" && target_state(d.port, "sleepy") == "healthy"
-    });
+    d.wait_healthy(&["crashy", "sleepy"]);
 
     // Crash: the agent exits; the supervisor sees it at once.
     let old = pid_of(d.port, "crashy").unwrap();
@@ -343,9 +176,7 @@ fn crash_and_sigstop_hang_are_healed_by_restart() {
         || {
             pid_of(d.port, "crashy").is_some_and(|p| p != old)
                 && target_state(d.port, "crashy") == "healthy"
-                && actions_for(d.port, "crashy")
-                    .iter()
-                    .any(|a| a["outcome"] == "success")
+                && successes(d.port, "crashy") > 0
         },
     );
     let seen = watch.healed(Duration::from_secs(10));
@@ -360,19 +191,11 @@ fn crash_and_sigstop_hang_are_healed_by_restart() {
     // Hang: SIGSTOP; liveness 1 s probes, threshold 3.
     let old = pid_of(d.port, "sleepy").unwrap();
     let watch = Watch::start(d.port, "sleepy");
-    Command::new("kill")
-        .args(["-STOP", &old.to_string()])
-        .status()
-        .unwrap();
+    signal(old, "-STOP");
     let mttr = wait_for(
         "sleepy restarted and healthy",
         Duration::from_secs(40),
-        || {
-            pid_of(d.port, "sleepy").is_some_and(|p| p != old)
-                && actions_for(d.port, "sleepy")
-                    .iter()
-                    .any(|a| a["outcome"] == "success")
-        },
+        || pid_of(d.port, "sleepy").is_some_and(|p| p != old) && successes(d.port, "sleepy") > 0,
     );
     let seen = watch.healed(Duration::from_secs(10));
     eprintln!(
@@ -399,9 +222,7 @@ fn a_leaking_agent_is_restarted_preemptively_before_it_crosses_its_memory_limit(
         bin = medic_bin()
     );
     let d = Daemon::start(dir.path(), &fleet, &[]);
-    wait_for("leaky healthy", Duration::from_secs(20), || {
-        target_state(d.port, "leaky") == "healthy"
-    });
+    d.wait_healthy(&["leaky"]);
     let old = pid_of(d.port, "leaky").unwrap();
     let injected = epoch_ms();
     let watch = Watch::start(d.port, "leaky");
@@ -409,12 +230,7 @@ fn a_leaking_agent_is_restarted_preemptively_before_it_crosses_its_memory_limit(
     let took = wait_for(
         "leaky restarted and verified",
         Duration::from_secs(40),
-        || {
-            pid_of(d.port, "leaky").is_some_and(|p| p != old)
-                && actions_for(d.port, "leaky")
-                    .iter()
-                    .any(|a| a["outcome"] == "success")
-        },
+        || pid_of(d.port, "leaky").is_some_and(|p| p != old) && successes(d.port, "leaky") > 0,
     );
     let seen = watch.healed(Duration::from_secs(10));
     let acts = actions_for(d.port, "leaky");
@@ -425,7 +241,7 @@ fn a_leaking_agent_is_restarted_preemptively_before_it_crosses_its_memory_limit(
     let acted_at = acts[0]["started_at"].as_u64().unwrap();
     drop(d);
 
-    let store = medic_store::Store::open_data_dir(dir.path().join("data")).unwrap();
+    let store = open_store(dir.path());
     // The daemon's own record of the incident: found by the forecast while the agent was
     // still serving, not by its exit.
     let incidents = store
@@ -468,58 +284,11 @@ fn a_leaking_agent_is_restarted_preemptively_before_it_crosses_its_memory_limit(
     );
 }
 
-/// Accepts HTTP POSTs on a port and keeps their bodies.
-fn webhook_receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let keep = Arc::clone(&bodies);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let body = loop {
-                let Ok(n) = s.read(&mut chunk) else {
-                    break None;
-                };
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break Some(body.to_owned());
-                    }
-                }
-            };
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            if let Some(b) = body {
-                keep.lock().unwrap().push(b);
-            }
-        }
-    });
-    (port, bodies)
-}
-
 /// The shipped policies plus `extra` appended to their tiers.
 fn policies_with(dir: &Path, extra: &str) -> PathBuf {
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
     let mut tiers = std::fs::read_to_string(repo().join("policies/tiers.yaml")).unwrap();
     tiers.push_str(extra);
-    std::fs::write(policies.join("tiers.yaml"), tiers).unwrap();
-    policies
+    policies_dir(dir, &tiers)
 }
 
 #[test]
@@ -551,23 +320,16 @@ fn crash_loop_backs_off_longer_each_time_then_gives_up_with_exactly_one_escalati
         &policies,
         &["--webhook", &format!("http://127.0.0.1:{hook}/hook")],
     );
-    wait_for("looper healthy", Duration::from_secs(20), || {
-        target_state(d.port, "looper") == "healthy"
-    });
+    d.wait_healthy(&["looper"]);
     // From now on every start of the agent fails at once.
     std::fs::write(&marker, "").unwrap();
     let watch = Watch::start(d.port, "looper");
     let _ = http("POST", port, "/fault/crash", None, "");
-    let escalated = wait_for(
+    let escalated = wait_for_body(
+        &bodies,
+        "escalation",
         "an escalation at the webhook",
         Duration::from_secs(90),
-        || {
-            bodies
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|b| b.contains("escalation"))
-        },
     );
     let seen = watch.finish();
     // Nothing more is tried or sent for a while.
@@ -636,14 +398,7 @@ fn crash_loop_backs_off_longer_each_time_then_gives_up_with_exactly_one_escalati
     let log = d.log();
     assert!(log.contains("escalated to a human"), "{log}");
     drop(d);
-    let store = medic_store::Store::open_data_dir(dir.path().join("data")).unwrap();
-    let reasons: Vec<String> = store
-        .journal_all()
-        .unwrap()
-        .iter()
-        .filter(|r| r.entry.payload["entry"] == "escalated")
-        .map(|r| r.entry.payload["reason"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let reasons = journaled(dir.path(), "escalated", "reason");
     assert_eq!(reasons, ["gave_up"], "the journaled escalations");
 }
 
@@ -670,9 +425,7 @@ const ESCALATE_TIERS: &str = r#"healing_policies:
 #[test]
 fn a_dry_run_decides_an_escalation_but_pages_nobody() {
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    std::fs::write(policies.join("tiers.yaml"), ESCALATE_TIERS).unwrap();
+    let policies = policies_dir(dir.path(), ESCALATE_TIERS);
     let port = free_port();
     let (hook, bodies) = webhook_receiver();
     let fleet = format!("targets:\n{}", agent("quiet", port, ""));
@@ -686,9 +439,7 @@ fn a_dry_run_decides_an_escalation_but_pages_nobody() {
             &format!("http://127.0.0.1:{hook}/hook"),
         ],
     );
-    wait_for("quiet healthy", Duration::from_secs(20), || {
-        target_state(d.port, "quiet") == "healthy"
-    });
+    d.wait_healthy(&["quiet"]);
     // The agent exits and, in a dry run, stays down: the plan is to escalate.
     let _ = http("POST", port, "/fault/crash", None, "");
     wait_for("the escalation decided", Duration::from_secs(60), || {
@@ -712,9 +463,7 @@ fn api_mutations_need_the_token_and_maintenance_holds_healing_until_it_ends() {
     let port = free_port();
     let fleet = format!("targets:\n{}", agent("maint", port, ""));
     let d = Daemon::start(dir.path(), &fleet, &[]);
-    wait_for("maint healthy", Duration::from_secs(20), || {
-        target_state(d.port, "maint") == "healthy"
-    });
+    d.wait_healthy(&["maint"]);
     let body = r#"{"target":"maint","duration":"5s","reason":"deploy"}"#;
     assert_eq!(
         http("POST", d.port, "/api/v1/maintenance", None, body).0,
@@ -745,11 +494,7 @@ fn api_mutations_need_the_token_and_maintenance_holds_healing_until_it_ends() {
     let took = wait_for(
         "maint healed after maintenance",
         Duration::from_secs(30),
-        || {
-            actions_for(d.port, "maint")
-                .iter()
-                .any(|a| a["outcome"] == "success")
-        },
+        || successes(d.port, "maint") > 0,
     );
     let seen = watch.healed(Duration::from_secs(10));
     eprintln!(
@@ -764,11 +509,9 @@ fn sighup_with_a_broken_config_keeps_the_running_one() {
     let port = free_port();
     let fleet = format!("targets:\n{}", agent("steady", port, ""));
     let d = Daemon::start(dir.path(), &fleet, &[]);
-    wait_for("steady healthy", Duration::from_secs(20), || {
-        target_state(d.port, "steady") == "healthy"
-    });
+    d.wait_healthy(&["steady"]);
     std::fs::write(dir.path().join("fleet.yaml"), "targets:\n  - name: [oops\n").unwrap();
-    d.signal("-HUP");
+    d.hup();
     wait_for("the rejection in the log", Duration::from_secs(10), || {
         d.log().contains("the new configuration is invalid")
     });
@@ -783,11 +526,7 @@ fn sighup_with_a_broken_config_keeps_the_running_one() {
     wait_for(
         "steady healed with the old config",
         Duration::from_secs(30),
-        || {
-            actions_for(d.port, "steady")
-                .iter()
-                .any(|a| a["outcome"] == "success")
-        },
+        || successes(d.port, "steady") > 0,
     );
     let seen = watch.healed(Duration::from_secs(10));
     eprintln!(
@@ -809,9 +548,7 @@ fn kill_9_in_the_middle_of_a_restart_neither_repeats_nor_forgets_it() {
         runs = runs.display()
     );
     let d = Daemon::start(dir.path(), &fleet, &[]);
-    wait_for("slowfix healthy", Duration::from_secs(20), || {
-        target_state(d.port, "slowfix") == "healthy"
-    });
+    d.wait_healthy(&["slowfix"]);
     let watch = Watch::start(d.port, "slowfix");
     std::fs::remove_file(&up).unwrap();
     wait_for("the restart to start", Duration::from_secs(30), || {
@@ -836,8 +573,7 @@ fn kill_9_in_the_middle_of_a_restart_neither_repeats_nor_forgets_it() {
     assert_eq!(ran.lines().count(), 1, "the restart ran once: {ran:?}");
     // The journal has one intent for it and its verification after the recovery.
     drop(d);
-    let store = medic_store::Store::open_data_dir(dir.path().join("data")).unwrap();
-    let journal = store.journal_all().unwrap();
+    let journal = read_journal(dir.path());
     let kinds: Vec<&str> = journal.iter().map(|r| r.entry.kind.as_str()).collect();
     assert_eq!(
         kinds.iter().filter(|k| **k == "intent").count(),
@@ -846,6 +582,45 @@ fn kill_9_in_the_middle_of_a_restart_neither_repeats_nor_forgets_it() {
     );
     assert!(kinds.contains(&"verified"), "{kinds:?}");
     assert!(kinds.contains(&"closed"), "{kinds:?}");
+}
+
+/// The fleet table of a dashboard's dumped DOM, checked to have one row for each of `names`.
+fn fleet_table<'a>(dom: &'a str, names: &[&str]) -> &'a str {
+    let start = dom.find(r#"<table id="fleet">"#).expect("fleet table");
+    let end = start + dom[start..].find("</table>").expect("table end");
+    let table = &dom[start..end];
+    for name in names {
+        assert!(
+            table.contains(&format!(r#"<td class="name">{name}</td>"#)),
+            "{name} missing from the fleet table:\n{table}"
+        );
+    }
+    assert_eq!(
+        table.matches("<tr data-target=").count(),
+        names.len(),
+        "{table}"
+    );
+    table
+}
+
+/// A headless Chromium screenshot of `url` in the target's `medic-dashboard/<file>`, checked
+/// to be a real page's PNG; its path.
+fn screenshot(bin: &Path, profile: &Path, url: &str, file: &str) -> PathBuf {
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("medic-dashboard");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join(file);
+    let _ = std::fs::remove_file(&shot);
+    let (ok, _) = run_chromium(
+        bin,
+        profile,
+        &[format!("--screenshot={}", shot.display())],
+        url,
+    );
+    assert!(ok, "chromium --screenshot failed");
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    assert!(png.len() > 10_000, "a real page, not a blank one");
+    shot
 }
 
 /// The targets `medic demo` runs (its fleet, as `crates/medic/src/cmd/demo.rs` writes it).
@@ -872,9 +647,7 @@ impl KeptDemo {
         if let Ok(Some(status)) = self.0.try_wait() {
             return Some(status);
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        let _ = signal(self.0.id(), "-TERM");
         for _ in 0..300 {
             if let Ok(Some(status)) = self.0.try_wait() {
                 return Some(status);
@@ -991,34 +764,8 @@ fn demo_heals_every_healable_fault_escalates_the_crash_loop_and_keeps_its_dashbo
         let profile = tempfile::tempdir().unwrap();
         let (ok, dom) = run_chromium(&bin, profile.path(), &["--dump-dom".into()], &url);
         assert!(ok, "chromium --dump-dom failed");
-        let start = dom.find(r#"<table id="fleet">"#).expect("fleet table");
-        let end = start + dom[start..].find("</table>").expect("table end");
-        let table = &dom[start..end];
-        for name in DEMO_TARGETS {
-            assert!(
-                table.contains(&format!(r#"<td class="name">{name}</td>"#)),
-                "{name} missing from the fleet table:\n{table}"
-            );
-        }
-        assert_eq!(
-            table.matches("<tr data-target=").count(),
-            DEMO_TARGETS.len(),
-            "{table}"
-        );
-        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("medic-dashboard");
-        std::fs::create_dir_all(&shots).unwrap();
-        let shot = shots.join("demo.png");
-        let _ = std::fs::remove_file(&shot);
-        let (ok, _) = run_chromium(
-            &bin,
-            profile.path(),
-            &[format!("--screenshot={}", shot.display())],
-            &url,
-        );
-        assert!(ok, "chromium --screenshot failed");
-        let png = std::fs::read(&shot).expect("screenshot written");
-        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
-        assert!(png.len() > 10_000, "a real page, not a blank one");
+        fleet_table(&dom, &DEMO_TARGETS);
+        let shot = screenshot(&bin, profile.path(), &url, "demo.png");
         eprintln!("dashboard screenshot of the kept demo: {}", shot.display());
     } else {
         eprintln!(
@@ -1044,52 +791,7 @@ fn demo_heals_every_healable_fault_escalates_the_crash_loop_and_keeps_its_dashbo
     }
 }
 
-/// A demo agent started by the test itself (not supervised): `medic heal` acts through the
-/// fleet's configured actions.
-struct Agent(Child);
-
-impl Agent {
-    fn start(port: u16, extra: &[&str]) -> Agent {
-        let child = Command::new(medic_bin())
-            .args(["demo-agent", "--port", &port.to_string(), "--load-rps", "0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for("the agent", Duration::from_secs(20), || {
-            http("GET", port, "/health", None, "").0 == 200
-        });
-        Agent(child)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn heal(dir: &Path, extra: &[&str]) -> (i32, Value) {
-    let out = Command::new(medic_bin())
-        .args(["heal", "--preemptive", "--json", "--fleet"])
-        .arg(dir.join("fleet.yaml"))
-        .arg("--policies")
-        .arg(repo().join("policies"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(extra)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    (
-        out.status.code().unwrap_or(-1),
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-    )
-}
-
+/// The resident memory of the agent on `port` in MiB, from its metrics (0 when unknown).
 fn rss_mib(port: u16) -> f64 {
     let (_, body) = http("GET", port, "/metrics", None, "");
     body.lines()
@@ -1102,33 +804,15 @@ fn rss_mib(port: u16) -> f64 {
 fn heal_preemptive_recycles_only_the_leaking_agent_and_dry_run_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (leaky, calm) = (free_port(), free_port());
-    let _a = Agent::start(
-        leaky,
-        &[
-            "--fault",
-            "leak",
-            "--leak-mb-per-s",
-            "8",
-            "--oom-at-mb",
-            "600",
-        ],
-    );
+    let _a = Agent::leaking(leaky);
     let _b = Agent::start(calm, &[]);
     // Both agents' "restart" is their admin endpoint that drops the leaked memory (the test
     // does not own a process manager); what is checked is which target medic acts on.
     for (name, agent) in [("leaky", &_a), ("calm", &_b)] {
-        std::fs::write(
-            dir.path().join(format!("{name}.pid")),
-            agent.0.id().to_string(),
-        )
-        .unwrap();
+        agent.write_pid(&dir.path().join(format!("{name}.pid")));
     }
     let target = |name: &str, port: u16| {
-        let pid_file = dir.path().join(format!("{name}.pid"));
-        format!(
-            "  - name: {name}\n    probes:\n      liveness: {{ http: {{ url: \"http://127.0.0.1:{port}/health\" }} }}\n      readiness: {{ process: {{ pid_file: \"{}\" }} }}\n      resources: {{ max_rss: 300Mi }}\n    metrics: {{ url: \"http://127.0.0.1:{port}/metrics\" }}\n    startup_delay: 100ms\n    actions:\n      restart: {{ http: {{ method: POST, url: \"http://127.0.0.1:{port}/fault/clear\" }} }}\n",
-            pid_file.display()
-        )
+        leak_healed_agent(name, port, &dir.path().join(format!("{name}.pid")))
     };
     std::fs::write(
         dir.path().join("fleet.yaml"),
@@ -1150,10 +834,7 @@ fn heal_preemptive_recycles_only_the_leaking_agent_and_dry_run_changes_nothing()
     let before = rss_mib(leaky);
     std::thread::sleep(Duration::from_secs(1));
     assert!(rss_mib(leaky) > before, "the dry run left the leak alone");
-    let journal = medic_store::Store::open_data_dir(dir.path().join("data"))
-        .unwrap()
-        .journal_all()
-        .unwrap();
+    let journal = read_journal(dir.path());
     assert!(journal.is_empty(), "a dry run writes nothing: {journal:?}");
 
     let (code, report) = heal(dir.path(), &[]);
@@ -1174,10 +855,7 @@ fn heal_preemptive_recycles_only_the_leaking_agent_and_dry_run_changes_nothing()
     );
     // The real run journaled the action the way the daemon does: every row names the target
     // and the action's rows carry its idempotency key.
-    let journal = medic_store::Store::open_data_dir(dir.path().join("data"))
-        .unwrap()
-        .journal_all()
-        .unwrap();
+    let journal = read_journal(dir.path());
     let kinds: Vec<&str> = journal.iter().map(|r| r.entry.kind.as_str()).collect();
     for kind in ["intent", "acted", "verified", "closed"] {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
@@ -1234,9 +912,7 @@ fn error_burst_opens_the_circuit_a_failed_half_open_probe_reopens_it_and_a_passi
         bin = medic_bin()
     );
     let d = Daemon::start_with(dir.path(), &fleet, &policies, &[]);
-    wait_for("gateway healthy", Duration::from_secs(20), || {
-        target_state(d.port, "gateway") == "healthy"
-    });
+    d.wait_healthy(&["gateway"]);
     assert_eq!(circuit(d.port, "gateway").0, "", "never opened yet");
 
     #[allow(clippy::disallowed_methods)] // measuring a real process from outside
@@ -1288,10 +964,7 @@ fn error_burst_opens_the_circuit_a_failed_half_open_probe_reopens_it_and_a_passi
         detected.unwrap_or_default()
     );
     drop(d);
-    let store = medic_store::Store::open_data_dir(dir.path().join("data")).unwrap();
-    let states: Vec<String> = store
-        .journal_all()
-        .unwrap()
+    let states: Vec<String> = read_journal(dir.path())
         .iter()
         .filter(|r| r.entry.kind == "breaker")
         .map(|r| {
@@ -1322,17 +995,12 @@ fn a_dependency_down_is_healed_first_and_its_dependent_is_not_acted_on() {
     );
     let fleet = format!("targets:\n{}{dependent}", agent("db", pa, ""));
     let d = Daemon::start(dir.path(), &fleet, &[]);
-    wait_for("both healthy", Duration::from_secs(20), || {
-        target_state(d.port, "db") == "healthy" && target_state(d.port, "app") == "healthy"
-    });
+    d.wait_healthy(&["db", "app"]);
     let old = pid_of(d.port, "db").unwrap();
     let watch = Watch::start(d.port, "db");
     // A hang, not a crash: it lasts the liveness threshold (3 × 1 s), long enough for the
     // dependent's readiness to fail too.
-    Command::new("kill")
-        .args(["-STOP", &old.to_string()])
-        .status()
-        .unwrap();
+    signal(old, "-STOP");
     #[allow(clippy::disallowed_methods)] // measuring a real process from outside
     let t0 = Instant::now();
     let mut app_unready = None;
@@ -1340,10 +1008,7 @@ fn a_dependency_down_is_healed_first_and_its_dependent_is_not_acted_on() {
         if app_unready.is_none() && target_state(d.port, "app") != "healthy" {
             app_unready = Some(t0.elapsed());
         }
-        pid_of(d.port, "db").is_some_and(|p| p != old)
-            && actions_for(d.port, "db")
-                .iter()
-                .any(|a| a["outcome"] == "success")
+        pid_of(d.port, "db").is_some_and(|p| p != old) && successes(d.port, "db") > 0
     });
     let db_healed = t0.elapsed();
     let app_unready = app_unready.expect("the dependent's readiness failed while db was down");
@@ -1398,9 +1063,7 @@ fn a_circuit_closed_in_the_journal_is_closed_again_when_medic_starts() {
         "targets:\n  - name: gateway-b\n    startup_delay: 100ms\n    probes:\n      readiness: {{ http: {{ url: \"{base}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 2 }}\n    metrics: {{ url: \"{base}/metrics\", every: 1s }}\n    actions:\n      circuit_break:\n        http: {{ method: POST, url: \"{base}/admin/circuit/open\" }}\n        close: {{ http: {{ method: POST, url: \"{base}/admin/circuit/close\" }} }}\n"
     );
     let d = Daemon::start_with(dir.path(), &fleet, &policies, &[]);
-    wait_for("gateway-b healthy", Duration::from_secs(20), || {
-        target_state(d.port, "gateway-b") == "healthy"
-    });
+    d.wait_healthy(&["gateway-b"]);
     assert_eq!(http("POST", port, "/fault/errors", None, "").0, 200);
     wait_for("the circuit open", Duration::from_secs(30), || {
         circuit(d.port, "gateway-b").0 == "open"
@@ -1425,13 +1088,6 @@ fn a_circuit_closed_in_the_journal_is_closed_again_when_medic_starts() {
         actions_for(d.port, "gateway-b").is_empty(),
         "nothing else was done after the restart"
     );
-}
-
-/// Loads `url` in headless Chromium: (success, stdout).
-fn run_chromium(bin: &Path, profile: &Path, extra: &[String], url: &str) -> (bool, String) {
-    let run = medic_tests::chromium::load(bin, profile, extra, url, Duration::from_secs(90))
-        .expect("chromium ran");
-    (run.success, run.stdout)
 }
 
 #[test]
@@ -1464,34 +1120,12 @@ fn the_dashboard_of_a_running_daemon_shows_its_fleet_in_headless_chromium() {
     let (ok, dom) = run_chromium(&bin, profile.path(), &["--dump-dom".into()], &url);
     assert!(ok, "chromium --dump-dom failed");
     // The rows exist only if the page's script fetched the fleet from the daemon and drew it.
-    let start = dom.find(r#"<table id="fleet">"#).expect("fleet table");
-    let end = start + dom[start..].find("</table>").expect("table end");
-    let table = &dom[start..end];
-    for name in ["alpha", "beta", "ghost"] {
-        assert!(
-            table.contains(&format!(r#"<td class="name">{name}</td>"#)),
-            "{name} missing from the fleet table:\n{table}"
-        );
-    }
-    assert_eq!(table.matches("<tr data-target=").count(), 3, "{table}");
+    let table = fleet_table(&dom, &["alpha", "beta", "ghost"]);
     assert!(table.contains(r#"class="pill unhealthy""#), "state colours");
     assert!(table.contains(r#"class="pill healthy""#), "state colours");
     assert!(dom.contains(">live · refreshed"), "status line says live");
 
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("medic-dashboard");
-    std::fs::create_dir_all(&shots).unwrap();
-    let shot = shots.join("daemon.png");
-    let _ = std::fs::remove_file(&shot);
-    let (ok, _) = run_chromium(
-        &bin,
-        profile.path(),
-        &[format!("--screenshot={}", shot.display())],
-        &url,
-    );
-    assert!(ok, "chromium --screenshot failed");
-    let png = std::fs::read(&shot).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
-    assert!(png.len() > 10_000, "a real page, not a blank one");
+    let shot = screenshot(&bin, profile.path(), &url, "daemon.png");
     eprintln!(
         "dashboard screenshot of the running daemon: {}",
         shot.display()
@@ -1513,9 +1147,7 @@ fn a_growing_queue_scales_the_agent_out_from_its_own_metrics() {
         bin = medic_bin()
     );
     let d = Daemon::start(dir.path(), &fleet, &[]);
-    wait_for("queue healthy", Duration::from_secs(20), || {
-        target_state(d.port, "queue") == "healthy"
-    });
+    d.wait_healthy(&["queue"]);
     assert!(actions_for(d.port, "queue").is_empty());
     assert_eq!(http("POST", port, "/fault/slow", None, "").0, 200);
     let took = wait_for("a verified scale", Duration::from_secs(60), || {
@@ -1552,14 +1184,9 @@ fn a_lone_hung_instance_of_a_group_is_rerouted_first() {
     };
     let fleet = format!("targets:\n{}{}{}", member(0), member(1), member(2));
     let d = Daemon::start(dir.path(), &fleet, &[]);
-    wait_for("all healthy", Duration::from_secs(20), || {
-        (0..3).all(|k| target_state(d.port, &format!("pool-{k}")) == "healthy")
-    });
+    d.wait_healthy(&["pool-0", "pool-1", "pool-2"]);
     let pid = pid_of(d.port, "pool-0").unwrap();
-    Command::new("kill")
-        .args(["-STOP", &pid.to_string()])
-        .status()
-        .unwrap();
+    signal(pid, "-STOP");
     wait_for("an action on pool-0", Duration::from_secs(30), || {
         !actions_for(d.port, "pool-0").is_empty()
     });
@@ -1570,7 +1197,5 @@ fn a_lone_hung_instance_of_a_group_is_rerouted_first() {
     for k in 1..3 {
         assert!(actions_for(d.port, &format!("pool-{k}")).is_empty());
     }
-    let _ = Command::new("kill")
-        .args(["-CONT", &pid.to_string()])
-        .status();
+    signal(pid, "-CONT");
 }

@@ -3,135 +3,23 @@
 //! and `medic demo` finding its models next to a moved binary. Real processes on loopback;
 //! every test is bounded in time, cleans up after itself, and asserts no timings.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{
+    Agent, Daemon, actions_for, free_port, heal, http, journal_read_only, leak_healed_agent,
+    medic_bin, repo, shipped_policies, wait_for,
+};
 use serde_json::Value;
 
-fn medic_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_medic")
-}
+/// The daemons here log JSON: the tests read the supervisor's events from it.
+const JSON_LOG: &[&str] = &["--log-format", "json"];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits for `cond` (polled every 100 ms) up to `limit`; returns the time it took.
-#[allow(clippy::disallowed_methods)] // measuring a real process from outside
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    start.elapsed()
-}
-
-/// A minimal blocking HTTP/1.1 client (one request per connection).
-fn http(method: &str, port: u16, path: &str, body: &str) -> (u16, String) {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    if s.write_all(req.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_owned())
-}
-
-fn get_json(port: u16, path: &str) -> Value {
-    let (status, body) = http("GET", port, path, "");
-    if status != 200 {
-        return Value::Null;
-    }
-    serde_json::from_str(&body).unwrap_or(Value::Null)
-}
-
-fn target_state(port: u16, name: &str) -> String {
-    get_json(port, &format!("/api/v1/targets/{name}"))["state"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned()
-}
-
-fn actions_for(port: u16, name: &str) -> Vec<Value> {
-    get_json(port, "/api/v1/actions")
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| a["target"] == name)
-        .collect()
-}
-
-/// `medic run` as a child process; SIGTERM and wait on drop.
-struct Daemon {
-    child: Option<Child>,
-    port: u16,
-    log: PathBuf,
-}
-
+// Readers of the JSON log of the daemons started here.
 impl Daemon {
-    fn start(dir: &Path, fleet: &str) -> Daemon {
-        let fleet_path = dir.join("fleet.yaml");
-        std::fs::write(&fleet_path, fleet).unwrap();
-        let port = free_port();
-        let log = dir.join("medic.log");
-        let child = Command::new(medic_bin())
-            .args(["run", "--fleet"])
-            .arg(&fleet_path)
-            .arg("--policies")
-            .arg(repo().join("policies"))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            child: Some(child),
-            port,
-            log,
-        };
-        wait_for("the API", Duration::from_secs(30), || {
-            http("GET", port, "/ready", "").0 == 200
-        });
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
     /// The `fields` of every JSON log line whose message is `message`.
     fn events(&self, message: &str) -> Vec<Value> {
         self.log()
@@ -156,17 +44,6 @@ impl Daemon {
                     .ok()
             })
             .next_back()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let _ = c.wait();
-        }
     }
 }
 
@@ -208,53 +85,6 @@ fn demo_finds_the_models_next_to_a_moved_binary() {
     );
 }
 
-/// A demo agent started by the test itself (not supervised): `medic heal` acts through the
-/// fleet's configured actions.
-struct Agent(Child);
-
-impl Agent {
-    fn start(port: u16, extra: &[&str]) -> Agent {
-        let child = Command::new(medic_bin())
-            .args(["demo-agent", "--port", &port.to_string(), "--load-rps", "0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for("the agent", Duration::from_secs(20), || {
-            http("GET", port, "/health", "").0 == 200
-        });
-        Agent(child)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `medic heal --preemptive --json` on `dir`'s fleet and data; exit code, report, stdout.
-fn heal(dir: &Path, extra: &[&str]) -> (i32, Value) {
-    let out = Command::new(medic_bin())
-        .args(["heal", "--preemptive", "--json", "--fleet"])
-        .arg(dir.join("fleet.yaml"))
-        .arg("--policies")
-        .arg(repo().join("policies"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(extra)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    (
-        out.status.code().unwrap_or(-1),
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-    )
-}
-
 /// Every file of `dir` with its contents (empty when `dir` is missing).
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
@@ -279,26 +109,13 @@ fn heal_dry_runs_write_nothing_and_a_target_left_in_cooldown_is_explained_and_fa
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let leaky = free_port();
-    let agent = Agent::start(
-        leaky,
-        &[
-            "--fault",
-            "leak",
-            "--leak-mb-per-s",
-            "8",
-            "--oom-at-mb",
-            "600",
-        ],
-    );
+    let agent = Agent::leaking(leaky);
     let pid_file = dir.path().join("leaky.pid");
-    std::fs::write(&pid_file, agent.0.id().to_string()).unwrap();
+    agent.write_pid(&pid_file);
     // "restart" is the agent's admin endpoint that drops the leaked memory and ends the leak.
     std::fs::write(
         dir.path().join("fleet.yaml"),
-        format!(
-            "targets:\n  - name: leaky\n    probes:\n      liveness: {{ http: {{ url: \"http://127.0.0.1:{leaky}/health\" }} }}\n      readiness: {{ process: {{ pid_file: \"{}\" }} }}\n      resources: {{ max_rss: 300Mi }}\n    metrics: {{ url: \"http://127.0.0.1:{leaky}/metrics\" }}\n    startup_delay: 100ms\n    actions:\n      restart: {{ http: {{ method: POST, url: \"http://127.0.0.1:{leaky}/fault/clear\" }} }}\n",
-            pid_file.display()
-        ),
+        format!("targets:\n{}", leak_healed_agent("leaky", leaky, &pid_file)),
     )
     .unwrap();
 
@@ -322,7 +139,7 @@ fn heal_dry_runs_write_nothing_and_a_target_left_in_cooldown_is_explained_and_fa
     );
 
     // Leaking again, within the restart cooldown (300 s in the shipped policies).
-    assert_eq!(http("POST", leaky, "/fault/leak", "").0, 200);
+    assert_eq!(http("POST", leaky, "/fault/leak", None, "").0, 200);
     let before = snapshot(&data);
     assert!(!before.is_empty());
     let (code, report) = heal(dir.path(), &["--dry-run"]);
@@ -355,7 +172,7 @@ fn heal_dry_runs_write_nothing_and_a_target_left_in_cooldown_is_explained_and_fa
         .args(["heal", "--preemptive", "--dry-run", "--fleet"])
         .arg(dir.path().join("fleet.yaml"))
         .arg("--policies")
-        .arg(repo().join("policies"))
+        .arg(shipped_policies())
         .arg("--data-dir")
         .arg(&data)
         .output()
@@ -389,12 +206,10 @@ fn first_scale(port: u16) -> Option<Value> {
 fn a_supervised_scale_starts_the_new_instance_on_the_next_free_port_and_verifies_it() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_port();
-    let d = Daemon::start(dir.path(), &pool_fleet(base, ""));
-    wait_for("pool healthy", Duration::from_secs(20), || {
-        target_state(d.port, "pool") == "healthy"
-    });
+    let d = Daemon::start(dir.path(), &pool_fleet(base, ""), JSON_LOG);
+    d.wait_healthy(&["pool"]);
     assert_eq!(d.instance_port("pool", 0), Some(base), "{}", d.log());
-    assert_eq!(http("POST", base, "/fault/slow", "").0, 200);
+    assert_eq!(http("POST", base, "/fault/slow", None, "").0, 200);
     let took = wait_for("the first scale", Duration::from_secs(60), || {
         first_scale(d.port).is_some()
     });
@@ -406,7 +221,7 @@ fn a_supervised_scale_starts_the_new_instance_on_the_next_free_port_and_verifies
         .unwrap_or_else(|| panic!("no instance 1 started:\n{}", d.log()));
     assert!(port > base, "instance 1 on {port}, slot 0 on {base}");
     assert_eq!(
-        http("GET", port, "/health", "").0,
+        http("GET", port, "/health", None, "").0,
         200,
         "instance 1 answers"
     );
@@ -418,24 +233,19 @@ fn a_supervised_scale_whose_new_instance_exits_is_a_failure() {
     let base = free_port();
     let marker = dir.path().join("broken");
     let extra = format!(", --crash-marker, \"{}\"", marker.display());
-    let d = Daemon::start(dir.path(), &pool_fleet(base, &extra));
-    wait_for("pool healthy", Duration::from_secs(20), || {
-        target_state(d.port, "pool") == "healthy"
-    });
+    let d = Daemon::start(dir.path(), &pool_fleet(base, &extra), JSON_LOG);
+    d.wait_healthy(&["pool"]);
     // From now on every new instance exits at start-up (exit status 1); slot 0 runs on.
     std::fs::write(&marker, "").unwrap();
-    assert_eq!(http("POST", base, "/fault/slow", "").0, 200);
+    assert_eq!(http("POST", base, "/fault/slow", None, "").0, 200);
     wait_for("the first scale", Duration::from_secs(60), || {
         first_scale(d.port).is_some()
     });
     let scale = first_scale(d.port).unwrap();
     assert_eq!(scale["outcome"], "failure", "{scale}\n{}", d.log());
     // The journal keeps why: the verification names the instance that is gone.
-    let store =
-        medic_store::Store::open_read_only(dir.path().join("data").join("medic.db")).unwrap();
-    let verified: Vec<String> = store
-        .journal_all()
-        .unwrap()
+    let journal = journal_read_only(dir.path());
+    let verified: Vec<String> = journal
         .into_iter()
         .filter(|r| r.entry.kind == "verified")
         .map(|r| r.entry.payload.to_string())
@@ -465,32 +275,18 @@ fn a_daemon_and_a_heal_run_sharing_a_journal_never_issue_the_same_action_id() {
             "targets:\n  - name: crashy\n    supervise: {{ command: [\"{bin}\", demo-agent, --port, \"{{port}}\", --name, crashy, --load-rps, \"0\"], port: {crashy} }}\n    startup_delay: 100ms\n    probes:\n      liveness: {{ http: {{ url: \"http://127.0.0.1:{crashy}/health\", timeout: 500ms }}, every: 1s, failure_threshold: 3 }}\n",
             bin = medic_bin()
         ),
+        JSON_LOG,
     );
-    wait_for("crashy healthy", Duration::from_secs(20), || {
-        target_state(d.port, "crashy") == "healthy"
-    });
+    d.wait_healthy(&["crashy"]);
 
     // The heal run: its own fleet, the daemon's store.
     let leaky = free_port();
-    let agent = Agent::start(
-        leaky,
-        &[
-            "--fault",
-            "leak",
-            "--leak-mb-per-s",
-            "8",
-            "--oom-at-mb",
-            "600",
-        ],
-    );
+    let agent = Agent::leaking(leaky);
     let pid_file = heal_dir.join("leaky.pid");
-    std::fs::write(&pid_file, agent.0.id().to_string()).unwrap();
+    agent.write_pid(&pid_file);
     std::fs::write(
         heal_dir.join("fleet.yaml"),
-        format!(
-            "targets:\n  - name: leaky\n    probes:\n      liveness: {{ http: {{ url: \"http://127.0.0.1:{leaky}/health\" }} }}\n      readiness: {{ process: {{ pid_file: \"{}\" }} }}\n      resources: {{ max_rss: 300Mi }}\n    metrics: {{ url: \"http://127.0.0.1:{leaky}/metrics\" }}\n    startup_delay: 100ms\n    actions:\n      restart: {{ http: {{ method: POST, url: \"http://127.0.0.1:{leaky}/fault/clear\" }} }}\n",
-            pid_file.display()
-        ),
+        format!("targets:\n{}", leak_healed_agent("leaky", leaky, &pid_file)),
     )
     .unwrap();
     let (code, report) = heal(&heal_dir, &[]);
@@ -498,17 +294,16 @@ fn a_daemon_and_a_heal_run_sharing_a_journal_never_issue_the_same_action_id() {
     assert_eq!(report["lines"][0]["outcome"], "success", "{report}");
 
     // Then the daemon acts.
-    let _ = http("POST", crashy, "/fault/crash", "");
+    let _ = http("POST", crashy, "/fault/crash", None, "");
     wait_for("crashy restarted", Duration::from_secs(30), || {
         actions_for(d.port, "crashy")
             .iter()
             .any(|a| !a["duration_ms"].is_null())
     });
-    let store =
-        medic_store::Store::open_read_only(dir.path().join("data").join("medic.db")).unwrap();
+    let journal = journal_read_only(dir.path());
     let mut target_of: std::collections::BTreeMap<u64, String> = Default::default();
     let mut intents = Vec::new();
-    for r in store.journal_all().unwrap() {
+    for r in journal {
         let Some(id) = r.entry.payload["action"].as_u64() else {
             continue;
         };
@@ -546,10 +341,8 @@ fn a_heal_run_leaves_the_daemons_action_in_flight_to_the_daemon() {
         "targets:\n  - name: slowfix\n    startup_delay: 100ms\n    probes:\n      liveness: {{ exec: [test, -f, \"{up}\"], every: 1s, failure_threshold: 1 }}\n    actions:\n      restart: {{ exec: [sh, -c, 'sleep 6; touch \"$0\"', \"{up}\"], timeout: 20s }}\n",
         up = up.display()
     );
-    let d = Daemon::start(dir.path(), &fleet);
-    wait_for("slowfix healthy", Duration::from_secs(20), || {
-        target_state(d.port, "slowfix") == "healthy"
-    });
+    let d = Daemon::start(dir.path(), &fleet, JSON_LOG);
+    d.wait_healthy(&["slowfix"]);
     std::fs::remove_file(&up).unwrap();
     wait_for("the daemon's restart", Duration::from_secs(30), || {
         !actions_for(d.port, "slowfix").is_empty()
@@ -566,14 +359,8 @@ fn a_heal_run_leaves_the_daemons_action_in_flight_to_the_daemon() {
                 .any(|a| !a["duration_ms"].is_null())
         },
     );
-    let store =
-        medic_store::Store::open_read_only(dir.path().join("data").join("medic.db")).unwrap();
-    let kinds: Vec<String> = store
-        .journal_all()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.entry.kind)
-        .collect();
+    let journal = journal_read_only(dir.path());
+    let kinds: Vec<String> = journal.into_iter().map(|r| r.entry.kind).collect();
     for kind in ["intent", "acted", "verified", "closed"] {
         assert_eq!(
             kinds.iter().filter(|k| *k == kind).count(),
@@ -588,16 +375,14 @@ fn a_supervised_target_starts_with_its_initial_replicas_on_the_next_free_ports()
     let dir = tempfile::tempdir().unwrap();
     let base = free_port();
     let fleet = pool_fleet(base, "").replace("initial: 1", "initial: 2");
-    let d = Daemon::start(dir.path(), &fleet);
-    wait_for("pool healthy", Duration::from_secs(20), || {
-        target_state(d.port, "pool") == "healthy"
-    });
+    let d = Daemon::start(dir.path(), &fleet, JSON_LOG);
+    d.wait_healthy(&["pool"]);
     assert_eq!(d.instance_port("pool", 0), Some(base));
     let port = d
         .instance_port("pool", 1)
         .unwrap_or_else(|| panic!("no second instance:\n{}", d.log()));
     assert!(port > base, "instance 1 on {port}, slot 0 on {base}");
     wait_for("instance 1 answers", Duration::from_secs(20), || {
-        http("GET", port, "/health", "").0 == 200
+        http("GET", port, "/health", None, "").0 == 200
     });
 }
