@@ -7,13 +7,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{
     Daemon, actions_for, get_json, incident_status, incidents_of, journaled, medic_bin,
-    policies_dir, quick_tiers, run_chromium, wait_for, wait_for_body, webhook_receiver,
+    quick_policies, run_chromium, wait_for, wait_for_body, webhook_receiver,
 };
 use serde_json::Value;
 
@@ -25,20 +25,15 @@ const CONFIG_ERROR: &str =
 /// The shipped default tier's rules that matter here (configuration → repair, else
 /// escalate; liveness failing → restart), with approval thresholds (confidence, risk) that
 /// let the repair run without a human's approval, no real cooldown or backoff, short
-/// verification.
-fn policies(dir: &Path) -> PathBuf {
-    policies_dir(
-        dir,
-        &quick_tiers(
-            "high",
-            "      - { name: config_error, when: { diagnosis: [configuration] }, then: repair, confidence: 0.8 }\n      - { name: config_error_unrepaired, when: { diagnosis: [configuration] }, then: escalate, confidence: 0.9 }\n      - { name: unresponsive, when: { failing: [liveness] }, then: restart, confidence: 0.95 }\n",
-        ),
-    )
-}
+/// verification (risk `high` in [`quick_policies`]).
+const RULES: &str = r#"      - { name: config_error, when: { diagnosis: [configuration] }, then: repair, confidence: 0.8 }
+      - { name: config_error_unrepaired, when: { diagnosis: [configuration] }, then: escalate, confidence: 0.9 }
+      - { name: unresponsive, when: { failing: [liveness] }, then: restart, confidence: 0.95 }
+"#;
 
-/// `medic run` on `fleet` with the tier above and `extra` arguments.
+/// `medic run` on `fleet` with that tier and `extra` arguments.
 fn start(dir: &Path, fleet: &str, extra: &[&str]) -> Daemon {
-    Daemon::start_with(dir, fleet, &policies(dir), extra)
+    Daemon::start_with(dir, fleet, &quick_policies(dir, "high", RULES), extra)
 }
 
 /// A fleet with one supervised target, `app`, that prints [`CONFIG_ERROR`] on stderr and
@@ -187,7 +182,7 @@ fn dashboard_shows_the_category(port: u16) {
 #[test]
 fn medic_run_refuses_a_bad_patterns_file_with_its_place() {
     let dir = tempfile::tempdir().unwrap();
-    let policies = policies(dir.path());
+    let policies = quick_policies(dir.path(), "high", RULES);
     std::fs::write(
         policies.join("patterns.yaml"),
         "patterns:\n  - id: x\n    category: nonsense\n    confidence: 0.5\n    regexes: ['a']\n",

@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{
     Daemon, TOKEN, actions_for, get_json, http, incidents_of, medic_bin, open_incidents,
-    open_store, policies_dir, quick_tiers, successes, target_state, wait_for,
+    open_store, quick_policies, successes, target_state, wait_for,
 };
 use serde_json::Value;
 
@@ -47,21 +47,13 @@ fn let_run(port: u16, secs: u64) {
     );
 }
 
-/// One tier for the fleets here: liveness failing → restart, no real cooldown or backoff, no
-/// crash-loop give-up within a test, short verification.
-fn policies(dir: &Path) -> PathBuf {
-    policies_dir(
-        dir,
-        &quick_tiers(
-            "medium",
-            "      - { name: unresponsive, when: { failing: [liveness] }, then: restart, confidence: 0.9 }\n",
-        ),
-    )
-}
+/// The one rule of the quick tier the fleets here run under: liveness failing → restart.
+const RULES: &str = r#"      - { name: unresponsive, when: { failing: [liveness] }, then: restart, confidence: 0.9 }
+"#;
 
-/// `medic run` on `fleet` with the tier above and `extra` arguments.
+/// `medic run` on `fleet` with that tier and `extra` arguments.
 fn start(dir: &Path, fleet: &str, extra: &[&str]) -> Daemon {
-    Daemon::start_with(dir, fleet, &policies(dir), extra)
+    Daemon::start_with(dir, fleet, &quick_policies(dir, "medium", RULES), extra)
 }
 
 /// An Alertmanager v4 webhook body with one alert for `web`.

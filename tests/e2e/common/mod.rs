@@ -161,10 +161,11 @@ pub fn policies_dir(dir: &Path, tiers: &str) -> PathBuf {
     policies
 }
 
-/// One `default` tier for quick tests (no real cooldown or backoff, no crash-loop give-up
-/// within a test, 2 s verification) with `auto_approve_risk` and the YAML list `rules`.
-pub fn quick_tiers(auto_approve_risk: &str, rules: &str) -> String {
-    format!(
+/// A policies directory `dir/policies` with one `default` tier for quick tests (no real
+/// cooldown or backoff, no crash-loop give-up within a test, 2 s verification) with
+/// `auto_approve_risk` and the YAML list `rules`.
+pub fn quick_policies(dir: &Path, auto_approve_risk: &str, rules: &str) -> PathBuf {
+    let tiers = format!(
         r#"healing_policies:
   default:
     max_restart_attempts: 32
@@ -182,7 +183,8 @@ pub fn quick_tiers(auto_approve_risk: &str, rules: &str) -> String {
     scaling: {{ tolerance: 0.1, scale_down_stabilization: 300s }}
     rules:
 {rules}"#
-    )
+    );
+    policies_dir(dir, &tiers)
 }
 
 /// `medic run` as a child process (API on a free port, token [`TOKEN`], uncoloured log in
