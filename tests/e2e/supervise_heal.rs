@@ -203,7 +203,8 @@ fn first_scale(port: u16) -> Option<Value> {
 }
 
 #[test]
-fn a_supervised_scale_starts_the_new_instance_on_the_next_free_port_and_verifies_it() {
+fn a_supervised_scale_starts_the_new_instance_on_the_next_free_port_and_verifies_it_and_medic_restarted_runs_it_again()
+ {
     let dir = tempfile::tempdir().unwrap();
     let base = free_port();
     let d = Daemon::start(dir.path(), &pool_fleet(base, ""), JSON_LOG);
@@ -224,6 +225,24 @@ fn a_supervised_scale_starts_the_new_instance_on_the_next_free_port_and_verifies
         http("GET", port, "/health", None, "").0,
         200,
         "instance 1 answers"
+    );
+
+    // medic stops (and its agents with it) and starts again on the same data: the engine
+    // recovers 2 replicas from the journal, and the supervisor runs that many again, not
+    // `replicas.initial`.
+    d.stop();
+    let d = Daemon::start(dir.path(), &pool_fleet(base, ""), JSON_LOG);
+    d.wait_healthy(&["pool"]);
+    let port = d.instance_port("pool", 1).unwrap_or_else(|| {
+        panic!(
+            "instance 1 not started again after a restart of medic:\n{}",
+            d.log()
+        )
+    });
+    wait_for(
+        "instance 1 answers after the restart",
+        Duration::from_secs(20),
+        || http("GET", port, "/health", None, "").0 == 200,
     );
 }
 

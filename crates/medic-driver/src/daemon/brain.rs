@@ -496,6 +496,12 @@ impl Brain {
         self
     }
 
+    /// The replicas the engine holds for `target`: `replicas.initial`, or the last verified
+    /// scale recovered from the journal.
+    pub(crate) fn replicas(&self, target: &str) -> Option<u32> {
+        self.engine.target_view(target).map(|v| v.replicas)
+    }
+
     /// Diagnoses failing targets with `patterns` (see `super::diagnose`).
     pub(crate) fn with_patterns(
         mut self,

@@ -333,7 +333,7 @@ impl DaemonHandle {
                 tracing::error!(error = %e, "reload: reading the pattern library failed; the running one stays")
             }
         }
-        start_supervised(&self.supervisor, &fleet).await;
+        start_supervised(&self.supervisor, &fleet, &[]).await;
         if let Some(stop) = self.stop_probes.take() {
             let _ = stop.send(());
         }
@@ -380,8 +380,11 @@ impl SupervisedPids for SupervisorPids {
     }
 }
 
-async fn start_supervised(supervisor: &Supervisor, fleet: &Fleet) {
-    for target in &fleet.targets {
+/// Starts the supervised targets not running yet, each with the replicas the engine holds for
+/// it (`replicas[i]` for the fleet's i-th target; `replicas.initial` when it has none), when
+/// the supervisor is its scale.
+async fn start_supervised(supervisor: &Supervisor, fleet: &Fleet, replicas: &[Option<u32>]) {
+    for (i, target) in fleet.targets.iter().enumerate() {
         let Some(spec) = &target.supervise else {
             continue;
         };
@@ -402,16 +405,20 @@ async fn start_supervised(supervisor: &Supervisor, fleet: &Fleet) {
                 continue;
             }
         }
-        // The engine starts from `replicas.initial`; the supervisor scales, so it runs that many.
+        // The engine counts from `replicas.initial`, or from the last verified scale after a
+        // restart of medic; the supervisor scales, so it runs that many.
         let scales = target
             .actions
             .get(&medic_core::Strategy::Scale)
             .is_some_and(|a| a.kind == medic_policy::ActionKind::Supervisor);
+        let replicas = replicas
+            .get(i)
+            .copied()
+            .flatten()
+            .unwrap_or(target.replicas.initial);
         if scales
-            && target.replicas.initial > 1
-            && let Err(e) = supervisor
-                .scale(&target.name, target.replicas.initial)
-                .await
+            && replicas > 1
+            && let Err(e) = supervisor.scale(&target.name, replicas).await
         {
             tracing::error!(
                 target = %target.name,
@@ -506,9 +513,6 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
     let models = load_models(options.models.clone(), &fleet).await;
     let models_text = models.describe();
 
-    // Supervised targets are started before the first probe.
-    start_supervised(&supervisor, &fleet).await;
-
     let brain = Brain::new(
         fleet.clone(),
         config,
@@ -529,6 +533,14 @@ pub async fn start(options: DaemonOptions, fleet: Fleet) -> Result<DaemonHandle,
     )?
     .with_retention(options.retention)
     .with_patterns(patterns.library);
+    // Supervised targets are started before the first probe, with the replicas the recovered
+    // engine holds.
+    let replicas: Vec<Option<u32>> = fleet
+        .targets
+        .iter()
+        .map(|t| brain.replicas(t.name.as_str()))
+        .collect();
+    start_supervised(&supervisor, &fleet, &replicas).await;
     let brain = std::thread::Builder::new()
         .name("medic-brain".into())
         .spawn(move || brain.run(inputs_rx))
