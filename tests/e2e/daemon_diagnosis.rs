@@ -128,6 +128,15 @@ fn a_configuration_error_without_a_repair_action_is_escalated_without_restarts()
         incident_status(d.port, "app").as_deref() == Some("escalated")
     });
     assert_configuration(&diagnosis(d.port));
+    // The open incident carries it too.
+    let incidents = get_json(d.port, "/api/v1/incidents");
+    let open = incidents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["target"] == "app")
+        .unwrap_or_else(|| panic!("no open incident of app: {incidents}"));
+    assert_configuration(&open["diagnosis"]);
     let done = kinds(d.port);
     assert!(
         done.iter()
@@ -177,6 +186,14 @@ fn dashboard_shows_the_category(port: u16) {
     );
     assert!(row.contains("listen_adress"), "{row}");
     assert!(row.contains(">configuration</span>"), "{row}");
+    let incidents = dom
+        .find(r#"<table id="incidents">"#)
+        .map(|at| &dom[at..at + dom[at..].find("</table>").unwrap_or(dom.len() - at)])
+        .unwrap_or_else(|| panic!("no incidents table:\n{dom}"));
+    assert!(
+        incidents.contains(r#"<span class="tag diagnosis" title="invalid_configuration (80%)"#),
+        "the open incident is tagged too: {incidents}"
+    );
 }
 
 #[test]

@@ -237,6 +237,10 @@ pub struct IncidentView {
     pub status: IncidentStatus,
     /// Actions tried so far.
     pub attempts: u32,
+    /// The latest diagnosis of the incident's evidence by the error patterns (`None`: no
+    /// known cause).
+    #[serde(default)]
+    pub diagnosis: Option<medic_core::DiagnosisFinding>,
 }
 
 /// One action, running or finished.

@@ -104,6 +104,7 @@ pub fn demo_view() -> FleetView {
         summary: "liveness failing: connection refused".into(),
         status: IncidentStatus::Healing,
         attempts: 1,
+        diagnosis: None,
     });
     for (id, target, outcome, dur) in [
         (1, "payments", AttemptResult::Success, Some(640)),

@@ -2001,6 +2001,7 @@ impl Brain {
                         .count(),
                 )
                 .unwrap_or(u32::MAX),
+                diagnosis: inc.diagnosis.clone(),
             })
             .collect();
         let mut log = medic_api::ActionLog::default();
