@@ -136,9 +136,9 @@ fn common_defs() -> Map<String, Value> {
     d.insert(
         "duration".into(),
         json!({
-            "description": "A duration: 500ms, 300s, 5m, 1h, 1d, or a number of seconds.",
+            "description": "A duration: 500ms, 300s, 5m, 1h, 1d, or a number of seconds; at most 365d.",
             "oneOf": [
-                { "type": "number", "minimum": 0 },
+                { "type": "number", "minimum": 0, "maximum": crate::yaml::MAX_DURATION.as_secs() },
                 { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*(ms|s|sec|secs|m|min|mins|h|d)?\\s*$" }
             ]
         }),

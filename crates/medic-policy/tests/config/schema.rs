@@ -190,6 +190,7 @@ fn broken_files_are_rejected_by_the_schema_too() {
     for bad in [
         "healing_policies:\n  default:\n    restart_cooldwn: 300s\n",
         "healing_policies:\n  default:\n    restart_cooldown: -5s\n",
+        "healing_policies:\n  default:\n    restart_cooldown: 31536001\n",
         "healing_policies:\n  default:\n    scale_threshold: 1.5\n",
         "healing_policies:\n  default:\n    rules: [{ name: r, when: {}, then: restart }]\n",
         "healing_policies:\n  x:\n    agent: [a]\n",
