@@ -1167,6 +1167,26 @@ fn decode_supervise(dec: &mut Decoder, node: &Node, path: &str) -> Option<Superv
         .require(&m, "command", path, ARGV_EXPECTED)
         .and_then(|c| argv(dec, c, &join(path, "command")));
     let env = dec.string_map(m.get("env"), &join(path, "env"));
+    // A name the process environment cannot hold would only fail at the first start.
+    if let Some(Node {
+        value: Value::Map(entries),
+        ..
+    }) = m.get("env")
+    {
+        for (k, _) in entries {
+            if let Some(name) = k.as_key()
+                && (name.is_empty() || name.contains(['=', '\0']))
+            {
+                dec.error_at(
+                    k.loc,
+                    &join(path, "env"),
+                    format!(
+                        "expected an environment variable name (not empty, without = or NUL), found {name:?}"
+                    ),
+                );
+            }
+        }
+    }
     let state_dir = dec
         .opt_string(m.get("state_dir"), &join(path, "state_dir"))
         .map(PathBuf::from);

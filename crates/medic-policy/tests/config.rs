@@ -354,6 +354,14 @@ fn broken_fleet_files_report_exact_locations() {
             ],
         ),
         (
+            "environment variable names a process cannot hold",
+            "targets:\n  - name: s\n    supervise:\n      command: [sleep, \"1\"]\n      env: { \"\": x, \"A=B\": y, OK: z }\n",
+            vec![
+                "fleet.yaml:5:14: targets[0].supervise.env: expected an environment variable name (not empty, without = or NUL), found \"\"",
+                "fleet.yaml:5:21: targets[0].supervise.env: expected an environment variable name (not empty, without = or NUL), found \"A=B\"",
+            ],
+        ),
+        (
             "supervisor action without supervise",
             "targets:\n  - name: w\n    actions:\n      restart: { supervisor: true }\n",
             vec![
