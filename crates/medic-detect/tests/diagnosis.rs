@@ -45,6 +45,33 @@ fn shipped_patterns_validate() {
 }
 
 #[test]
+fn a_pattern_file_is_read_as_the_policy_files_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("patterns.yaml");
+    std::fs::write(&bad, b"patterns:\n  - id: caf\xe9\n").unwrap();
+    let Err(Error::InvalidPatterns { issues }) = PatternLibrary::load(&bad) else {
+        panic!("a file that is not UTF-8 was accepted");
+    };
+    let text: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+    assert_eq!(
+        text,
+        [format!(
+            "{}:2:12: expected UTF-8 text, found the byte 0xe9",
+            bad.display()
+        )]
+    );
+    let Err(Error::InvalidPatterns { issues }) = PatternLibrary::load(&dir.path().join("none"))
+    else {
+        panic!("a missing file was accepted");
+    };
+    assert!(
+        issues[0].to_string().contains("expected a readable file"),
+        "{}",
+        issues[0]
+    );
+}
+
+#[test]
 fn validation_reports_every_problem_with_location() {
     let yaml = "\
 patterns:

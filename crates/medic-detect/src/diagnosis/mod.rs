@@ -43,16 +43,8 @@ use std::path::PathBuf;
 /// Errors of the diagnosis module.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A pattern file could not be read.
-    #[error("reading pattern file {path}")]
-    ReadPatterns {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A pattern file has problems; every one is listed with its location.
+    /// A pattern file could not be read, or has problems; every one is listed with its
+    /// location.
     #[error("{}", patterns::format_issues(.issues))]
     InvalidPatterns {
         /// Every problem found, in file order.

@@ -76,13 +76,13 @@ pub struct PatternLibrary {
 }
 
 impl PatternLibrary {
-    /// Reads and validates a pattern file.
+    /// Reads and validates a pattern file, read as the policy files are (size cap, the place
+    /// of a byte that is not UTF-8).
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadPatterns {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&path.display().to_string(), &text)
+        let file = path.display().to_string();
+        let text = medic_policy::yaml::read_yaml_file(path, &file)
+            .map_err(|e| Error::InvalidPatterns { issues: e.errors })?;
+        Self::parse(&file, &text)
     }
 
     /// Parses and validates pattern YAML; `file` names it in error messages. Every problem

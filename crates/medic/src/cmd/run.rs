@@ -101,8 +101,9 @@ pub fn notify_settings(
 ) -> anyhow::Result<medic_notify::NotifySettings> {
     let mut config: medic_notify::NotifyConfig = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            // Read as the policy files are: a size cap, the place of a byte that is not UTF-8.
+            let text = medic_policy::yaml::read_yaml_file(path, &path.display().to_string())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             serde_saphyr::from_str(&text).with_context(|| format!("{}", path.display()))?
         }
         None => serde_saphyr::from_str("{}").context("empty notification config")?,
