@@ -14,6 +14,17 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// `medic check --fleet FLEET --policies <shipped>`.
+fn check(fleet: &std::path::Path) -> Command {
+    let mut cmd = medic();
+    cmd.arg("check")
+        .arg("--fleet")
+        .arg(fleet)
+        .arg("--policies")
+        .arg(repo().join("policies"));
+    cmd
+}
+
 #[test]
 fn validate_accepts_the_shipped_files() {
     let out = medic()
@@ -90,15 +101,7 @@ fn check_json_gives_live_and_dead_targets_their_states() {
         ),
     )
     .unwrap();
-    let out = medic()
-        .arg("check")
-        .arg("--fleet")
-        .arg(&fleet)
-        .arg("--policies")
-        .arg(repo().join("policies"))
-        .arg("--json")
-        .output()
-        .unwrap();
+    let out = check(&fleet).arg("--json").output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -137,14 +140,7 @@ fn check_with_a_broken_fleet_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = dir.path().join("fleet.yaml");
     std::fs::write(&fleet, "targets: [ { name: a, tier: gold } ]\n").unwrap();
-    let out = medic()
-        .arg("check")
-        .arg("--fleet")
-        .arg(&fleet)
-        .arg("--policies")
-        .arg(repo().join("policies"))
-        .output()
-        .unwrap();
+    let out = check(&fleet).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -365,14 +361,9 @@ fn check_probes_https_targets_and_refuses_an_untrusted_certificate() {
     )
     .unwrap();
     // `trust`: the CA bundle to trust through `SSL_CERT_FILE`, or None for the system's store.
-    let check = |trust: Option<PathBuf>| {
-        let mut cmd = medic();
-        cmd.arg("check")
-            .arg("--fleet")
-            .arg(&fleet)
-            .arg("--policies")
-            .arg(repo().join("policies"))
-            .arg("--json")
+    let run = |trust: Option<PathBuf>| {
+        let mut cmd = check(&fleet);
+        cmd.arg("--json")
             .env_remove("SSL_CERT_DIR")
             .env_remove("SSL_CERT_FILE");
         if let Some(bundle) = trust {
@@ -383,11 +374,11 @@ fn check_probes_https_targets_and_refuses_an_untrusted_certificate() {
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
         (out.status.code(), json[0].clone())
     };
-    let trusted = check(Some(ca));
-    let system = check(None);
+    let trusted = run(Some(ca));
+    let system = run(None);
     // No CA certificate at all (a minimal container): plain http must still work, so the
     // client is built anyway and the https probe fails verification.
-    let nothing = check(Some(dir.path().join("no-such-bundle.pem")));
+    let nothing = run(Some(dir.path().join("no-such-bundle.pem")));
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(trusted.0, Some(0), "{}", trusted.1);
